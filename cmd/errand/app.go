@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/mail"
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/jobs"
+	"github.com/redis/go-redis/v9"
+)
+
+// flags is a command's flag set with the shared --config flag.
+type flags struct {
+	*flag.FlagSet
+	config *string
+	stderr io.Writer
+	// set maps flags the user gave to the config keys they override.
+	keys map[string]string
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &flags{FlagSet: fs, stderr: stderr, keys: map[string]string{}}
+	f.config = fs.String("config", "./config.toml", "path of the config file")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: errand %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+// overrides binds a flag to the config key it overrides when given.
+func (f *flags) overrides(flagName, key string) { f.keys[flagName] = key }
+
+// parse parses args, allowing flags after positional arguments
+// (errand enqueue TYPE --payload …), and returns the positional ones.
+func (f *flags) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, usageError{err}
+			}
+			return nil, usageError{err}
+		}
+		args = f.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// load reads the configuration: defaults < file < environment < flags.
+func (f *flags) load(environ []string) (*config.Config, error) {
+	explicit := false
+	f.Visit(func(fl *flag.Flag) {
+		if fl.Name == "config" {
+			explicit = true
+		}
+	})
+	over := map[string]any{}
+	f.Visit(func(fl *flag.Flag) {
+		if key, ok := f.keys[fl.Name]; ok {
+			over[key] = fl.Value.String()
+		}
+	})
+	return config.Load(*f.config, explicit, environ, over)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app is what most commands share.
+type app struct {
+	cfg *config.Config
+	log *slog.Logger
+	rdb *redis.Client
+	reg *queue.Registry
+}
+
+// newApp connects to Redis and registers the job types, with their handlers
+// when withHandlers.
+func newApp(cfg *config.Config, stderr io.Writer, withHandlers bool) (*app, error) {
+	log := newLogger(cfg, stderr)
+	reg := queue.NewRegistry(cfg)
+	deps := jobs.Deps{Config: cfg, Log: log}
+	if withHandlers {
+		m, err := mail.New(cfg.SMTP)
+		if err != nil {
+			return nil, err
+		}
+		deps.Mailer = m
+	}
+	jobs.Register(reg, deps)
+	if err := reg.Configure(cfg.Jobs); err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg}, nil
+}
+
+func (a *app) close() { _ = a.rdb.Close() }
+
+// pingRedis fails with a clear message when Redis cannot be reached.
+func (a *app) pingRedis(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("cannot reach Redis at %s: %v", a.cfg.Redis.Addr, redactErr(err))
+	}
+	return nil
+}
+
+func redactErr(err error) string {
+	return strings.TrimSpace(err.Error())
+}

@@ -1,0 +1,78 @@
+// Command errand runs a web shop's slow, failure-prone side effects in the
+// background, reliably. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	// Each command takes the signals it cares about itself: serve stops on the
+	// first, the worker stops gracefully on the first and at once on a second.
+	err := run(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "errand: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+// usageError has already printed the usage; main only sets the exit code.
+type usageError struct{ error }
+
+const usage = `errand runs a web shop's side effects in the background, reliably.
+
+Usage:
+  errand serve                                the HTTP API, webhooks, dashboard, /metrics
+  errand worker [--queues LIST] [--concurrency N] [--strict]
+                                              work jobs (LIST: "a,b" = priority order, "a:3,b:1" = weights)
+  errand queues [--json]                      each queue's sizes, today's counts and latency
+  errand failed list [--queue Q] [--json]     jobs that failed for good
+  errand failed retry ID|--all                queue failed jobs again, with their full attempts
+  errand failed forget ID                     remove one job from the failed list
+  errand failed flush                         empty the failed list
+  errand enqueue TYPE --payload JSON [--delay 5s] [--queue Q]
+                                              push one job by hand
+  errand migrate                              create or upgrade the database schema
+
+Every command takes --config PATH (default ./config.toml). Every setting can be
+overridden by an environment variable ERRAND_<SECTION>__<KEY>, e.g.
+ERRAND_SMTP__PASSWORD or ERRAND_REDIS__ADDR.
+`
+
+// run is the whole program, callable from tests.
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command")}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, environ, stdout, stderr)
+	case "worker":
+		return cmdWorker(ctx, rest, environ, stdout, stderr)
+	case "queues":
+		return cmdQueues(ctx, rest, environ, stdout, stderr)
+	case "failed":
+		return cmdFailed(ctx, rest, environ, stdout, stderr)
+	case "enqueue":
+		return cmdEnqueue(ctx, rest, environ, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, environ, stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "errand: unknown command %q\n\n%s", cmd, usage)
+		return usageError{fmt.Errorf("unknown command %q", cmd)}
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"sync"
+
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
+	"github.com/errandhq/errand/internal/web"
+)
+
+func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	f := newFlags("serve", "serve [--addr :8080]", stderr)
+	f.String("addr", "", "listen address (overrides http.addr)")
+	f.overrides("addr", "http.addr")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(cfg, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	st, err := store.Open(cfg.Database.URL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if applied, err := st.Migrate(ctx); err != nil {
+		return err
+	} else if len(applied) > 0 {
+		a.log.Info("database migrated", "versions", fmt.Sprint(applied))
+	}
+	if err := a.pingRedis(ctx); err != nil {
+		// Requests are still taken: their jobs wait in the outbox.
+		a.log.Warn("Redis is unreachable; jobs wait in the database until it is back", "error", err.Error())
+	}
+
+	client := queue.NewClient(a.reg, a.rdb)
+	relay := queue.NewRelay(st, client, a.log)
+	var wg sync.WaitGroup
+	rctx, stopRelay := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); relay.Run(rctx) }()
+	defer func() { stopRelay(); wg.Wait() }()
+
+	h, closeDash := web.New(&web.Server{Config: cfg, Store: st, Registry: a.reg, Relay: relay, Redis: a.rdb, Log: a.log})
+	defer closeDash()
+	return web.Serve(ctx, cfg.HTTP.Addr, h, a.log, func(addr string) {
+		a.log.Info("serving", "addr", addr, "dashboard", cfg.Dashboard.Path)
+	})
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/errandhq/errand/internal/queue"
+)
+
+func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	f := newFlags("worker", "worker [--queues LIST] [--concurrency N] [--strict]", stderr)
+	f.String("queues", "", `queues to work: "emails,crm" in that order of priority, or "emails:3,crm:1" by weight (default: every configured queue with its weight)`)
+	f.Int("concurrency", 0, "jobs run at once (overrides worker.concurrency)")
+	f.Bool("strict", false, "strict priority: always drain higher-weighted queues first")
+	f.overrides("queues", "worker.queues")
+	f.overrides("concurrency", "worker.concurrency")
+	f.overrides("strict", "worker.strict")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(cfg, stderr, true)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.pingRedis(ctx); err != nil {
+		return err
+	}
+	w, err := queue.NewWorker(cfg, a.reg, a.rdb, a.log)
+	if err != nil {
+		return err
+	}
+	if _, ok := w.Queues().Weights["critical"]; !ok {
+		a.log.Warn("this worker does not work the critical queue: escalation emails need a worker that does")
+	}
+	// The worker takes the signals itself: the first one stops it gracefully,
+	// a second one exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	return w.Run(ctx, sigs)
+}

@@ -1,0 +1,392 @@
+// Package config loads errand's settings: built-in defaults, then config.toml,
+// then ERRAND_<SECTION>__<KEY> environment variables, then command-line flags,
+// each overriding the one before.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is every setting errand has. config.toml documents each key.
+type Config struct {
+	Redis      Redis          `koanf:"redis"`
+	HTTP       HTTP           `koanf:"http"`
+	Database   Database       `koanf:"database"`
+	Worker     Worker         `koanf:"worker"`
+	Queues     map[string]int `koanf:"queues"`
+	Policy     Policy         `koanf:"policy"`
+	Jobs       map[string]Job `koanf:"jobs"`
+	SMTP       SMTP           `koanf:"smtp"`
+	Escalation Escalation     `koanf:"escalation"`
+	Notify     Notify         `koanf:"notify"`
+	CRM        CRM            `koanf:"crm"`
+	Fulfill    Fulfillment    `koanf:"fulfillment"`
+	Shopify    Shopify        `koanf:"shopify"`
+	Dashboard  Dashboard      `koanf:"dashboard"`
+	API        API            `koanf:"api"`
+	Log        Log            `koanf:"log"`
+}
+
+type Redis struct {
+	Addr     string `koanf:"addr"`
+	Password string `koanf:"password"`
+	DB       int    `koanf:"db"`
+	TLS      bool   `koanf:"tls"`
+}
+
+type HTTP struct {
+	Addr      string `koanf:"addr"`
+	PublicURL string `koanf:"public_url"`
+}
+
+type Database struct {
+	URL string `koanf:"url"`
+}
+
+type Worker struct {
+	Queues          string        `koanf:"queues"`
+	Concurrency     int           `koanf:"concurrency"`
+	Strict          bool          `koanf:"strict"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// Policy holds the failure-policy settings shared by every job type.
+type Policy struct {
+	ThrottleDeadline time.Duration `koanf:"throttle_deadline"`
+	Retention        time.Duration `koanf:"retention"`
+}
+
+// Job overrides the defaults a job type declares in jobs/. Zero values mean
+// "keep the job's default".
+type Job struct {
+	Queue       string          `koanf:"queue"`
+	Delay       *time.Duration  `koanf:"delay"`
+	MaxAttempts int             `koanf:"max_attempts"`
+	Timeout     time.Duration   `koanf:"timeout"`
+	Backoff     []time.Duration `koanf:"backoff"`
+}
+
+type SMTP struct {
+	Host         string        `koanf:"host"`
+	Port         int           `koanf:"port"`
+	Username     string        `koanf:"username"`
+	Password     string        `koanf:"password"`
+	TLS          string        `koanf:"tls"`
+	From         string        `koanf:"from"`
+	Timeout      time.Duration `koanf:"timeout"`
+	TemplatesDir string        `koanf:"templates_dir"`
+}
+
+type Escalation struct {
+	To     []string      `koanf:"to"`
+	Window time.Duration `koanf:"window"`
+	Redact []string      `koanf:"redact"`
+}
+
+type Notify struct {
+	Kind             string         `koanf:"kind"`
+	DefaultRep       string         `koanf:"default_rep"`
+	Reps             map[string]Rep `koanf:"reps"`
+	TelegramBotToken string         `koanf:"telegram_bot_token"`
+	BaseURL          string         `koanf:"base_url"`
+}
+
+type Rep struct {
+	Name            string `koanf:"name"`
+	SlackWebhookURL string `koanf:"slack_webhook_url"`
+	TelegramChatID  string `koanf:"telegram_chat_id"`
+}
+
+type CRM struct {
+	BaseURL      string `koanf:"base_url"`
+	ClientID     string `koanf:"client_id"`
+	ClientSecret string `koanf:"client_secret"`
+}
+
+type Fulfillment struct {
+	BaseURL        string `koanf:"base_url"`
+	AppKey         string `koanf:"app_key"`
+	AppSecret      string `koanf:"app_secret"`
+	CallbackSecret string `koanf:"callback_secret"`
+}
+
+type Shopify struct {
+	Shop          string `koanf:"shop"`
+	AccessToken   string `koanf:"access_token"`
+	APIVersion    string `koanf:"api_version"`
+	BaseURL       string `koanf:"base_url"`
+	WebhookSecret string `koanf:"webhook_secret"`
+}
+
+type Dashboard struct {
+	Path     string `koanf:"path"`
+	Username string `koanf:"username"`
+	Password string `koanf:"password"`
+	ReadOnly bool   `koanf:"read_only"`
+}
+
+type API struct {
+	Tokens []string `koanf:"tokens"`
+}
+
+type Log struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+}
+
+// Defaults are the values used when neither the file, the environment nor a
+// flag sets a key. config.toml repeats them with their documentation.
+func Defaults() map[string]any {
+	return map[string]any{
+		"redis.addr":                  "127.0.0.1:6379",
+		"redis.db":                    0,
+		"redis.tls":                   false,
+		"http.addr":                   ":8080",
+		"http.public_url":             "http://localhost:8080",
+		"database.url":                "file:errand.db",
+		"worker.queues":               "",
+		"worker.concurrency":          20,
+		"worker.strict":               false,
+		"worker.shutdown_timeout":     "30s",
+		"queues.critical":             6,
+		"queues.emails":               3,
+		"queues.notifications":        3,
+		"queues.crm":                  2,
+		"queues.fulfillment":          3,
+		"queues.shopify":              3,
+		"queues.default":              1,
+		"policy.throttle_deadline":    "24h",
+		"policy.retention":            "24h",
+		"smtp.host":                   "127.0.0.1",
+		"smtp.port":                   1025,
+		"smtp.tls":                    "none",
+		"smtp.from":                   "errand <errand@localhost>",
+		"smtp.timeout":                "15s",
+		"escalation.window":           "1m",
+		"escalation.redact":           []string{"password", "token", "secret", "access_token", "authorization"},
+		"notify.kind":                 "slack",
+		"crm.base_url":                "https://api.tidio.com",
+		"shopify.api_version":         "2025-07",
+		"dashboard.path":              "/monitoring/",
+		"dashboard.read_only":         false,
+		"log.level":                   "info",
+		"log.format":                  "text",
+		"notify.telegram_bot_token":   "",
+		"notify.base_url":             "",
+		"fulfillment.base_url":        "",
+		"shopify.base_url":            "",
+		"shopify.shop":                "",
+		"dashboard.username":          "admin",
+		"escalation.to":               []string{},
+		"api.tokens":                  []string{},
+		"notify.default_rep":          "",
+		"smtp.username":               "",
+		"smtp.password":               "",
+		"smtp.templates_dir":          "",
+		"redis.password":              "",
+		"dashboard.password":          "",
+		"crm.client_id":               "",
+		"crm.client_secret":           "",
+		"fulfillment.app_key":         "",
+		"fulfillment.app_secret":      "",
+		"fulfillment.callback_secret": "",
+		"shopify.access_token":        "",
+		"shopify.webhook_secret":      "",
+	}
+}
+
+// EnvPrefix starts every environment override: ERRAND_SMTP__PASSWORD sets
+// smtp.password.
+const EnvPrefix = "ERRAND_"
+
+// Load reads the settings. path may name a file that does not exist only when
+// it is the default path (a missing explicit --config is an error). environ is
+// the process environment as KEY=VALUE pairs; flags holds the values of flags
+// the user set, keyed by their config key (e.g. "worker.concurrency").
+func Load(path string, mustExist bool, environ []string, flags map[string]any) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if path != "" {
+		if _, err := os.Stat(path); err == nil {
+			if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
+				return nil, fmt.Errorf("config: %s: %w", path, err)
+			}
+		} else if mustExist || !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	envVals := map[string]any{}
+	for _, kv := range environ {
+		key, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(key, EnvPrefix) {
+			continue
+		}
+		name := strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
+		name = strings.ReplaceAll(name, "__", ".")
+		if name == "" {
+			continue
+		}
+		envVals[name] = envValue(k, name, val)
+	}
+	if err := k.Load(confmap.Provider(envVals, "."), nil); err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+	if len(flags) > 0 {
+		if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
+			return nil, fmt.Errorf("config: flags: %w", err)
+		}
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return nil, fmt.Errorf("config: %w", cleanDecodeError(err))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// envValue turns a comma-separated environment value into a list where the key
+// is a list (escalation.to, api.tokens, jobs.<type>.backoff).
+func envValue(k *koanf.Koanf, key, val string) any {
+	if _, isList := k.Get(key).([]any); isList || strings.HasSuffix(key, ".backoff") {
+		return splitList(val)
+	}
+	if _, isList := k.Get(key).([]string); isList {
+		return splitList(val)
+	}
+	return val
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cleanDecodeError(err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):\n\n")
+	return errors.New(strings.TrimSpace(msg))
+}
+
+// Validate checks the settings that would otherwise fail later, far from
+// their cause.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Redis.Addr == "" {
+		bad("redis.addr", "must not be empty")
+	}
+	if c.Worker.Concurrency < 1 {
+		bad("worker.concurrency", "must be at least 1 (got %d)", c.Worker.Concurrency)
+	}
+	if c.Worker.ShutdownTimeout <= 0 {
+		bad("worker.shutdown_timeout", "must be positive (got %s)", c.Worker.ShutdownTimeout)
+	}
+	if len(c.Queues) == 0 {
+		bad("queues", "at least one queue must be configured")
+	}
+	for name, w := range c.Queues {
+		if w < 1 {
+			bad("queues."+name, "weight must be at least 1 (got %d)", w)
+		}
+	}
+	switch c.SMTP.TLS {
+	case "none", "starttls", "tls":
+	default:
+		bad("smtp.tls", "must be one of none, starttls, tls (got %q)", c.SMTP.TLS)
+	}
+	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
+		bad("smtp.port", "must be a port number (got %d)", c.SMTP.Port)
+	}
+	if c.SMTP.From != "" {
+		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
+			bad("smtp.from", "must be an email address (got %q)", c.SMTP.From)
+		}
+	}
+	for _, to := range c.Escalation.To {
+		if _, err := mail.ParseAddress(to); err != nil {
+			bad("escalation.to", "%q is not an email address", to)
+		}
+	}
+	if c.Escalation.Window < time.Second {
+		bad("escalation.window", "must be at least 1s (got %s)", c.Escalation.Window)
+	}
+	if c.Policy.ThrottleDeadline <= 0 {
+		bad("policy.throttle_deadline", "must be positive (got %s)", c.Policy.ThrottleDeadline)
+	}
+	if c.Policy.Retention < 0 {
+		bad("policy.retention", "must not be negative (got %s)", c.Policy.Retention)
+	}
+	switch c.Notify.Kind {
+	case "slack", "telegram":
+	default:
+		bad("notify.kind", "must be slack or telegram (got %q)", c.Notify.Kind)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error (got %q)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	if !strings.HasPrefix(c.Dashboard.Path, "/") {
+		bad("dashboard.path", "must start with / (got %q)", c.Dashboard.Path)
+	}
+	names := make([]string, 0, len(c.Jobs))
+	for name := range c.Jobs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		j := c.Jobs[name]
+		key := fmt.Sprintf("jobs.%q", name)
+		if j.MaxAttempts < 0 {
+			bad(key+".max_attempts", "must be at least 1 (got %d)", j.MaxAttempts)
+		}
+		if j.Delay != nil && *j.Delay < 0 {
+			bad(key+".delay", "must not be negative (got %s)", *j.Delay)
+		}
+		if j.Timeout < 0 {
+			bad(key+".timeout", "must not be negative (got %s)", j.Timeout)
+		}
+		for _, b := range j.Backoff {
+			if b < 0 {
+				bad(key+".backoff", "must not hold negative waits (got %s)", b)
+			}
+		}
+		if j.Queue != "" {
+			if _, ok := c.Queues[j.Queue]; !ok {
+				bad(key+".queue", "queue %q is not in [queues]", j.Queue)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

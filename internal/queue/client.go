@@ -1,0 +1,127 @@
+package queue
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Headers errand keeps on every task. asynq stores due times in whole seconds
+// and may start a task up to a second early, so the exact due instant travels
+// with the task and the worker waits for it.
+const (
+	headerDue      = "errand-due-ms"
+	headerQueued   = "errand-queued-ms"
+	headerRetryOf  = "errand-retry-of"
+	maxRetrySentry = 1 << 20 // errand counts attempts itself; see policy.go
+)
+
+// RedisOptions turns the [redis] settings into go-redis options.
+func RedisOptions(c config.Redis) *redis.Options {
+	o := &redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB}
+	if c.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o
+}
+
+// ConnOpt returns the asynq connection option for the [redis] settings.
+func ConnOpt(c config.Redis) asynq.RedisClientOpt {
+	o := asynq.RedisClientOpt{Addr: c.Addr, Password: c.Password, DB: c.DB}
+	if c.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o
+}
+
+// Client queues jobs: think-queue's Queue::push and Queue::later.
+type Client struct {
+	reg *Registry
+	ac  *asynq.Client
+}
+
+// NewClient returns a client over rdb.
+func NewClient(reg *Registry, rdb redis.UniversalClient) *Client {
+	return &Client{reg: reg, ac: asynq.NewClientFromRedisClient(rdb)}
+}
+
+// ErrDuplicate means a job with the same ID is already queued (or kept).
+var ErrDuplicate = errors.New("job already queued")
+
+// Push queues a typed job now (or after its type's default delay).
+func (c *Client) Push(ctx context.Context, args Args, opts ...Option) (Envelope, error) {
+	e, err := c.reg.Prepare(args, opts...)
+	if err != nil {
+		return e, err
+	}
+	return e, c.Enqueue(ctx, e)
+}
+
+// Later queues a typed job to run no earlier than delay from now.
+func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts ...Option) (Envelope, error) {
+	return c.Push(ctx, args, append(opts, Delay(delay))...)
+}
+
+// Enqueue puts a prepared envelope into Redis. Queuing the same envelope twice
+// returns ErrDuplicate and changes nothing.
+func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
+	task, opts, err := c.task(e)
+	if err != nil {
+		return err
+	}
+	if _, err := c.ac.EnqueueContext(ctx, task, opts...); err != nil {
+		if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+			return ErrDuplicate
+		}
+		return fmt.Errorf("queue: enqueue %s %s: %w", e.Type, e.ID, err)
+	}
+	return nil
+}
+
+func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option, error) {
+	def, err := c.reg.Lookup(e.Type)
+	if err != nil {
+		return nil, nil, err
+	}
+	headers := map[string]string{
+		headerDue:    strconv.FormatInt(e.DueAt.UnixMilli(), 10),
+		headerQueued: strconv.FormatInt(e.QueuedAt.UnixMilli(), 10),
+	}
+	opts := []asynq.Option{
+		asynq.TaskID(e.ID),
+		asynq.Queue(e.Queue),
+		asynq.MaxRetry(maxRetrySentry),
+		// asynq's own deadline comes after errand's, so the policy always sees
+		// the timeout and classifies it.
+		asynq.Timeout(def.Timeout + timeoutGrace),
+	}
+	if r := c.reg.Retention(); r > 0 {
+		opts = append(opts, asynq.Retention(r))
+	}
+	if e.DueAt.After(time.Now()) {
+		opts = append(opts, asynq.ProcessAt(e.DueAt))
+	}
+	return asynq.NewTaskWithHeaders(e.Type, e.Payload, headers), opts, nil
+}
+
+// Close releases the client's resources (not the Redis client it was given).
+func (c *Client) Close() error { return nil }
+
+func headerMillis(h map[string]string, key string) (time.Time, bool) {
+	v, ok := h[key]
+	if !ok {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}

@@ -1,0 +1,261 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// metricsKey is the Redis hash where every worker adds its counts, so one
+// /metrics endpoint (on `errand serve`) reports the whole fleet.
+const metricsKey = "errand:metrics"
+
+const sep = "|"
+
+type outcome int
+
+const (
+	outcomeDone outcome = iota
+	outcomeRetry
+	outcomeFailed
+)
+
+// durationBuckets are the handler-duration histogram's upper bounds, in seconds.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// Metrics counts what the worker does and adds the counts to Redis every
+// second, in one round trip, instead of one write per job.
+type Metrics struct {
+	rdb redis.UniversalClient
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]float64
+}
+
+// NewMetrics returns a counter set that flushes to rdb.
+func NewMetrics(rdb redis.UniversalClient, log *slog.Logger) *Metrics {
+	return &Metrics{rdb: rdb, log: log, pending: map[string]float64{}}
+}
+
+func (m *Metrics) add(field string, v float64) {
+	m.pending[field] += v
+}
+
+func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch o {
+	case outcomeDone:
+		m.add("processed"+sep+queue+sep+typ, 1)
+	case outcomeRetry:
+		m.add("retried"+sep+queue+sep+typ, 1)
+	case outcomeFailed:
+		m.add("failed"+sep+queue+sep+typ, 1)
+	}
+	if took <= 0 && o == outcomeFailed {
+		return // failed before running: no duration to record
+	}
+	s := took.Seconds()
+	le := "+Inf"
+	for _, b := range durationBuckets {
+		if s <= b {
+			le = strconv.FormatFloat(b, 'g', -1, 64)
+			break
+		}
+	}
+	m.add("duration_bucket"+sep+typ+sep+le, 1)
+	m.add("duration_sum"+sep+typ, s)
+	m.add("duration_count"+sep+typ, 1)
+}
+
+func (m *Metrics) escalated(typ, queue string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.add("escalated"+sep+queue+sep+typ, 1)
+	m.mu.Unlock()
+}
+
+// Flush adds the counts gathered since the last flush to Redis. Counts that
+// cannot be written are kept for the next flush.
+func (m *Metrics) Flush(ctx context.Context) error {
+	m.mu.Lock()
+	batch := m.pending
+	m.pending = map[string]float64{}
+	m.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	_, err := m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for f, v := range batch {
+			if v == float64(int64(v)) {
+				p.HIncrBy(ctx, metricsKey, f, int64(v))
+			} else {
+				p.HIncrByFloat(ctx, metricsKey, f, v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.mu.Lock()
+		for f, v := range batch {
+			m.pending[f] += v
+		}
+		m.mu.Unlock()
+	}
+	return err
+}
+
+// Run flushes every interval until ctx ends, then once more.
+func (m *Metrics) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := m.Flush(ctx); err != nil {
+				m.log.Debug("metrics flush failed; kept for the next one", "error", err)
+			}
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = m.Flush(fctx)
+			cancel()
+			return
+		}
+	}
+}
+
+// Collector exposes the fleet's counts and the queues' sizes to Prometheus.
+type Collector struct {
+	rdb redis.UniversalClient
+	ins *asynq.Inspector
+
+	counters  map[string]*prometheus.Desc
+	duration  *prometheus.Desc
+	size      *prometheus.Desc
+	latency   *prometheus.Desc
+	scrapeErr *prometheus.Desc
+}
+
+// NewCollector returns a collector reading from rdb.
+func NewCollector(rdb redis.UniversalClient) *Collector {
+	c := &Collector{
+		rdb:      rdb,
+		ins:      asynq.NewInspectorFromRedisClient(rdb),
+		counters: map[string]*prometheus.Desc{},
+	}
+	for name, help := range map[string]string{
+		"processed": "Jobs that completed.",
+		"retried":   "Failed attempts that will be retried.",
+		"failed":    "Jobs that failed for good (final failures).",
+		"escalated": "Final failures queued for the developers' escalation email.",
+	} {
+		c.counters[name] = prometheus.NewDesc("errand_jobs_"+name+"_total", help, []string{"queue", "type"}, nil)
+	}
+	c.duration = prometheus.NewDesc("errand_job_duration_seconds", "Time a job's handler ran, per attempt.", []string{"type"}, nil)
+	c.size = prometheus.NewDesc("errand_queue_size", "Jobs in a queue, by state.", []string{"queue", "state"}, nil)
+	c.latency = prometheus.NewDesc("errand_queue_latency_seconds", "Age of the oldest pending job in a queue.", []string{"queue"}, nil)
+	c.scrapeErr = prometheus.NewDesc("errand_metrics_redis_up", "1 when Redis answered the metrics scrape.", nil, nil)
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.counters {
+		ch <- d
+	}
+	ch <- c.duration
+	ch <- c.size
+	ch <- c.latency
+	ch <- c.scrapeErr
+}
+
+type histo struct {
+	count   uint64
+	sum     float64
+	buckets map[float64]uint64
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	all, err := c.rdb.HGetAll(ctx, metricsKey).Result()
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, 1)
+	histos := map[string]*histo{}
+	h := func(typ string) *histo {
+		if histos[typ] == nil {
+			histos[typ] = &histo{buckets: map[float64]uint64{}}
+		}
+		return histos[typ]
+	}
+	for field, raw := range all {
+		v, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			continue
+		}
+		parts := strings.Split(field, sep)
+		switch {
+		case len(parts) == 3 && c.counters[parts[0]] != nil:
+			ch <- prometheus.MustNewConstMetric(c.counters[parts[0]], prometheus.CounterValue, v, parts[1], parts[2])
+		case len(parts) == 3 && parts[0] == "duration_bucket":
+			if parts[2] == "+Inf" {
+				continue
+			}
+			le, err := strconv.ParseFloat(parts[2], 64)
+			if err == nil {
+				h(parts[1]).buckets[le] += uint64(v)
+			}
+		case len(parts) == 2 && parts[0] == "duration_sum":
+			h(parts[1]).sum = v
+		case len(parts) == 2 && parts[0] == "duration_count":
+			h(parts[1]).count = uint64(v)
+		}
+	}
+	for typ, hs := range histos {
+		cum := map[float64]uint64{}
+		var run uint64
+		bounds := append([]float64(nil), durationBuckets...)
+		sort.Float64s(bounds)
+		for _, b := range bounds {
+			run += hs.buckets[b]
+			cum[b] = run
+		}
+		ch <- prometheus.MustNewConstHistogram(c.duration, hs.count, hs.sum, cum, typ)
+	}
+	queues, err := c.ins.Queues()
+	if err != nil {
+		return
+	}
+	for _, q := range queues {
+		info, err := c.ins.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		for state, n := range map[string]int{
+			"pending": info.Pending, "scheduled": info.Scheduled, "retry": info.Retry,
+			"active": info.Active, "failed": info.Archived, "aggregating": info.Aggregating,
+			"completed": info.Completed,
+		} {
+			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n), q, state)
+		}
+		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+	}
+}

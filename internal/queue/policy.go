@@ -1,0 +1,228 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/errandhq/errand"
+	"github.com/hibiken/asynq"
+)
+
+// timeoutGrace is how much later than errand's own timeout asynq's deadline
+// falls, so a job that overruns is always classified by the policy.
+const timeoutGrace = 5 * time.Second
+
+// Policy is errand's failure policy: the one place that runs a job and decides,
+// from its error's class and the attempts it has used, whether and when it runs
+// again, and when a failure is final and escalated.
+//
+// asynq's own retry limit is set out of reach (maxRetrySentry) because asynq
+// would archive a job whose last attempt was merely throttled; errand counts
+// attempts here instead. asynq's retry counter is still the source of truth for
+// attempts used: a throttled retry does not increase it, a transient failure or a
+// worker lost mid-job does.
+type Policy struct {
+	reg       *Registry
+	escalator *Escalator
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// NewPolicy returns the policy for the jobs in reg.
+func NewPolicy(reg *Registry, esc *Escalator, m *Metrics, log *slog.Logger) *Policy {
+	return &Policy{reg: reg, escalator: esc, metrics: m, log: log, now: time.Now}
+}
+
+// verdict is the policy's decision about one failed attempt. It travels to
+// asynq on the returned error, where IsFailure and RetryDelay read it.
+type verdict struct {
+	err    error
+	class  errand.Class
+	counts bool          // the attempt is used up
+	final  bool          // no further attempt
+	wait   time.Duration // until the next attempt
+}
+
+func (v *verdict) Error() string { return v.err.Error() }
+
+func (v *verdict) Unwrap() []error {
+	if v.final {
+		return []error{v.err, asynq.SkipRetry}
+	}
+	return []error{v.err}
+}
+
+// judge decides what a failed attempt means.
+func (p *Policy) judge(def *Definition, retried int, queuedAt time.Time, err error) *verdict {
+	class, wait := errand.ClassOf(err)
+	v := &verdict{err: err, class: class}
+	now := p.now()
+	used := retried + 1
+	pastDeadline := func(w time.Duration) bool {
+		return !queuedAt.IsZero() && now.Add(w).After(queuedAt.Add(def.ThrottleDeadline))
+	}
+	switch {
+	case def.Unbounded:
+		// Retried until the deadline, with a backoff that grows with the time
+		// already spent, since the attempts are not counted.
+		v.wait = def.Backoff[0]
+		if elapsed := now.Sub(queuedAt); !queuedAt.IsZero() && elapsed/2 > v.wait {
+			v.wait = min(elapsed/2, def.Backoff[len(def.Backoff)-1])
+		}
+		v.final = pastDeadline(v.wait)
+	case class == errand.Permanent:
+		v.counts, v.final = true, true
+	case class == errand.Throttled:
+		v.wait = wait
+		if v.wait <= 0 {
+			v.wait = def.BackoffFor(1)
+		}
+		v.final = pastDeadline(v.wait)
+		if v.final {
+			v.err = fmt.Errorf("throttled past the %s deadline: %w", def.ThrottleDeadline, err)
+		}
+	default:
+		v.counts = true
+		v.wait = def.BackoffFor(used)
+		v.final = used >= def.MaxAttempts
+	}
+	return v
+}
+
+// IsFailure tells asynq whether a failed attempt counts.
+func IsFailure(err error) bool {
+	var v *verdict
+	if errors.As(err, &v) {
+		return v.counts
+	}
+	return true
+}
+
+// RetryDelay tells asynq how long to wait before the next attempt.
+func (p *Policy) RetryDelay(retried int, err error, task *asynq.Task) time.Duration {
+	var v *verdict
+	if errors.As(err, &v) {
+		return v.wait
+	}
+	// A failure the policy did not see, e.g. a worker lost mid-job.
+	if def, lerr := p.reg.Lookup(task.Type()); lerr == nil {
+		return def.BackoffFor(retried + 1)
+	}
+	return 10 * time.Second
+}
+
+// ProcessTask runs one attempt of a job under the policy.
+func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
+	id, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	qname, _ := asynq.GetQueueName(ctx)
+	attempt := retried + 1
+	log := p.log.With("job_id", id, "type", task.Type(), "queue", qname, "attempt", attempt)
+	queuedAt, _ := headerMillis(task.Headers(), headerQueued)
+
+	def, err := p.reg.Lookup(task.Type())
+	if err != nil || def.run == nil {
+		if err == nil {
+			err = fmt.Errorf("no handler for job type %q in this worker", task.Type())
+		}
+		// A job no worker can run would otherwise sit in the retry set for ever.
+		def = &Definition{Type: task.Type(), Queue: qname, MaxAttempts: 1}
+		return p.fail(log, def, id, qname, attempt, queuedAt, task, &verdict{err: err, class: errand.Permanent, counts: true, final: true}, 0)
+	}
+	if !def.Unbounded && retried >= def.MaxAttempts {
+		v := &verdict{err: fmt.Errorf("all %d attempts used (the worker running the last one was lost)", def.MaxAttempts), class: errand.Transient, final: true}
+		return p.fail(log, def, id, qname, retried, queuedAt, task, v, 0)
+	}
+	// asynq may hand a delayed job over up to a second early; a job never runs
+	// before its time.
+	if due, ok := headerMillis(task.Headers(), headerDue); ok {
+		if wait := due.Sub(p.now()); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+	}
+
+	start := p.now()
+	err = p.run(ctx, def, task.Payload())
+	took := p.now().Sub(start)
+	if err == nil {
+		p.metrics.observe(def.Type, qname, took, outcomeDone)
+		log.Info("job done", "took", took.Round(time.Millisecond))
+		return nil
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// The worker is shutting down: asynq puts the job back; not an attempt.
+		log.Warn("job interrupted by shutdown", "error", err)
+		return err
+	}
+	v := p.judge(def, retried, queuedAt, err)
+	if !v.final {
+		p.metrics.observe(def.Type, qname, took, outcomeRetry)
+		log.Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
+		return v
+	}
+	return p.fail(log, def, id, qname, attempt, queuedAt, task, v, took)
+}
+
+// run calls the handler with the job's timeout, turning a panic or an overrun
+// into an error the policy can classify.
+func (p *Policy) run(ctx context.Context, def *Definition, payload []byte) (err error) {
+	jctx, cancel := context.WithTimeout(ctx, def.Timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		done <- def.run(jctx, payload)
+	}()
+	select {
+	case err = <-done:
+	case <-jctx.Done():
+		// The handler ignored its context; do not wait for it any longer.
+		err = jctx.Err()
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(jctx.Err(), context.DeadlineExceeded) {
+		err = errand.TransientError(fmt.Errorf("timed out after %s: %w", def.Timeout, err))
+	}
+	return err
+}
+
+// fail records a final failure and escalates it. The job then goes to the
+// failed list (asynq's archive).
+func (p *Policy) fail(log *slog.Logger, def *Definition, id, qname string, attempts int, queuedAt time.Time, task *asynq.Task, v *verdict, took time.Duration) error {
+	v.final = true
+	p.metrics.observe(def.Type, qname, took, outcomeFailed)
+	f := Failure{
+		ID: id, Type: def.Type, Queue: qname,
+		Attempts: attempts, MaxAttempts: def.MaxAttempts,
+		Class: v.class.String(), Error: v.err.Error(),
+		QueuedAt: queuedAt, FailedAt: p.now(),
+	}
+	if def.Unbounded {
+		// An escalation that could not be sent for a whole deadline: the last
+		// resort is the log, which carries every failure it held.
+		log.Error("escalation gave up", "error", v.err.Error(), "payload", string(task.Payload()))
+		return v
+	}
+	f.Payload = p.escalator.Redact(task.Payload())
+	log.Error("job failed for good", f.LogAttrs()...)
+	if err := p.escalator.Escalate(f); err != nil {
+		log.Error("escalation could not be queued; this log line is the escalation", append(f.LogAttrs(), "queue_error", err.Error())...)
+	} else {
+		p.metrics.escalated(def.Type, qname)
+	}
+	return v
+}

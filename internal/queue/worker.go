@@ -1,0 +1,186 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// QueueSet is which queues a worker takes jobs from, and how.
+type QueueSet struct {
+	Weights map[string]int
+	// Strict: always take from the highest-weighted non-empty queue first
+	// (think-queue's --queue a,b); otherwise share by weight.
+	Strict bool
+	Order  []string // highest priority first
+}
+
+// ParseQueues reads --queues. "a,b,c" works the queues in that order of
+// priority; "a:3,b:1" shares by weight; "" takes every configured queue with
+// its weight. strict forces strict priority for weights too.
+func ParseQueues(spec string, configured map[string]int, strict bool) (QueueSet, error) {
+	qs := QueueSet{Weights: map[string]int{}, Strict: strict}
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		for name, w := range configured {
+			qs.Weights[name] = w
+		}
+	} else {
+		parts := strings.Split(spec, ",")
+		weighted := strings.Contains(spec, ":")
+		for i, p := range parts {
+			p = strings.TrimSpace(p)
+			name, ws, hasW := strings.Cut(p, ":")
+			if name == "" {
+				return qs, fmt.Errorf("--queues %q: empty queue name", spec)
+			}
+			if _, ok := configured[name]; !ok {
+				return qs, fmt.Errorf("--queues: queue %q is not configured (configured: %s)", name, strings.Join(sortedKeys(configured), ", "))
+			}
+			if _, dup := qs.Weights[name]; dup {
+				return qs, fmt.Errorf("--queues: queue %q named twice", name)
+			}
+			w := 1
+			switch {
+			case hasW:
+				n, err := strconv.Atoi(ws)
+				if err != nil || n < 1 {
+					return qs, fmt.Errorf("--queues: weight of %q must be a whole number ≥ 1 (got %q)", name, ws)
+				}
+				w = n
+			case !weighted:
+				// Listed order is priority order.
+				w = len(parts) - i
+			}
+			qs.Weights[name] = w
+			qs.Order = append(qs.Order, name)
+		}
+		if !weighted {
+			qs.Strict = true
+		}
+	}
+	if len(qs.Order) == 0 {
+		qs.Order = sortedKeys(qs.Weights)
+	}
+	sort.SliceStable(qs.Order, func(i, j int) bool { return qs.Weights[qs.Order[i]] > qs.Weights[qs.Order[j]] })
+	return qs, nil
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (qs QueueSet) String() string {
+	parts := make([]string, len(qs.Order))
+	for i, q := range qs.Order {
+		parts[i] = fmt.Sprintf("%s:%d", q, qs.Weights[q])
+	}
+	mode := "weighted"
+	if qs.Strict {
+		mode = "strict priority"
+	}
+	return strings.Join(parts, ",") + " (" + mode + ")"
+}
+
+// Worker works jobs: think-queue's queue:work.
+type Worker struct {
+	srv     *asynq.Server
+	policy  *Policy
+	metrics *Metrics
+	queues  QueueSet
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// NewWorker returns a worker for cfg.Worker over rdb, running the jobs of reg.
+func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log *slog.Logger) (*Worker, error) {
+	qs, err := ParseQueues(cfg.Worker.Queues, cfg.Queues, cfg.Worker.Strict)
+	if err != nil {
+		return nil, err
+	}
+	metrics := NewMetrics(rdb, log)
+	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
+	policy := NewPolicy(reg, esc, metrics, log)
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     cfg.Worker.Concurrency,
+		Queues:          qs.Weights,
+		StrictPriority:  qs.Strict,
+		IsFailure:       IsFailure,
+		RetryDelayFunc:  policy.RetryDelay,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Logger:          asynqLogger{log.With("component", "asynq")},
+		LogLevel:        asynq.WarnLevel,
+		// errand waits for each job's exact due instant itself, so a short
+		// check only bounds how late a delayed job may start.
+		DelayedTaskCheckInterval: 250 * time.Millisecond,
+		TaskCheckInterval:        100 * time.Millisecond,
+		GroupGracePeriod:         cfg.Escalation.Window,
+		GroupMaxDelay:            10 * cfg.Escalation.Window,
+		GroupMaxSize:             1000,
+		GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
+	})
+	return &Worker{srv: srv, policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log}, nil
+}
+
+// Queues returns what the worker works.
+func (w *Worker) Queues() QueueSet { return w.queues }
+
+// ErrForcedExit is returned when a second signal cut the graceful stop short.
+var ErrForcedExit = errors.New("stopped at once by a second signal; unfinished jobs return to their queues when their lease expires")
+
+// Run works jobs until ctx ends or a signal arrives on sigs. Then it stops
+// taking jobs, lets running ones finish within shutdown_timeout and puts the
+// rest back. A second signal returns ErrForcedExit at once.
+func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
+	if err := w.srv.Start(w.policy); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	metricsDone := make(chan struct{})
+	go func() { w.metrics.Run(mctx, time.Second); close(metricsDone) }()
+	w.log.Info("worker started", "queues", w.queues.String())
+
+	select {
+	case <-ctx.Done():
+	case s := <-sigs:
+		w.log.Info("stopping: no new jobs; running jobs may finish", "signal", s.String(), "shutdown_timeout", w.timeout.String())
+	}
+	w.srv.Stop() // stop fetching at once
+	done := make(chan struct{})
+	go func() { w.srv.Shutdown(); close(done) }()
+	select {
+	case <-done:
+	case s := <-sigs:
+		w.log.Warn("second signal: exiting now", "signal", s.String())
+		stopMetrics()
+		return ErrForcedExit
+	}
+	stopMetrics()
+	<-metricsDone
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// asynqLogger sends asynq's own log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }

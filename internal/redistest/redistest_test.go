@@ -1,0 +1,129 @@
+package redistest_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/errandhq/errand/internal/redistest"
+)
+
+func TestStartServesCommands(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+
+	if !strings.HasPrefix(srv.Addr(), "127.0.0.1:") {
+		t.Fatalf("Addr() = %q, want a loopback address", srv.Addr())
+	}
+	c := srv.Client()
+	if err := c.Set(ctx, "greeting", "hello", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if got, err := c.Get(ctx, "greeting").Result(); err != nil || got != "hello" {
+		t.Fatalf("GET = %q, %v; want hello", got, err)
+	}
+	if srv.Client() != c {
+		t.Error("Client() returned a new client on the second call")
+	}
+}
+
+func TestServersAreIsolated(t *testing.T) {
+	ctx := context.Background()
+	a, b := redistest.Start(t), redistest.Start(t)
+	if a.Addr() == b.Addr() {
+		t.Fatalf("two servers share %s", a.Addr())
+	}
+	if err := a.Client().Set(ctx, "k", "a", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Client().Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET on the other server: err = %v, want redis.Nil", err)
+	}
+}
+
+func TestPassword(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Password("s3cret"))
+	if srv.Password() != "s3cret" {
+		t.Fatalf("Password() = %q", srv.Password())
+	}
+	if err := srv.Client().Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING with password: %v", err)
+	}
+
+	anon := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true, MaxRetries: -1})
+	defer anon.Close()
+	err := anon.Ping(ctx).Err()
+	if err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("PING without password: err = %v, want NOAUTH", err)
+	}
+}
+
+// With appendfsync always, a write acknowledged before a SIGKILL is on disk.
+func TestAppendOnlySurvivesKill(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.AppendOnly())
+	addr := srv.Addr()
+	c := srv.Client()
+	for i := range 100 {
+		if err := c.RPush(ctx, "jobs", strconv.Itoa(i)).Err(); err != nil {
+			t.Fatalf("RPUSH %d: %v", i, err)
+		}
+	}
+
+	srv.Kill()
+	probe := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1})
+	defer probe.Close()
+	if err := probe.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING succeeded after Kill")
+	}
+	srv.Restart()
+
+	if srv.Addr() != addr {
+		t.Fatalf("Restart moved the server from %s to %s", addr, srv.Addr())
+	}
+	if n, err := c.LLen(ctx, "jobs").Result(); err != nil || n != 100 {
+		t.Fatalf("LLEN after kill and restart = %d, %v; want 100", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(srv.Dir(), "appendonlydir")); err != nil {
+		t.Errorf("no AOF directory in %s: %v", srv.Dir(), err)
+	}
+}
+
+func TestAppendOnlySurvivesStop(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.AppendOnly(), redistest.Password("pw"))
+	c := srv.Client()
+	if err := c.Set(ctx, "order:1", "paid", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	srv.Stop() // stopping a stopped server is a no-op
+	srv.Restart()
+
+	if got, err := c.Get(ctx, "order:1").Result(); err != nil || got != "paid" {
+		t.Fatalf("GET after stop and restart = %q, %v; want paid", got, err)
+	}
+}
+
+// Without the AOF nothing is persisted, which shows the option is what makes
+// the difference in the tests above.
+func TestWithoutAppendOnlyDataIsLost(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := srv.Client()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart() // stops gracefully first
+	if err := c.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET after restart: err = %v, want redis.Nil", err)
+	}
+}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+)
+
+// ClaimOutbox takes up to limit jobs no other relay holds, for lease. Jobs are
+// claimed in the order they were written.
+func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]queue.Envelope, error) {
+	now := time.Now()
+	var out []queue.Envelope
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx,
+			`UPDATE outbox SET claimed_until = ?, tries = tries + 1
+			 WHERE seq IN (SELECT seq FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?)
+			 RETURNING id, type, queue, payload, due_at_ms, queued_at_ms`,
+			now.Add(lease).UnixMilli(), now.UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e queue.Envelope
+			var due, queued int64
+			if err := rows.Scan(&e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued); err != nil {
+				return err
+			}
+			e.DueAt, e.QueuedAt = time.UnixMilli(due), time.UnixMilli(queued)
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim outbox: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteOutbox removes jobs that reached Redis.
+func (s *Store) DeleteOutbox(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	q := `DELETE FROM outbox WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("store: delete outbox: %w", err)
+	}
+	return nil
+}
+
+// ReleaseOutbox hands claimed jobs back at once (Redis refused them), noting
+// why.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, reason string) error {
+	for _, id := range ids {
+		if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET claimed_until = 0, last_error = ? WHERE id = ?`, reason, id); err != nil {
+			return fmt.Errorf("store: release outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// OutboxBacklog returns how many jobs wait in the outbox and when the oldest
+// was written (zero when none).
+func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(queued_at_ms) FROM outbox`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("store: outbox backlog: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, time.UnixMilli(oldest.Int64), nil
+}

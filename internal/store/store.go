@@ -1,0 +1,133 @@
+// Package store keeps errand's data in SQL (SQLite by default, through a pure-Go
+// driver, so the binary needs no cgo): the users, and the outbox of jobs
+// written in the same transaction as the change that caused them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the database.
+type Store struct {
+	db *sql.DB
+}
+
+// Open opens the database named by url ("file:errand.db", or a path).
+func Open(url string) (*Store, error) {
+	dsn := url
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	// WAL lets readers run beside the writer; IMMEDIATE transactions take the
+	// write lock at BEGIN, so two writers wait for each other (busy_timeout)
+	// instead of failing half-way.
+	dsn += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", url, err)
+	}
+	db.SetMaxOpenConns(8)
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Migrate applies the migrations not yet applied, each in its own transaction.
+// It returns the versions it applied.
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var applied []int
+	for _, f := range files {
+		base := strings.TrimPrefix(f, "migrations/")
+		num, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(num)
+		if err != nil {
+			return applied, fmt.Errorf("store: migration %s: name must start with a number", base)
+		}
+		body, err := migrations.ReadFile(f)
+		if err != nil {
+			return applied, err
+		}
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return errAlreadyApplied
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("%s: %w", base, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, time.Now().Unix())
+			return err
+		})
+		switch {
+		case errors.Is(err, errAlreadyApplied):
+		case err != nil:
+			return applied, fmt.Errorf("store: migrate: %w", err)
+		default:
+			applied = append(applied, version)
+		}
+	}
+	return applied, nil
+}
+
+var errAlreadyApplied = errors.New("already applied")
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// insertJobs writes envelopes into the outbox within tx.
+func insertJobs(ctx context.Context, tx *sql.Tx, jobs []queue.Envelope) error {
+	for _, e := range jobs {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms) VALUES (?, ?, ?, ?, ?, ?)`,
+			e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+)
+
+// User is a registered customer.
+type User struct {
+	ID           int64     `json:"id"`
+	Email        string    `json:"email"`
+	FirstName    string    `json:"first_name"`
+	LastName     string    `json:"last_name"`
+	PasswordHash string    `json:"-"`
+	SalesRep     string    `json:"sales_rep,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// ErrEmailTaken is returned when the email is already registered.
+var ErrEmailTaken = errors.New("email already registered")
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// CreateUser saves u and queues jobs in one transaction: either the user and
+// every job are saved, or nothing is. It sets u.ID and the timestamps. jobs may
+// refer to the user's ID through build, which is called inside the transaction.
+func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]queue.Envelope, error)) error {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO users (email, first_name, last_name, password_hash, sales_rep, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			u.Email, u.FirstName, u.LastName, u.PasswordHash, u.SalesRep, now.UnixMilli(), now.UnixMilli())
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint failed: users.email") {
+				return ErrEmailTaken
+			}
+			return fmt.Errorf("store: create user: %w", err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		u.ID, u.CreatedAt, u.UpdatedAt = id, now, now
+		jobs, err := build(u)
+		if err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, jobs)
+	})
+}
+
+// GetUser returns the user with id.
+func (s *Store) GetUser(ctx context.Context, id int64) (*User, error) {
+	var u User
+	var created, updated int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT id, email, first_name, last_name, password_hash, sales_rep, created_at, updated_at FROM users WHERE id = ?`, id).
+		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.PasswordHash, &u.SalesRep, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get user: %w", err)
+	}
+	u.CreatedAt, u.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	return &u, nil
+}
+
+// CountUsers returns how many users are registered.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
+	return n, err
+}

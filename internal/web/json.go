@@ -1,0 +1,91 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// maxBody is the largest request body errand reads (1 MiB).
+const maxBody = 1 << 20
+
+// problem is an error answer.
+type problem struct {
+	Status int               `json:"-"`
+	Error  string            `json:"error"`
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+func (p *problem) send(w http.ResponseWriter) { writeJSON(w, p.Status, p) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// readBody reads at most maxBody bytes: a larger body is a 413.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *problem) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &problem{Status: http.StatusRequestEntityTooLarge, Error: fmt.Sprintf("request body is larger than %d bytes", maxBody)}
+		}
+		return nil, &problem{Status: http.StatusBadRequest, Error: "could not read request body"}
+	}
+	return body, nil
+}
+
+// validator is a request body that checks itself, returning a message per
+// invalid field.
+type validator interface {
+	Valid() map[string]string
+}
+
+// decode reads a JSON body into v and validates it: 413 when too large, 400
+// when malformed, 422 when invalid.
+func decode[T validator](w http.ResponseWriter, r *http.Request) (T, []byte, *problem) {
+	var v T
+	body, p := readBody(w, r)
+	if p != nil {
+		return v, nil, p
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return v, nil, &problem{Status: http.StatusUnsupportedMediaType, Error: "Content-Type must be application/json"}
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return v, nil, &problem{Status: http.StatusUnprocessableEntity, Error: "validation failed",
+				Fields: map[string]string{te.Field: "must be a " + jsonKind(te.Type.Kind().String())}}
+		}
+		return v, nil, &problem{Status: http.StatusBadRequest, Error: "malformed JSON: " + err.Error()}
+	}
+	if fields := v.Valid(); len(fields) > 0 {
+		return v, nil, &problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: fields}
+	}
+	return v, body, nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "int", "int64", "float64", "uint", "int32":
+		return "number"
+	case "bool":
+		return "boolean"
+	case "map", "struct":
+		return "object"
+	case "slice":
+		return "list"
+	}
+	return k
+}

@@ -1,0 +1,40 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes maps errand's whole HTTP surface. The returned func releases the
+// dashboard's connections.
+func (s *Server) routes() (http.Handler, func() error) {
+	mux := http.NewServeMux()
+
+	mux.Handle("POST /api/users", s.handleRegister())
+
+	mux.Handle("GET /healthz", handleHealth())
+	mux.Handle("GET /readyz", s.handleReady())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(queue.NewCollector(s.Redis), newOutboxCollector(s.Store),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	path := "/" + strings.Trim(s.Config.Dashboard.Path, "/")
+	dash := asynqmon.New(asynqmon.Options{
+		RootPath:     path,
+		RedisConnOpt: queue.ConnOpt(s.Config.Redis),
+		ReadOnly:     s.Config.Dashboard.ReadOnly,
+	})
+	guarded := s.dashboardAuth(dash)
+	mux.Handle(path+"/", guarded)
+	mux.Handle(path, http.RedirectHandler(path+"/", http.StatusMovedPermanently))
+
+	return s.logRequests(mux), dash.Close
+}

@@ -1,0 +1,34 @@
+// Package jobs holds errand's job types, one file each: the payload (with its
+// validation), the type name, the defaults (queue, delay, attempts, backoff) and
+// the handler. A new side effect is one new file here plus a line in Register.
+package jobs
+
+import (
+	"log/slog"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/mail"
+	"github.com/errandhq/errand/internal/queue"
+)
+
+// Deps is what the handlers need. A process that only enqueues passes a Deps
+// with Mailer nil and registers the types without handlers.
+type Deps struct {
+	Config *config.Config
+	Mailer *mail.Mailer
+	Log    *slog.Logger
+}
+
+// Register adds every job type to r. With deps.Mailer nil the types are
+// registered for enqueueing only.
+func Register(r *queue.Registry, deps Deps) {
+	if deps.Mailer == nil {
+		queue.Register[WelcomeEmail](r, nil)
+		queue.Register[queue.Digest](r, nil)
+		queue.Register[Noop](r, nil)
+		return
+	}
+	queue.Register(r, (&welcomeEmail{deps}).Work)
+	queue.Register(r, (&escalate{deps}).Work)
+	queue.Register(r, Noop{}.Work)
+}

@@ -1,0 +1,70 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+)
+
+// WelcomeEmail greets a new customer: an HTML and text email over SMTP, five
+// seconds after registration (think-queue's Queue::later(5, …)).
+type WelcomeEmail struct {
+	UserID    int64  `json:"user_id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+}
+
+// Kind implements queue.Args.
+func (WelcomeEmail) Kind() string { return "user:welcome_email" }
+
+// Defaults implements queue.Args.
+func (WelcomeEmail) Defaults() queue.Defaults {
+	return queue.Defaults{
+		Queue:       "emails",
+		Delay:       5 * time.Second,
+		MaxAttempts: 3,
+		Timeout:     60 * time.Second,
+		Backoff:     []time.Duration{10 * time.Second, time.Minute},
+	}
+}
+
+// Validate implements queue.Validator.
+func (w WelcomeEmail) Validate() error {
+	var errs []error
+	if _, err := mail.ParseAddress(w.Email); err != nil || !strings.Contains(w.Email, "@") {
+		errs = append(errs, errors.New("email: must be a valid email address"))
+	}
+	if strings.TrimSpace(w.FirstName) == "" {
+		errs = append(errs, errors.New("first_name: must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+type welcomeEmail struct{ Deps }
+
+func (h *welcomeEmail) Work(ctx context.Context, w WelcomeEmail) error {
+	msg, err := h.Mailer.Render("welcome", map[string]any{
+		"FirstName": w.FirstName,
+		"LastName":  w.LastName,
+		"Email":     w.Email,
+		"Shop":      shopName(h.Config.SMTP.From),
+	})
+	if err != nil {
+		return err
+	}
+	msg.To = []string{w.Email}
+	return h.Mailer.Send(ctx, msg)
+}
+
+// shopName is the display name of smtp.from ("Acme Shop <hi@acme.test>").
+func shopName(from string) string {
+	if a, err := mail.ParseAddress(from); err == nil && a.Name != "" {
+		return a.Name
+	}
+	return "our shop"
+}
