@@ -78,6 +78,14 @@ func (f *flags) load(environ []string) (*config.Config, error) {
 	return config.Load(*f.config, explicit, environ, over)
 }
 
+// quietRedis keeps go-redis's own connection-pool chatter out of errand's
+// output; errand reports Redis errors itself, once, in its own words.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietRedis{}) }
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))

@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"syscall"
 	"sync"
+	"syscall"
 
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"

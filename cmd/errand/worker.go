@@ -30,11 +30,11 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	defer a.close()
-	if err := a.pingRedis(ctx); err != nil {
-		return err
-	}
 	w, err := queue.NewWorker(cfg, a.reg, a.rdb, a.log)
 	if err != nil {
+		return err
+	}
+	if err := a.pingRedis(ctx); err != nil {
 		return err
 	}
 	if _, ok := w.Queues().Weights["critical"]; !ok {

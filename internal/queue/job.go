@@ -290,5 +290,15 @@ func (r *Registry) PrepareRaw(typ string, payload []byte, opts ...Option) (Envel
 	if e.DueAt.Before(e.QueuedAt) {
 		return Envelope{}, fmt.Errorf("delay must not be negative")
 	}
+	// Due times travel in milliseconds: round up, never down, so a job never
+	// starts before the instant it was asked for.
+	e.DueAt = ceilMilli(e.DueAt)
 	return e, nil
+}
+
+func ceilMilli(t time.Time) time.Time {
+	if r := t.Truncate(time.Millisecond); r.Before(t) {
+		return r.Add(time.Millisecond)
+	}
+	return t
 }

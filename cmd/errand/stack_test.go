@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/redistest"
+	"github.com/errandhq/errand/internal/smtptest"
+)
+
+// syncBuffer collects a process's log lines for assertions.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines returns the log lines that contain every one of subs.
+func (b *syncBuffer) lines(subs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		ok := l != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// stack is errand as a user runs it — `errand serve` and `errand worker` —
+// against a real redis-server and a real SMTP server on free loopback ports.
+type stack struct {
+	t       *testing.T
+	redis   *redistest.Server
+	smtp    *smtptest.Server
+	dir     string
+	config  string
+	base    string
+	serve   *syncBuffer
+	worker  *syncBuffer
+	stopped []func()
+}
+
+type stackOptions struct {
+	toml        string   // appended to the generated config
+	workerArgs  []string // extra flags for `errand worker`
+	noWorker    bool
+	dashboardPW string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	s := &stack{t: t, redis: redistest.Start(t), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	httpAddr := freeAddr(t)
+	s.base = "http://" + httpAddr
+	cfg := fmt.Sprintf(`
+[redis]
+addr = %q
+[http]
+addr = %q
+public_url = %q
+[database]
+url = %q
+[smtp]
+host = "127.0.0.1"
+port = %d
+from = "Acme Shop <shop@acme.test>"
+timeout = "5s"
+[escalation]
+to = ["dev@acme.test"]
+window = "2s"
+[dashboard]
+password = %q
+[log]
+level = "debug"
+`, s.redis.Addr(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) + o.toml
+	s.config = filepath.Join(s.dir, "config.toml")
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start("serve", s.serve)
+	s.waitHealthy()
+	if !o.noWorker {
+		s.start("worker", s.worker, o.workerArgs...)
+	}
+	t.Cleanup(func() {
+		for i := len(s.stopped) - 1; i >= 0; i-- {
+			s.stopped[i]()
+		}
+		if t.Failed() {
+			t.Logf("serve log:\n%s", s.serve.String())
+			t.Logf("worker log:\n%s", s.worker.String())
+		}
+	})
+	return s
+}
+
+// start runs an errand command in this process until the test ends.
+func (s *stack) start(cmd string, log *syncBuffer, args ...string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{cmd, "--config", s.config}, args...), nil, log, log)
+	}()
+	s.stopped = append(s.stopped, func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.t.Errorf("errand %s: %v", cmd, err)
+			}
+		case <-time.After(40 * time.Second):
+			s.t.Errorf("errand %s did not stop", cmd)
+		}
+	})
+}
+
+func (s *stack) waitHealthy() {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("errand serve did not answer /healthz; log:\n%s", s.serve.String())
+}
+
+// cli runs an errand command to completion and returns its output.
+func (s *stack) cli(args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	full := append([]string{args[0], "--config", s.config}, args[1:]...)
+	err := run(context.Background(), full, nil, &out, &errOut)
+	if err != nil {
+		return out.String() + errOut.String(), err
+	}
+	return out.String(), nil
+}
+
+func (s *stack) post(path string, body any, header ...string) (int, map[string]any) {
+	s.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		js, _ := json.Marshal(b)
+		r = bytes.NewReader(js)
+	}
+	req, _ := http.NewRequest("POST", s.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+// failed returns `errand failed list --json`.
+func (s *stack) failed() []map[string]any {
+	s.t.Helper()
+	out, err := s.cli("failed", "list", "--json")
+	if err != nil {
+		s.t.Fatalf("errand failed list: %v: %s", err, out)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		s.t.Fatalf("failed list --json: %v: %s", err, out)
+	}
+	return list
+}
+
+func (s *stack) waitFor(timeout time.Duration, what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mailTo returns the accepted messages addressed to addr.
+func (s *stack) mailTo(addr string) []smtptest.Message {
+	var out []smtptest.Message
+	for _, m := range s.smtp.Messages() {
+		for _, to := range m.To {
+			if strings.EqualFold(to, addr) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+func registration(email string) map[string]any {
+	return map[string]any{"email": email, "first_name": "Ada", "last_name": "Lovelace", "password": "correct horse battery"}
+}

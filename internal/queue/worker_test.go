@@ -1,0 +1,203 @@
+package queue_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/redistest"
+)
+
+// probe is a job type that records when each job started.
+type probe struct {
+	N     int    `json:"n"`
+	Queue string `json:"queue"`
+}
+
+func (probe) Kind() string { return "test:probe" }
+func (probe) Defaults() queue.Defaults {
+	return queue.Defaults{Queue: "emails", Backoff: []time.Duration{time.Second}}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	starts map[int]time.Time
+	order  []probe
+	delay  time.Duration
+}
+
+func (r *recorder) work(ctx context.Context, p probe) error {
+	now := time.Now()
+	r.mu.Lock()
+	r.starts[p.N] = now
+	r.order = append(r.order, p)
+	r.mu.Unlock()
+	if r.delay > 0 {
+		time.Sleep(r.delay)
+	}
+	return nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order)
+}
+
+type harness struct {
+	cfg *config.Config
+	reg *queue.Registry
+	rec *recorder
+	rs  *redistest.Server
+	cli *queue.Client
+}
+
+func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
+	t.Helper()
+	rs := redistest.Start(t)
+	cfg, err := config.Load("", false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Redis.Addr = rs.Addr()
+	cfg.Escalation.Window = time.Second
+	if mutate != nil {
+		mutate(cfg)
+	}
+	rec := &recorder{starts: map[int]time.Time{}}
+	reg := queue.NewRegistry(cfg)
+	queue.Register(reg, rec.work)
+	queue.Register[queue.Digest](reg, func(context.Context, queue.Digest) error { return nil })
+	if err := reg.Configure(cfg.Jobs); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{cfg: cfg, reg: reg, rec: rec, rs: rs, cli: queue.NewClient(reg, rs.Client())}
+}
+
+func (h *harness) startWorker(t *testing.T) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	w, err := queue.NewWorker(h.cfg, h.reg, h.rs.Client(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// asynq keeps due times in whole seconds and may start a job up to a second
+// early; errand's jobs never start before their exact due instant.
+func TestDelayedJobsNeverStartEarly(t *testing.T) {
+	h := newHarness(t, nil)
+	h.startWorker(t)
+	const n = 60
+	due := map[int]time.Time{}
+	for i := range n {
+		d := 1500*time.Millisecond + time.Duration(rand.IntN(2500))*time.Millisecond
+		e, err := h.cli.Later(context.Background(), d, probe{N: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		due[i] = e.DueAt
+	}
+	waitUntil(t, 20*time.Second, "every delayed job to run", func() bool { return h.rec.count() == n })
+	var lateness []time.Duration
+	h.rec.mu.Lock()
+	for i, start := range h.rec.starts {
+		late := start.Sub(due[i])
+		if late < 0 {
+			t.Errorf("job %d started %s early", i, -late)
+		}
+		lateness = append(lateness, late)
+	}
+	h.rec.mu.Unlock()
+	slices.Sort(lateness)
+	t.Logf("%d delayed jobs: lateness min %s, p50 %s, max %s (none early)", n,
+		lateness[0], lateness[len(lateness)/2], lateness[len(lateness)-1])
+}
+
+func enqueueBoth(t *testing.T, h *harness, each int) {
+	t.Helper()
+	for i := range each {
+		for _, q := range []string{"crm", "emails"} {
+			if _, err := h.cli.Push(context.Background(), probe{N: i, Queue: q}, queue.OnQueue(q)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// --queues emails,crm works emails first, as think-queue's --queue a,b does.
+func TestWorkerQueuesInPriorityOrder(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Worker.Queues = "emails,crm"
+		c.Worker.Concurrency = 1
+	})
+	enqueueBoth(t, h, 30)
+	h.startWorker(t)
+	waitUntil(t, 20*time.Second, "60 jobs", func() bool { return h.rec.count() == 60 })
+	h.rec.mu.Lock()
+	defer h.rec.mu.Unlock()
+	for i, p := range h.rec.order {
+		want := "emails"
+		if i >= 30 {
+			want = "crm"
+		}
+		if p.Queue != want {
+			t.Fatalf("job #%d came from %s, want %s: emails must be drained before crm", i+1, p.Queue, want)
+		}
+	}
+}
+
+// --queues emails:3,crm:1 shares by weight: emails gets about three jobs in
+// four, and crm is not starved.
+func TestWorkerQueuesByWeight(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Worker.Queues = "emails:3,crm:1"
+		c.Worker.Concurrency = 1
+	})
+	enqueueBoth(t, h, 100)
+	h.startWorker(t)
+	waitUntil(t, 30*time.Second, "the first 40 jobs", func() bool { return h.rec.count() >= 40 })
+	h.rec.mu.Lock()
+	emails := 0
+	for _, p := range h.rec.order[:40] {
+		if p.Queue == "emails" {
+			emails++
+		}
+	}
+	h.rec.mu.Unlock()
+	t.Logf("of the first 40 jobs, %d came from emails (weight 3) and %d from crm (weight 1)", emails, 40-emails)
+	if emails < 22 || emails > 38 {
+		t.Fatalf("emails got %d of 40 jobs; weights 3:1 should give about 30", emails)
+	}
+}
