@@ -117,6 +117,7 @@ level = "debug"
 	s.waitHealthy()
 	if !o.noWorker {
 		s.start("worker", s.worker, o.workerArgs...)
+		s.waitFor(15*time.Second, "the worker to start", func() bool { return len(s.worker.lines("worker started")) > 0 })
 	}
 	t.Cleanup(func() {
 		for i := len(s.stopped) - 1; i >= 0; i-- {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/errandhq/errand/internal/queue"
 )
@@ -34,8 +35,19 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if err := a.pingRedis(ctx); err != nil {
-		return err
+	// A worker started while Redis is briefly away (a restart, a deploy in the
+	// wrong order) waits for it instead of exiting.
+	for {
+		err := a.pingRedis(ctx)
+		if err == nil {
+			break
+		}
+		a.log.Warn("waiting for Redis", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
 	}
 	if _, ok := w.Queues().Weights["critical"]; !ok {
 		a.log.Warn("this worker does not work the critical queue: escalation emails need a worker that does")

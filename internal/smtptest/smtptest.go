@@ -51,7 +51,8 @@ type Server struct {
 	port int
 
 	mu        sync.Mutex
-	srv       *smtp.Server  // nil while Down
+	srv       *smtp.Server // nil while Down
+	listener  *listener
 	served    chan struct{} // closed when srv's Serve loop has returned
 	messages  []Message
 	changed   chan struct{} // closed and replaced whenever messages grows
@@ -201,14 +202,20 @@ func (s *Server) RequireAuth(user, pass string) {
 // does nothing.
 func (s *Server) Down() {
 	s.mu.Lock()
-	srv, served := s.srv, s.served
-	s.srv = nil
+	srv, l, served := s.srv, s.listener, s.served
+	s.srv, s.listener = nil, nil
 	s.mu.Unlock()
 	if srv == nil {
 		return
 	}
-	_ = srv.Close()
+	// Closing the listener ourselves, rather than only through srv.Close,
+	// also stops a Serve loop that has not registered it with srv yet.
+	_ = l.Close()
 	<-served
+	_ = srv.Close()
+	// srv.Close misses connections accepted but not yet handed to a
+	// session; the listener saw every one.
+	l.closeConns()
 }
 
 // Up listens again on the same port after Down. Up on a running server
@@ -244,7 +251,8 @@ func (s *Server) Up() {
 
 // serve runs a fresh smtp.Server on l; go-smtp's Server cannot serve again
 // once closed, so every Up gets a new one.
-func (s *Server) serve(l net.Listener) {
+func (s *Server) serve(nl net.Listener) {
+	l := &listener{Listener: nl, conns: make(map[*conn]struct{})}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
@@ -263,8 +271,52 @@ func (s *Server) serve(l net.Listener) {
 	}()
 
 	s.mu.Lock()
-	s.srv, s.served = srv, served
+	s.srv, s.listener, s.served = srv, l, served
 	s.mu.Unlock()
+}
+
+// listener keeps track of the connections it accepted so Down can cut
+// them all.
+type listener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{Conn: nc, l: l}
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+	return c, nil
+}
+
+func (l *listener) closeConns() {
+	l.mu.Lock()
+	conns := make([]*conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+type conn struct {
+	net.Conn
+	l *listener
+}
+
+func (c *conn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func (s *Server) newSession(*smtp.Conn) (smtp.Session, error) {

@@ -281,8 +281,8 @@ func TestRequireAuth(t *testing.T) {
 
 func TestAuthIsOptional(t *testing.T) {
 	srv := smtptest.Start(t)
-	any := smtp.PlainAuth("", "anyone", "anything", srv.Host())
-	if err := send(srv, any, "shop@example.com", []string{"ada@example.com"}, simple); err != nil {
+	anyCreds := smtp.PlainAuth("", "anyone", "anything", srv.Host())
+	if err := send(srv, anyCreds, "shop@example.com", []string{"ada@example.com"}, simple); err != nil {
 		t.Fatalf("send with AUTH to a server that does not require it: %v", err)
 	}
 	srv.WaitFor(t, 1, 5*time.Second)

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Runs every check errand's CI runs: gofmt, go vet, staticcheck and the whole
+# test suite with the race detector. Installs what the tests need and is
+# missing: redis-server and chromium (Debian packages), a C compiler for
+# -race, and staticcheck. Works from any directory; needs Go 1.26 on PATH.
+#
+#   scripts/test.sh
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+STATICCHECK_VERSION=0.8.2
+
+section() { printf '\n==> %s\n' "$*"; }
+die() {
+	printf 'test.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# Use sudo only where it is needed and available.
+SUDO=()
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+	SUDO=(sudo)
+fi
+
+apt_updated=0
+# apt_install PACKAGE... installs Debian packages, running apt-get update once.
+apt_install() {
+	command -v apt-get >/dev/null 2>&1 ||
+		die "apt-get not found; install $* by hand (this script expects Debian)"
+	if [[ $(id -u) -ne 0 && ${#SUDO[@]} -eq 0 ]]; then
+		die "need root or sudo to install $*"
+	fi
+	if [[ $apt_updated -eq 0 ]]; then
+		"${SUDO[@]}" apt-get update
+		apt_updated=1
+	fi
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+section "Checking tools"
+command -v go >/dev/null 2>&1 || die "go not found on PATH; install Go 1.26 (https://go.dev/dl/)"
+go version
+
+if ! command -v redis-server >/dev/null 2>&1; then
+	echo "redis-server is missing; installing it"
+	apt_install redis-server
+fi
+redis-server --version
+
+if ! command -v chromium >/dev/null 2>&1; then
+	echo "chromium is missing; installing it (used by the dashboard rendering test)"
+	apt_install chromium
+fi
+chromium --version 2>/dev/null || echo "chromium: $(command -v chromium)"
+
+# The race detector needs cgo, and cgo a C compiler.
+export CGO_ENABLED=1
+cc=$(go env CC)
+if ! command -v "${cc%% *}" >/dev/null 2>&1; then
+	echo "C compiler '$cc' is missing (go test -race needs one); installing gcc"
+	apt_install gcc libc6-dev
+fi
+
+gobin=$(go env GOBIN)
+if [[ -z $gobin ]]; then
+	gopath=$(go env GOPATH)
+	gobin=${gopath%%:*}/bin
+fi
+staticcheck=$gobin/staticcheck
+if [[ ! -x $staticcheck ]] || ! "$staticcheck" -version 2>/dev/null | grep -qF "($STATICCHECK_VERSION)"; then
+	echo "installing staticcheck v$STATICCHECK_VERSION into $gobin"
+	# Outside the module, so the install neither reads nor touches go.mod.
+	(cd / && go install "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION")
+fi
+"$staticcheck" -version
+
+section "gofmt"
+unformatted=$(gofmt -l .)
+if [[ -n $unformatted ]]; then
+	echo "These files are not gofmt-formatted (run: gofmt -w .):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+echo "ok"
+
+section "go vet"
+go vet ./...
+echo "ok"
+
+section "staticcheck"
+"$staticcheck" ./...
+echo "ok"
+
+section "go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+section "All checks passed"
