@@ -68,7 +68,7 @@ if [[ -z $gobin ]]; then
 	gobin=${gopath%%:*}/bin
 fi
 staticcheck=$gobin/staticcheck
-if [[ ! -x $staticcheck ]] || ! "$staticcheck" -version 2>/dev/null | grep -qF "($STATICCHECK_VERSION)"; then
+if [[ ! -x $staticcheck || $("$staticcheck" -version 2>/dev/null) != *"($STATICCHECK_VERSION)"* ]]; then
 	echo "installing staticcheck v$STATICCHECK_VERSION into $gobin"
 	# Outside the module, so the install neither reads nor touches go.mod.
 	(cd / && go install "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION")

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -168,9 +169,10 @@ func (s *Server) Restart() {
 			s.tb.Fatalf("redistest: stop %s before restart: %v\n%s", s.Addr(), err, s.logTail())
 		}
 	}
-	// The old process has exited, but a client of the test may still hold
-	// the port for a moment; redis-server binds with SO_REUSEADDR, so only a
-	// real listener elsewhere keeps it busy, and that is worth a short wait.
+	// redis-server binds with SO_REUSEADDR, so connections of the old
+	// process do not block the port; but while it was down another socket
+	// may have taken it (even as the local port of an outgoing connection),
+	// and such a socket usually goes away soon.
 	deadline := time.Now().Add(startTimeout)
 	for {
 		err := s.start()
@@ -212,6 +214,10 @@ func (s *Server) start() error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	defer logf.Close() // the child has its own copy of the descriptor
+	logStart, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
 	fmt.Fprintf(logf, "--- redistest: starting redis-server on %s at %s\n", s.Addr(), time.Now().Format(time.RFC3339Nano))
 
 	cmd := exec.Command(s.bin, args...)
@@ -231,7 +237,8 @@ func (s *Server) start() error {
 
 	if err := s.waitReady(); err != nil {
 		s.kill()
-		if bytes.Contains(s.logBytes(), []byte("Address already in use")) {
+		if log := s.logBytes(); int64(len(log)) > logStart &&
+			bytes.Contains(log[logStart:], []byte("Address already in use")) {
 			return fmt.Errorf("redis-server on %s: %w", s.Addr(), errAddrInUse)
 		}
 		return fmt.Errorf("redis-server on %s: %w", s.Addr(), err)

@@ -21,7 +21,7 @@ type Message struct {
 	// and To are in Header.
 	From string
 	To   []string
-	// Raw is the message exactly as transferred in DATA.
+	// Raw is the message as received in DATA, dot-stuffing removed.
 	Raw        []byte
 	ReceivedAt time.Time
 	// Header is the parsed message header; Subject is its Subject with

@@ -220,7 +220,7 @@ func (s *Server) Down() {
 
 // Up listens again on the same port after Down. Up on a running server
 // does nothing. It fails the test if the port cannot be bound within a few
-// seconds.
+// seconds, so call it from the test's goroutine.
 func (s *Server) Up() {
 	s.tb.Helper()
 	s.mu.Lock()
@@ -229,8 +229,10 @@ func (s *Server) Up() {
 	if running {
 		return
 	}
-	// The port was ours a moment ago; if something else grabbed it, waiting
-	// briefly covers a connection that is still closing.
+	// Go listens with SO_REUSEADDR, so our own closed connections do not
+	// block the port; but while it was down another socket may have taken
+	// it (even as the local port of an outgoing connection), and such a
+	// socket usually goes away soon.
 	var (
 		l   net.Listener
 		err error
@@ -386,14 +388,19 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	s := ss.server
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.rejection(AtData); err != nil {
+	err = s.rejection(AtData)
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
+
 	msg := parse(raw)
 	msg.From = ss.from
 	msg.To = append([]string(nil), ss.to...)
 	msg.ReceivedAt = time.Now()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.messages = append(s.messages, msg)
 	close(s.changed)
 	s.changed = make(chan struct{})

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// errandBinary builds the errand binary once for the tests that need a real
+// process (signals).
+func errandBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "errand-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "errand")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// SIGTERM with jobs in flight: the running jobs finish, the worker exits
+// within shutdown_timeout, the jobs it had not started stay queued, and a new
+// worker delivers every one. Nothing is lost; nothing is sent twice.
+func TestWorkerSIGTERMLosesNothing(t *testing.T) {
+	bin := errandBinary(t)
+	s := startStack(t, stackOptions{noWorker: true, toml: `
+[jobs."user:welcome_email"]
+delay = "0s"
+[worker]
+shutdown_timeout = "10s"
+concurrency = 4
+`})
+	s.smtp.SetLatency(300 * time.Millisecond) // each email takes a while: jobs are in flight
+	const n = 40
+	for i := range n {
+		payload := fmt.Sprintf(`{"user_id":%d,"email":"u%d@shop.test","first_name":"U%d"}`, i, i, i)
+		if out, err := s.cli("enqueue", "user:welcome_email", "--payload", payload); err != nil {
+			t.Fatalf("enqueue: %v %s", err, out)
+		}
+	}
+	startWorker := func() (*exec.Cmd, *syncBuffer) {
+		log := &syncBuffer{}
+		cmd := exec.Command(bin, "worker", "--config", s.config)
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		return cmd, log
+	}
+	w1, log1 := startWorker()
+	s.waitFor(20*time.Second, "a few emails", func() bool { return len(s.smtp.Messages()) >= 6 })
+	sent := time.Now()
+	if err := w1.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- w1.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("worker exited with %v after SIGTERM\n%s", err, log1.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("worker still running 15 s after SIGTERM (shutdown_timeout 10 s)\n%s", log1.String())
+	}
+	took := time.Since(sent)
+	delivered := len(s.smtp.Messages())
+	t.Logf("SIGTERM: worker exited in %s with %d of %d emails delivered", took.Round(time.Millisecond), delivered, n)
+	if delivered >= n {
+		t.Fatalf("all %d jobs were done before the signal; the test proves nothing", n)
+	}
+	if !strings.Contains(log1.String(), "worker stopped") {
+		t.Fatalf("no graceful stop in the log:\n%s", log1.String())
+	}
+	startWorker()
+	s.waitFor(60*time.Second, "every email", func() bool { return len(s.smtp.Messages()) >= n })
+	time.Sleep(time.Second)
+	seen := map[string]int{}
+	for _, m := range s.smtp.Messages() {
+		seen[m.To[0]]++
+	}
+	dups := 0
+	for to, c := range seen {
+		if c > 1 {
+			dups += c - 1
+			t.Errorf("%s got %d emails", to, c)
+		}
+	}
+	t.Logf("after restart: %d distinct recipients of %d, %d duplicates, failed list %d", len(seen), n, dups, len(s.failed()))
+	if len(seen) != n {
+		t.Fatalf("%d of %d emails delivered: jobs were lost", len(seen), n)
+	}
+	if f := s.failed(); len(f) != 0 {
+		t.Fatalf("failed list: %v", f)
+	}
+}
