@@ -63,19 +63,20 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 
 func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	const synopsis = "failed list [--queue Q] [--json] | failed retry ID|--all | failed forget ID | failed flush"
-	if len(args) == 0 {
-		fmt.Fprintf(stderr, "Usage: errand %s\n", synopsis)
-		return usageError{errors.New("failed: missing subcommand")}
-	}
-	sub := args[0]
-	f := newFlags("failed "+sub, synopsis, stderr)
-	qname := f.String("queue", "", "only this queue")
+	f := newFlags("failed", synopsis, stderr)
+	qname := f.String("queue", "", "only this queue (list, retry --all)")
 	asJSON := f.Bool("json", false, "print JSON (list)")
 	all := f.Bool("all", false, "retry every failed job (retry)")
-	pos, err := f.parse(args[1:])
+	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
+	if len(pos) == 0 {
+		f.Usage()
+		return usageError{errors.New("failed: missing subcommand")}
+	}
+	sub := pos[0]
+	pos = pos[1:]
 	needID := func() (string, error) {
 		if len(pos) != 1 {
 			f.Usage()

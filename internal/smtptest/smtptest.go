@@ -12,6 +12,7 @@ import (
 	"log"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,11 @@ type Server struct {
 	authUser  string
 	authPass  string
 	authNeeds bool
+	// rcptRejects maps an address suffix ("@bounce.test") to the answer
+	// every RCPT TO ending with it gets.
+	rcptRejects map[string]*smtp.SMTPError
+	rcptTries   map[string]int
+	latency     time.Duration
 }
 
 // Start starts an SMTP server on a free loopback port. It is closed when
@@ -185,6 +191,37 @@ func (s *Server) setReject(code int, msg string) {
 		EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0},
 		Message:      msg,
 	}
+}
+
+// RejectRecipients makes every RCPT TO whose address ends with suffix (e.g.
+// "@bounce.test") fail with code and msg, while other recipients are
+// accepted: one mailbox refused, the server otherwise fine.
+func (s *Server) RejectRecipients(suffix string, code int, msg string) {
+	s.tb.Helper()
+	if code < 400 || code > 599 {
+		s.tb.Fatalf("smtptest: RejectRecipients(%d): want a 4xx or 5xx code", code)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rcptRejects == nil {
+		s.rcptRejects = map[string]*smtp.SMTPError{}
+	}
+	s.rcptRejects[strings.ToLower(suffix)] = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: msg}
+}
+
+// RecipientAttempts is how many times a RCPT TO named addr, accepted or not.
+func (s *Server) RecipientAttempts(addr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rcptTries[strings.ToLower(addr)]
+}
+
+// SetLatency makes the server take d to answer each message's DATA, as a
+// slow relay does; 0 answers at once.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
 }
 
 // RequireAuth makes the server require AUTH PLAIN with these credentials
@@ -374,8 +411,18 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	s := ss.server
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.rcptTries == nil {
+		s.rcptTries = map[string]int{}
+	}
+	s.rcptTries[strings.ToLower(to)]++
 	if err := s.rejection(AtRcpt); err != nil {
 		return err
+	}
+	for suffix, e := range s.rcptRejects {
+		if strings.HasSuffix(strings.ToLower(to), suffix) {
+			err := *e
+			return &err
+		}
 	}
 	ss.to = append(ss.to, to)
 	return nil
@@ -387,6 +434,12 @@ func (ss *session) Data(r io.Reader) error {
 		return fmt.Errorf("read message: %w", err)
 	}
 	s := ss.server
+	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	if latency > 0 {
+		time.Sleep(latency)
+	}
 	s.mu.Lock()
 	err = s.rejection(AtData)
 	s.mu.Unlock()
