@@ -300,7 +300,7 @@ start mailpit "$mailpit" \
 	--smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_UI_PORT" \
 	--database "$dev/mailpit.db" \
 	--smtp-auth-accept-any --smtp-auth-allow-insecure --smtp-disable-rdns \
-	--disable-version-check
+	--enable-chaos --disable-version-check
 wait_until mailpit "${pids[-1]}" 20 http_ok "http://127.0.0.1:$MAILPIT_UI_PORT/api/v1/info"
 if ! http_ok "http://127.0.0.1:$MAILPIT_UI_PORT/dist/app.js"; then
 	warn "$mailpit has no web UI (it was built with a plain 'go install'); mail is caught but the page stays blank."
@@ -313,6 +313,10 @@ errand_env=(
 	"ERRAND_SMTP__PORT=$SMTP_PORT"
 	"ERRAND_SMTP__TLS=none"
 	"ERRAND_DATABASE__URL=file:.dev/errand.db"
+	# Final failures are emailed here, so the escalation shows up in the mail catcher too.
+	"ERRAND_ESCALATION__TO=${ERRAND_ESCALATION__TO:-developers@errand.local}"
+	# A short digest window, so the walk in README does not wait a minute for the email.
+	"ERRAND_ESCALATION__WINDOW=${ERRAND_ESCALATION__WINDOW:-10s}"
 )
 if ((has_sandbox)); then
 	sandbox_url=http://127.0.0.1:$SANDBOX_PORT
@@ -367,6 +371,12 @@ cat <<EOF
 Register a user; the welcome email shows up in the mail catcher about 5 s later:
 
   curl -sS -X POST localhost:$HTTP_PORT/api/users -H 'Content-Type: application/json' -d '{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","password":"correct horse battery"}'
+
+Break SMTP (every send answered "451"), register again, and watch 3 attempts in .dev/logs/worker.log;
+mend it and the escalation email to developers@errand.local arrives in the mail catcher:
+
+  curl -sS -X PUT localhost:$MAILPIT_UI_PORT/api/v1/chaos -H 'Content-Type: application/json' -d '{"Sender":{"ErrorCode":451,"Probability":100}}'
+  curl -sS -X PUT localhost:$MAILPIT_UI_PORT/api/v1/chaos -H 'Content-Type: application/json' -d '{}'
 
 EOF
 

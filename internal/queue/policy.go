@@ -132,11 +132,11 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		}
 		// A job no worker can run would otherwise sit in the retry set for ever.
 		def = &Definition{Type: task.Type(), Queue: qname, MaxAttempts: 1}
-		return p.fail(log, def, id, qname, attempt, queuedAt, task, &verdict{err: err, class: errand.Permanent, counts: true, final: true}, 0)
+		return p.fail(def, id, qname, attempt, queuedAt, task, &verdict{err: err, class: errand.Permanent, counts: true, final: true}, 0)
 	}
 	if !def.Unbounded && retried >= def.MaxAttempts {
 		v := &verdict{err: fmt.Errorf("all %d attempts used (the worker running the last one was lost)", def.MaxAttempts), class: errand.Transient, final: true}
-		return p.fail(log, def, id, qname, retried, queuedAt, task, v, 0)
+		return p.fail(def, id, qname, retried, queuedAt, task, v, 0)
 	}
 	// asynq may hand a delayed job over up to a second early; a job never runs
 	// before its time.
@@ -171,7 +171,7 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		log.Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
 		return v
 	}
-	return p.fail(log, def, id, qname, attempt, queuedAt, task, v, took)
+	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)
 }
 
 // run calls the handler with the job's timeout, turning a panic or an overrun
@@ -202,7 +202,7 @@ func (p *Policy) run(ctx context.Context, def *Definition, payload []byte) (err 
 
 // fail records a final failure and escalates it. The job then goes to the
 // failed list (asynq's archive).
-func (p *Policy) fail(log *slog.Logger, def *Definition, id, qname string, attempts int, queuedAt time.Time, task *asynq.Task, v *verdict, took time.Duration) error {
+func (p *Policy) fail(def *Definition, id, qname string, attempts int, queuedAt time.Time, task *asynq.Task, v *verdict, took time.Duration) error {
 	v.final = true
 	p.metrics.observe(def.Type, qname, took, outcomeFailed)
 	f := Failure{
@@ -211,10 +211,11 @@ func (p *Policy) fail(log *slog.Logger, def *Definition, id, qname string, attem
 		Class: v.class.String(), Error: v.err.Error(),
 		QueuedAt: queuedAt, FailedAt: p.now(),
 	}
+	log := p.log.With("attempt", attempts)
 	if def.Unbounded {
 		// An escalation that could not be sent for a whole deadline: the last
 		// resort is the log, which carries every failure it held.
-		log.Error("escalation gave up", "error", v.err.Error(), "payload", string(task.Payload()))
+		log.Error("escalation gave up", "job_id", id, "type", def.Type, "queue", qname, "error", v.err.Error(), "payload", string(task.Payload()))
 		return v
 	}
 	f.Payload = p.escalator.Redact(task.Payload())
