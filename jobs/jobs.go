@@ -9,6 +9,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
 )
 
 // Deps is what the handlers need. A process that only enqueues passes a Deps
@@ -17,6 +18,9 @@ type Deps struct {
 	Config *config.Config
 	Mailer *mail.Mailer
 	Log    *slog.Logger
+	// Store is the database; the worker opens it too (order:sync_tracking
+	// marks the shipment synced).
+	Store *store.Store
 }
 
 // Register adds every job type to r. With deps.Mailer nil the types are

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/errandhq/errand/internal/queue"
@@ -39,7 +38,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]
 			`INSERT INTO users (email, first_name, last_name, password_hash, sales_rep, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			u.Email, u.FirstName, u.LastName, u.PasswordHash, u.SalesRep, now.UnixMilli(), now.UnixMilli())
 		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint failed: users.email") {
+			if isUnique(err) {
 				return ErrEmailTaken
 			}
 			return fmt.Errorf("store: create user: %w", err)
