@@ -28,11 +28,19 @@ type Deps struct {
 func Register(r *queue.Registry, deps Deps) {
 	if deps.Mailer == nil {
 		queue.Register[WelcomeEmail](r, nil)
+		queue.Register[NotifyStaff](r, nil)
+		queue.Register[SyncCRM](r, nil)
+		queue.Register[PushFulfillment](r, nil)
+		queue.Register[SyncTracking](r, nil)
 		queue.Register[queue.Digest](r, nil)
 		queue.Register[Noop](r, nil)
 		return
 	}
 	queue.Register(r, (&welcomeEmail{deps}).Work)
+	queue.Register(r, (&notifyStaff{deps}).Work)
+	queue.Register(r, (&syncCRM{deps}).Work)
+	queue.Register(r, (&pushFulfillment{deps}).Work)
+	queue.Register(r, (&syncTracking{deps}).Work)
 	queue.Register(r, (&escalate{deps}).Work)
 	queue.Register(r, Noop{}.Work)
 }
