@@ -13,6 +13,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/jobs"
 	"github.com/redis/go-redis/v9"
 )
@@ -102,6 +103,7 @@ type app struct {
 	log *slog.Logger
 	rdb *redis.Client
 	reg *queue.Registry
+	st  *store.Store // open only where handlers run
 }
 
 // newApp connects to Redis and registers the job types, with their handlers
@@ -110,22 +112,37 @@ func newApp(cfg *config.Config, stderr io.Writer, withHandlers bool) (*app, erro
 	log := newLogger(cfg, stderr)
 	reg := queue.NewRegistry(cfg)
 	deps := jobs.Deps{Config: cfg, Log: log}
+	var st *store.Store
 	if withHandlers {
 		m, err := mail.New(cfg.SMTP)
 		if err != nil {
 			return nil, err
 		}
 		deps.Mailer = m
+		// Handlers read orders and mark shipments synced.
+		if st, err = store.Open(cfg.Database.URL); err != nil {
+			return nil, err
+		}
+		if _, err := st.Migrate(context.Background()); err != nil {
+			st.Close()
+			return nil, err
+		}
+		deps.Store = st
 	}
 	jobs.Register(reg, deps)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		return nil, err
 	}
 	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
-	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg}, nil
+	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg, st: st}, nil
 }
 
-func (a *app) close() { _ = a.rdb.Close() }
+func (a *app) close() {
+	_ = a.rdb.Close()
+	if a.st != nil {
+		_ = a.st.Close()
+	}
+}
 
 // pingRedis fails with a clear message when Redis cannot be reached.
 func (a *app) pingRedis(ctx context.Context) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/redistest"
+	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/smtptest"
 )
 
@@ -58,6 +61,8 @@ type stack struct {
 	t       *testing.T
 	redis   *redistest.Server
 	smtp    *smtptest.Server
+	sandbox *sandbox.Sandbox // local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
+	fakes   string           // their base URL
 	dir     string
 	config  string
 	base    string
@@ -71,6 +76,47 @@ type stackOptions struct {
 	workerArgs  []string // extra flags for `errand worker`
 	noWorker    bool
 	dashboardPW string
+}
+
+// serviceSecretsTOML points every service at the sandbox (SANDBOX is replaced
+// by its URL) with credentials the sandbox checks.
+const serviceSecretsTOML = `
+[notify]
+kind = "slack"
+default_rep = "alice"
+base_url = "SANDBOX"
+telegram_bot_token = "123456:test-bot-token"
+[notify.reps.alice]
+name = "Alice"
+slack_webhook_url = "https://hooks.slack.com/services/T000/B000/alice"
+telegram_chat_id = "1001"
+[notify.reps.bob]
+name = "Bob"
+slack_webhook_url = "https://hooks.slack.com/services/T000/B000/bob"
+telegram_chat_id = "1002"
+[crm]
+base_url = "SANDBOX"
+client_id = "tidio-client-id"
+client_secret = "tidio-client-secret"
+[fulfillment]
+base_url = "SANDBOX"
+app_key = "mabang-app-key"
+app_secret = "mabang-app-secret"
+callback_secret = "fulfillment-callback-secret"
+[shopify]
+shop = "acme.myshopify.com"
+access_token = "shpat_test_token"
+api_version = "2025-07"
+base_url = "SANDBOX"
+webhook_secret = "shopify-webhook-secret"
+`
+
+// applyServiceSecrets gives the sandbox the same credentials as errand.
+func applyServiceSecrets(c *config.Config) {
+	c.Notify.TelegramBotToken = "123456:test-bot-token"
+	c.CRM.ClientID, c.CRM.ClientSecret = "tidio-client-id", "tidio-client-secret"
+	c.Fulfill.AppKey, c.Fulfill.AppSecret, c.Fulfill.CallbackSecret = "mabang-app-key", "mabang-app-secret", "fulfillment-callback-secret"
+	c.Shopify.Shop, c.Shopify.AccessToken, c.Shopify.APIVersion, c.Shopify.WebhookSecret = "acme.myshopify.com", "shpat_test_token", "2025-07", "shopify-webhook-secret"
 }
 
 func freeAddr(t *testing.T) string {
@@ -88,6 +134,16 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	s := &stack{t: t, redis: redistest.Start(t), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
+	// The services errand calls, faked on their real wire formats.
+	sbCfg, err := config.Load("", false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyServiceSecrets(sbCfg)
+	s.sandbox = sandbox.New(sbCfg)
+	fakes := httptest.NewServer(s.sandbox.Handler())
+	t.Cleanup(fakes.Close)
+	s.fakes = fakes.URL
 	cfg := fmt.Sprintf(`
 [redis]
 addr = %q
@@ -108,7 +164,8 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) + o.toml
+`, s.redis.Addr(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
+		strings.ReplaceAll(serviceSecretsTOML, "SANDBOX", s.fakes) + o.toml
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
