@@ -10,6 +10,7 @@ import (
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // Deps is what the handlers need. A process that only enqueues passes a Deps
@@ -21,6 +22,9 @@ type Deps struct {
 	// Store is the database; the worker opens it too (order:sync_tracking
 	// marks the shipment synced).
 	Store *store.Store
+	// Registry and Redis let periodic jobs inspect and queue other jobs.
+	Registry *queue.Registry
+	Redis    redis.UniversalClient
 }
 
 // Register adds every job type to r. With deps.Mailer nil the types are
@@ -33,6 +37,7 @@ func Register(r *queue.Registry, deps Deps) {
 		queue.Register[PushFulfillment](r, nil)
 		queue.Register[SyncTracking](r, nil)
 		queue.Register[queue.Digest](r, nil)
+		queue.Register[ReconcileShipments](r, nil)
 		queue.Register[Noop](r, nil)
 		return
 	}
@@ -42,5 +47,6 @@ func Register(r *queue.Registry, deps Deps) {
 	queue.Register(r, (&pushFulfillment{deps}).Work)
 	queue.Register(r, (&syncTracking{deps}).Work)
 	queue.Register(r, (&escalate{deps}).Work)
+	queue.Register(r, (&reconcileShipments{deps}).Work)
 	queue.Register(r, Noop{}.Work)
 }

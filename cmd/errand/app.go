@@ -112,6 +112,8 @@ func newApp(cfg *config.Config, stderr io.Writer, withHandlers bool) (*app, erro
 	log := newLogger(cfg, stderr)
 	reg := queue.NewRegistry(cfg)
 	deps := jobs.Deps{Config: cfg, Log: log}
+	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	deps.Registry, deps.Redis = reg, rdb
 	var st *store.Store
 	if withHandlers {
 		m, err := mail.New(cfg.SMTP)
@@ -133,7 +135,6 @@ func newApp(cfg *config.Config, stderr io.Writer, withHandlers bool) (*app, erro
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
 	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg, st: st}, nil
 }
 

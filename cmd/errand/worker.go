@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/jobs"
 )
 
 func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -49,6 +51,15 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		case <-time.After(2 * time.Second):
 		}
 	}
+	// Periodic jobs: every worker schedules them; see queue.Periodic.
+	periodic := queue.NewPeriodic(queue.ConnOpt(cfg.Redis), a.log)
+	if err := periodic.Every(a.reg, cfg.Reconcile.Interval, jobs.ReconcileShipments{}); err != nil {
+		return err
+	}
+	if err := periodic.Start(); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	defer periodic.Shutdown()
 	if _, ok := w.Queues().Weights["critical"]; !ok {
 		a.log.Warn("this worker does not work the critical queue: escalation emails need a worker that does")
 	}

@@ -36,6 +36,7 @@ type Config struct {
 	Dashboard  Dashboard      `koanf:"dashboard"`
 	API        API            `koanf:"api"`
 	Log        Log            `koanf:"log"`
+	Reconcile  Reconcile      `koanf:"reconcile"`
 }
 
 type Redis struct {
@@ -140,6 +141,14 @@ type API struct {
 	Tokens []string `koanf:"tokens"`
 }
 
+// Reconcile is the periodic check for shipments whose tracking never reached
+// Shopify.
+type Reconcile struct {
+	Interval    time.Duration `koanf:"interval"`
+	Age         time.Duration `koanf:"age"`
+	MaxRequeues int           `koanf:"max_requeues"`
+}
+
 type Log struct {
 	Level  string `koanf:"level"`
 	Format string `koanf:"format"`
@@ -181,6 +190,9 @@ func Defaults() map[string]any {
 		"dashboard.path":              "/monitoring/",
 		"dashboard.read_only":         false,
 		"log.level":                   "info",
+		"reconcile.interval":          "5m",
+		"reconcile.age":               "15m",
+		"reconcile.max_requeues":      3,
 		"log.format":                  "text",
 		"notify.telegram_bot_token":   "",
 		"notify.base_url":             "",
@@ -352,6 +364,15 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	if c.Reconcile.Interval < time.Second {
+		bad("reconcile.interval", "must be at least 1s (got %s)", c.Reconcile.Interval)
+	}
+	if c.Reconcile.Age <= 0 {
+		bad("reconcile.age", "must be positive (got %s)", c.Reconcile.Age)
+	}
+	if c.Reconcile.MaxRequeues < 0 {
+		bad("reconcile.max_requeues", "must not be negative (got %d)", c.Reconcile.MaxRequeues)
 	}
 	if !strings.HasPrefix(c.Dashboard.Path, "/") {
 		bad("dashboard.path", "must start with / (got %q)", c.Dashboard.Path)

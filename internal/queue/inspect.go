@@ -267,3 +267,21 @@ func FormatAge(d time.Duration) string {
 		return d.Round(time.Second).String()
 	}
 }
+
+// Alive reports whether the job id is still to run on queue: pending,
+// scheduled, waiting to retry, running, or waiting in a group. A job that
+// completed, failed for good or is unknown is not alive.
+func (i *Inspector) Alive(queue, id string) (bool, error) {
+	t, err := i.ins.GetTaskInfo(queue, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	switch t.State {
+	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateActive, asynq.TaskStateAggregating:
+		return true, nil
+	}
+	return false, nil
+}

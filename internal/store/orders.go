@@ -76,6 +76,8 @@ type Shipment struct {
 	TrackingURL    string    `json:"tracking_url"`
 	ShippedAt      string    `json:"shipped_at"`
 	SyncState      string    `json:"sync_state"` // pending | synced
+	JobID          string    `json:"job_id"`
+	Requeues       int       `json:"requeues"`
 	CreatedAt      time.Time `json:"created_at"`
 }
 
@@ -102,8 +104,28 @@ func (s *Store) SaveShipment(ctx context.Context, sh *Shipment, build func(*Ship
 		if err != nil {
 			return err
 		}
+		if len(jobs) > 0 {
+			sh.JobID = jobs[0].ID
+			if _, err := tx.ExecContext(ctx, `UPDATE shipments SET job_id = ? WHERE id = ?`, sh.JobID, sh.ID); err != nil {
+				return fmt.Errorf("store: save shipment: %w", err)
+			}
+		}
 		return insertJobs(ctx, tx, jobs)
 	})
+}
+
+// RequeueShipment records that the reconciler queued job for the shipment,
+// the n-th time. It fails with ErrDuplicate when another reconciler already
+// did (requeues is no longer n-1), so a shipment is queued again once per turn.
+func (s *Store) RequeueShipment(ctx context.Context, id int64, n int, jobID string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE shipments SET job_id = ?, requeues = ? WHERE id = ? AND requeues = ? AND sync_state = 'pending'`, jobID, n, id, n-1)
+	if err != nil {
+		return fmt.Errorf("store: requeue shipment %d: %w", id, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return ErrDuplicate
+	}
+	return nil
 }
 
 // MarkShipmentSynced records that the shipment's tracking reached Shopify.
@@ -123,8 +145,8 @@ func (s *Store) GetShipment(ctx context.Context, id int64) (*Shipment, error) {
 	var sh Shipment
 	var created int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT id, order_id, tracking_number, carrier, tracking_url, shipped_at, sync_state, created_at FROM shipments WHERE id = ?`, id).
-		Scan(&sh.ID, &sh.OrderID, &sh.TrackingNumber, &sh.Carrier, &sh.TrackingURL, &sh.ShippedAt, &sh.SyncState, &created)
+		`SELECT id, order_id, tracking_number, carrier, tracking_url, shipped_at, sync_state, job_id, requeues, created_at FROM shipments WHERE id = ?`, id).
+		Scan(&sh.ID, &sh.OrderID, &sh.TrackingNumber, &sh.Carrier, &sh.TrackingURL, &sh.ShippedAt, &sh.SyncState, &sh.JobID, &sh.Requeues, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -139,7 +161,7 @@ func (s *Store) GetShipment(ctx context.Context, id int64) (*Shipment, error) {
 // olderThan, oldest first.
 func (s *Store) PendingShipments(ctx context.Context, olderThan time.Time, limit int) ([]Shipment, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, order_id, tracking_number, carrier, tracking_url, shipped_at, sync_state, created_at FROM shipments
+		`SELECT id, order_id, tracking_number, carrier, tracking_url, shipped_at, sync_state, job_id, requeues, created_at FROM shipments
 		 WHERE sync_state = 'pending' AND created_at < ? ORDER BY created_at LIMIT ?`, olderThan.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending shipments: %w", err)
@@ -149,7 +171,7 @@ func (s *Store) PendingShipments(ctx context.Context, olderThan time.Time, limit
 	for rows.Next() {
 		var sh Shipment
 		var created int64
-		if err := rows.Scan(&sh.ID, &sh.OrderID, &sh.TrackingNumber, &sh.Carrier, &sh.TrackingURL, &sh.ShippedAt, &sh.SyncState, &created); err != nil {
+		if err := rows.Scan(&sh.ID, &sh.OrderID, &sh.TrackingNumber, &sh.Carrier, &sh.TrackingURL, &sh.ShippedAt, &sh.SyncState, &sh.JobID, &sh.Requeues, &created); err != nil {
 			return nil, err
 		}
 		sh.CreatedAt = time.UnixMilli(created).UTC()

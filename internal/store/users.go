@@ -79,3 +79,55 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
 	return n, err
 }
+
+// UpdateUser applies the changed fields (first_name, last_name, email,
+// sales_rep) to the user with id and, in the same transaction, queues the jobs
+// build returns for the user as it was and as it is. It returns the updated
+// user.
+func (s *Store) UpdateUser(ctx context.Context, id int64, changed map[string]string, build func(before, after *User) ([]queue.Envelope, error)) (*User, error) {
+	var after *User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var u User
+		var created, updated int64
+		err := tx.QueryRowContext(ctx,
+			`SELECT id, email, first_name, last_name, password_hash, sales_rep, created_at, updated_at FROM users WHERE id = ?`, id).
+			Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.PasswordHash, &u.SalesRep, &created, &updated)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("store: update user: %w", err)
+		}
+		u.CreatedAt, u.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+		before := u
+		for k, v := range changed {
+			switch k {
+			case "email":
+				u.Email = v
+			case "first_name":
+				u.FirstName = v
+			case "last_name":
+				u.LastName = v
+			case "sales_rep":
+				u.SalesRep = v
+			default:
+				return fmt.Errorf("store: update user: unknown field %q", k)
+			}
+		}
+		u.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, first_name = ?, last_name = ?, sales_rep = ?, updated_at = ? WHERE id = ?`,
+			u.Email, u.FirstName, u.LastName, u.SalesRep, u.UpdatedAt.UnixMilli(), id); err != nil {
+			if isUnique(err) {
+				return ErrEmailTaken
+			}
+			return fmt.Errorf("store: update user: %w", err)
+		}
+		jobs, err := build(&before, &u)
+		if err != nil {
+			return err
+		}
+		after = &u
+		return insertJobs(ctx, tx, jobs)
+	})
+	return after, err
+}

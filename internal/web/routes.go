@@ -17,6 +17,9 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux := http.NewServeMux()
 
 	mux.Handle("POST /api/users", s.handleRegister())
+	mux.Handle("PATCH /api/users/{id}", s.handleProfileChange())
+	mux.Handle("POST /webhooks/shopify/orders-paid", s.handleOrdersPaid())
+	mux.Handle("POST /webhooks/fulfillment/tracking", s.handleTrackingCallback())
 
 	mux.Handle("GET /healthz", handleHealth())
 	mux.Handle("GET /readyz", s.handleReady())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/mail"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -78,11 +79,12 @@ func (s *Server) handleRegister() http.Handler {
 		}
 		u := &store.User{Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, PasswordHash: hash, SalesRep: in.SalesRep}
 		err = s.Store.CreateUser(r.Context(), u, func(u *store.User) ([]queue.Envelope, error) {
-			welcome, err := s.Registry.Prepare(jobs.WelcomeEmail{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName})
-			if err != nil {
-				return nil, err
-			}
-			return []queue.Envelope{welcome}, nil
+			contact := map[string]string{"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName}
+			return s.prepare(
+				jobs.WelcomeEmail{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName},
+				jobs.NotifyStaff{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName, SalesRep: u.SalesRep},
+				jobs.SyncCRM{UserID: u.ID, Email: u.Email, Changed: contact, Contact: contact},
+			)
 		})
 		switch {
 		case errors.Is(err, store.ErrEmailTaken):
@@ -97,4 +99,120 @@ func (s *Server) handleRegister() http.Handler {
 		s.Log.Info("user registered", "user_id", u.ID)
 		writeJSON(w, http.StatusCreated, u)
 	})
+}
+
+// prepare builds the envelopes of jobs, to be saved with the change.
+func (s *Server) prepare(args ...queue.Args) ([]queue.Envelope, error) {
+	out := make([]queue.Envelope, 0, len(args))
+	for _, a := range args {
+		e, err := s.Registry.Prepare(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// profileChange is the body of PATCH /api/users/{id}: only the fields given
+// change.
+type profileChange struct {
+	Email     *string `json:"email"`
+	FirstName *string `json:"first_name"`
+	LastName  *string `json:"last_name"`
+	SalesRep  *string `json:"sales_rep"`
+	Password  *string `json:"password"`
+}
+
+// Valid implements validator.
+func (p *profileChange) Valid() map[string]string {
+	f := map[string]string{}
+	if p.Password != nil {
+		f["password"] = "cannot be changed here"
+	}
+	if p.Email == nil && p.FirstName == nil && p.LastName == nil && p.SalesRep == nil {
+		f["body"] = "give at least one of email, first_name, last_name, sales_rep"
+	}
+	full := registration{Email: "x@x.x", FirstName: "x", LastName: "x", Password: "xxxxxxxx"}
+	if p.Email != nil {
+		full.Email = *p.Email
+	}
+	if p.FirstName != nil {
+		full.FirstName = *p.FirstName
+	}
+	if p.LastName != nil {
+		full.LastName = *p.LastName
+	}
+	if p.SalesRep != nil {
+		full.SalesRep = *p.SalesRep
+	}
+	for k, v := range full.Valid() {
+		f[k] = v
+	}
+	return f
+}
+
+// handleProfileChange saves the change and queues user:sync_crm carrying only
+// the fields that changed (the CRM gets what changed, not the whole record).
+func (s *Server) handleProfileChange() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			(&problem{Status: http.StatusNotFound, Error: "no such user"}).send(w)
+			return
+		}
+		in, _, p := decode[*profileChange](w, r)
+		if p != nil {
+			p.send(w)
+			return
+		}
+		given := map[string]*string{"email": in.Email, "first_name": in.FirstName, "last_name": in.LastName, "sales_rep": in.SalesRep}
+		queued := false
+		u, err := s.Store.UpdateUser(r.Context(), id, trimmed(given), func(before, after *store.User) ([]queue.Envelope, error) {
+			changed := map[string]string{}
+			if after.Email != before.Email {
+				changed["email"] = after.Email
+			}
+			if after.FirstName != before.FirstName {
+				changed["first_name"] = after.FirstName
+			}
+			if after.LastName != before.LastName {
+				changed["last_name"] = after.LastName
+			}
+			if len(changed) == 0 {
+				return nil, nil // nothing the CRM holds changed
+			}
+			queued = true
+			return s.prepare(jobs.SyncCRM{
+				UserID: after.ID, Email: before.Email, Changed: changed,
+				Contact: map[string]string{"email": after.Email, "first_name": after.FirstName, "last_name": after.LastName},
+			})
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			(&problem{Status: http.StatusNotFound, Error: "no such user"}).send(w)
+			return
+		case errors.Is(err, store.ErrEmailTaken):
+			(&problem{Status: http.StatusConflict, Error: "email already registered", Fields: map[string]string{"email": "is already registered"}}).send(w)
+			return
+		case err != nil:
+			s.Log.Error("profile change: save user", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		}
+		if queued {
+			s.Relay.Kick()
+		}
+		writeJSON(w, http.StatusOK, u)
+	})
+}
+
+func trimmed(given map[string]*string) map[string]string {
+	out := map[string]string{}
+	for k, v := range given {
+		if v != nil {
+			out[k] = strings.TrimSpace(*v)
+		}
+	}
+	return out
 }

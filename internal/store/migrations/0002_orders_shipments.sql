@@ -28,6 +28,10 @@ CREATE TABLE shipments (
     shipped_at      TEXT    NOT NULL DEFAULT '',
     sync_state      TEXT    NOT NULL DEFAULT 'pending',
     synced_at       INTEGER NOT NULL DEFAULT 0,
+    -- the order:sync_tracking job that syncs it now, and how many times the
+    -- reconciler had to queue it again
+    job_id          TEXT    NOT NULL DEFAULT '',
+    requeues        INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL,
     UNIQUE (order_id, tracking_number)
 );

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
+	"github.com/hibiken/asynq"
+)
+
+// A shipment whose sync job was lost is queued again by the reconciler —
+// exactly once, although two workers (two schedulers) run the check.
+func TestReconcileRequeuesStuckShipmentOnceWithTwoSchedulers(t *testing.T) {
+	s := startStack(t, stackOptions{toml: `
+[reconcile]
+interval = "1s"
+age = "1s"
+max_requeues = 3
+`})
+	// A second worker: a second scheduler and a second reconciler.
+	second := &syncBuffer{}
+	s.start("worker", second)
+	s.waitFor(15*time.Second, "the second worker", func() bool { return len(second.lines("worker started")) > 0 })
+
+	// Hold the shopify queue so the re-queued job stays alive (pending): a
+	// second re-queue would then be a duplicate.
+	ins := asynq.NewInspectorFromRedisClient(s.redis.Client())
+	if err := ins.PauseQueue("shopify"); err != nil && !strings.Contains(err.Error(), "not found") {
+		t.Fatal(err)
+	}
+	st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sh := &store.Shipment{OrderID: 820982911946154508, TrackingNumber: "1Z999AA10123456784", Carrier: "UPS"}
+	// Saved with no job at all: as if the job was lost between the database
+	// and Redis, or failed for good long ago.
+	if err := st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]queue.Envelope, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := ins.PauseQueue("shopify"); err != nil && !strings.Contains(err.Error(), "already paused") {
+		t.Logf("pause: %v", err)
+	}
+	s.waitFor(20*time.Second, "the shipment to be queued again", func() bool {
+		got, err := st.GetShipment(context.Background(), sh.ID)
+		return err == nil && got.Requeues >= 1
+	})
+	time.Sleep(4 * time.Second) // several more reconcile turns on both workers
+	got, err := st.GetShipment(context.Background(), sh.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := ins.ListPendingTasks("shopify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, task := range tasks {
+		ids = append(ids, task.ID)
+	}
+	t.Logf("after 4 s of reconciling on two workers: requeues=%d, job %s, pending shopify jobs %v", got.Requeues, got.JobID, ids)
+	if got.Requeues != 1 || len(tasks) != 1 || tasks[0].ID != got.JobID || tasks[0].Type != "order:sync_tracking" {
+		t.Fatalf("want exactly one re-queued sync job; requeues=%d jobs=%v", got.Requeues, ids)
+	}
+	if n := len(s.worker.lines("stuck shipment queued again")) + len(second.lines("stuck shipment queued again")); n != 1 {
+		t.Fatalf("%d re-queue log lines, want 1", n)
+	}
+}

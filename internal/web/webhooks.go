@@ -1,0 +1,202 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
+	"github.com/errandhq/errand/jobs"
+)
+
+// callbackSkew is how far a tracking callback's X-Timestamp may be from now.
+const callbackSkew = 5 * time.Minute
+
+// validShopifyHMAC checks X-Shopify-Hmac-Sha256 = base64(HMAC-SHA256(secret,
+// raw body)) in constant time.
+func validShopifyHMAC(secret string, body []byte, header string) bool {
+	if secret == "" || header == "" {
+		return false
+	}
+	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(header))
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// validCallbackSignature checks X-Signature = hex(HMAC-SHA256(secret,
+// timestamp + "." + raw body)) in constant time, and that the timestamp is
+// within callbackSkew of now.
+func validCallbackSignature(secret string, body []byte, timestamp, signature string, now time.Time) (ok bool, why string) {
+	if secret == "" {
+		return false, "callbacks are not configured (fulfillment.callback_secret is empty)"
+	}
+	ts, err := strconv.ParseInt(strings.TrimSpace(timestamp), 10, 64)
+	if err != nil {
+		return false, "missing or malformed X-Timestamp"
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > callbackSkew || d < -callbackSkew {
+		return false, "stale X-Timestamp"
+	}
+	got, err := hex.DecodeString(strings.TrimSpace(signature))
+	if err != nil || len(got) == 0 {
+		return false, "missing or malformed X-Signature"
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(strings.TrimSpace(timestamp)))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	if !hmac.Equal(got, mac.Sum(nil)) {
+		return false, "bad signature"
+	}
+	return true, ""
+}
+
+// shopifyOrder is the part of the orders/paid payload errand reads; the whole
+// body is saved as it came.
+type shopifyOrder struct {
+	ID    json.Number `json:"id"`
+	Name  string      `json:"name"`
+	Email string      `json:"email"`
+}
+
+// handleOrdersPaid takes Shopify's orders/paid webhook: verify, save the
+// order, queue the push to the fulfillment platform. Repeats answer 200 and
+// queue nothing.
+func (s *Server) handleOrdersPaid() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, p := readBody(w, r)
+		if p != nil {
+			p.send(w)
+			return
+		}
+		if !validShopifyHMAC(s.Config.Shopify.WebhookSecret, body, r.Header.Get("X-Shopify-Hmac-Sha256")) {
+			(&problem{Status: http.StatusUnauthorized, Error: "invalid or missing X-Shopify-Hmac-Sha256"}).send(w)
+			return
+		}
+		var o shopifyOrder
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.UseNumber()
+		if err := dec.Decode(&o); err != nil {
+			(&problem{Status: http.StatusBadRequest, Error: "malformed JSON: " + err.Error()}).send(w)
+			return
+		}
+		id, err := strconv.ParseInt(o.ID.String(), 10, 64)
+		if err != nil || id <= 0 {
+			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: map[string]string{"id": "must be the order's numeric id"}}).send(w)
+			return
+		}
+		jobsOut, err := s.prepare(jobs.PushFulfillment{OrderID: id})
+		if err != nil {
+			s.Log.Error("orders/paid: prepare job", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		}
+		order := &store.Order{ID: id, Name: o.Name, Email: o.Email, Payload: string(body)}
+		err = s.Store.SaveOrder(r.Context(), r.Header.Get("X-Shopify-Event-Id"), order, jobsOut)
+		switch {
+		case errors.Is(err, store.ErrDuplicate):
+			writeJSON(w, http.StatusOK, map[string]any{"status": "duplicate", "order_id": id})
+			return
+		case err != nil:
+			s.Log.Error("orders/paid: save order", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		}
+		s.Relay.Kick()
+		s.Log.Info("order paid", "order_id", id, "job_id", jobsOut[0].ID)
+		writeJSON(w, http.StatusOK, map[string]any{"status": "queued", "order_id": id, "job_id": jobsOut[0].ID})
+	})
+}
+
+// trackingCallback is the fulfillment platform's shipped callback.
+type trackingCallback struct {
+	OrderNo        string `json:"order_no"`
+	TrackingNumber string `json:"tracking_number"`
+	Carrier        string `json:"carrier"`
+	TrackingURL    string `json:"tracking_url"`
+	ShippedAt      string `json:"shipped_at"`
+}
+
+// Valid implements validator.
+func (c *trackingCallback) Valid() map[string]string {
+	f := map[string]string{}
+	if id, err := strconv.ParseInt(strings.TrimSpace(c.OrderNo), 10, 64); err != nil || id <= 0 {
+		f["order_no"] = "must be the platformOrderId errand sent (the Shopify order id)"
+	}
+	c.TrackingNumber = strings.TrimSpace(c.TrackingNumber)
+	if c.TrackingNumber == "" || len(c.TrackingNumber) > 100 {
+		f["tracking_number"] = "must not be empty"
+	}
+	if len(c.Carrier) > 100 {
+		f["carrier"] = "must be at most 100 characters"
+	}
+	if c.TrackingURL != "" && !strings.HasPrefix(c.TrackingURL, "http://") && !strings.HasPrefix(c.TrackingURL, "https://") {
+		f["tracking_url"] = "must be an http(s) URL"
+	}
+	if c.ShippedAt != "" {
+		if _, err := time.Parse(time.RFC3339, c.ShippedAt); err != nil {
+			f["shipped_at"] = "must be an RFC 3339 time"
+		}
+	}
+	return f
+}
+
+// handleTrackingCallback takes the fulfillment platform's shipped callback:
+// verify, save the shipment as pending, queue the sync to Shopify. A repeat of
+// the same order and tracking number answers 200 and queues nothing.
+func (s *Server) handleTrackingCallback() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, p := readBody(w, r)
+		if p != nil {
+			p.send(w)
+			return
+		}
+		if ok, why := validCallbackSignature(s.Config.Fulfill.CallbackSecret, body, r.Header.Get("X-Timestamp"), r.Header.Get("X-Signature"), time.Now()); !ok {
+			(&problem{Status: http.StatusUnauthorized, Error: why}).send(w)
+			return
+		}
+		var c trackingCallback
+		if err := json.Unmarshal(body, &c); err != nil {
+			(&problem{Status: http.StatusBadRequest, Error: "malformed JSON: " + err.Error()}).send(w)
+			return
+		}
+		if f := c.Valid(); len(f) > 0 {
+			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: f}).send(w)
+			return
+		}
+		orderID, _ := strconv.ParseInt(strings.TrimSpace(c.OrderNo), 10, 64)
+		sh := &store.Shipment{OrderID: orderID, TrackingNumber: c.TrackingNumber, Carrier: c.Carrier, TrackingURL: c.TrackingURL, ShippedAt: c.ShippedAt}
+		var jobID string
+		err := s.Store.SaveShipment(r.Context(), sh, func(sh *store.Shipment) ([]queue.Envelope, error) {
+			out, err := s.prepare(jobs.SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL})
+			if err == nil {
+				jobID = out[0].ID
+			}
+			return out, err
+		})
+		switch {
+		case errors.Is(err, store.ErrDuplicate):
+			writeJSON(w, http.StatusOK, map[string]any{"status": "duplicate"})
+			return
+		case err != nil:
+			s.Log.Error("tracking callback: save shipment", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		}
+		s.Relay.Kick()
+		s.Log.Info("shipment reported", "order_id", orderID, "shipment_id", sh.ID, "job_id", jobID)
+		writeJSON(w, http.StatusOK, map[string]any{"status": "queued", "shipment_id": sh.ID, "job_id": jobID})
+	})
+}
