@@ -3,10 +3,14 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/slack"
+	"github.com/errandhq/errand/internal/telegram"
 )
 
 // NotifyStaff tells the new customer's sales rep (the registration's
@@ -38,5 +42,51 @@ func (n NotifyStaff) Validate() error {
 type notifyStaff struct{ Deps }
 
 func (h *notifyStaff) Work(ctx context.Context, n NotifyStaff) error {
-	return errand.Permanentf("user:notify_staff: not implemented yet")
+	cfg := h.Config.Notify
+	repID := n.SalesRep
+	if repID == "" {
+		repID = cfg.DefaultRep
+	}
+	if repID == "" {
+		return errand.Permanentf("notify: the registration names no sales rep and notify.default_rep is empty")
+	}
+	rep, ok := cfg.Reps[repID]
+	if !ok {
+		return errand.Permanentf("notify: unknown sales rep %q (not in [notify.reps])", repID)
+	}
+	switch cfg.Kind {
+	case "telegram":
+		if rep.TelegramChatID == "" {
+			return errand.Permanentf("notify: sales rep %q has no telegram_chat_id", repID)
+		}
+		c := telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0)
+		defer c.Close()
+		_, err := c.SendMessage(ctx, rep.TelegramChatID, newCustomerText(rep.Name, n, func(s string) string { return s }))
+		return err
+	default:
+		if rep.SlackWebhookURL == "" {
+			return errand.Permanentf("notify: sales rep %q has no slack_webhook_url", repID)
+		}
+		c := slack.New(cfg.BaseURL, 0)
+		defer c.Close()
+		return c.Post(ctx, rep.SlackWebhookURL, newCustomerText(rep.Name, n, slack.Escape))
+	}
+}
+
+// newCustomerText is the message to the rep; escape makes the customer's own
+// words (name, email) inert for the channel's markup.
+func newCustomerText(repName string, n NotifyStaff, escape func(string) string) string {
+	name := strings.TrimSpace(n.FirstName + " " + n.LastName)
+	if name == "" {
+		name = "(no name given)"
+	}
+	greeting := "New customer"
+	if repName != "" {
+		greeting = "New customer for " + repName
+	}
+	text := fmt.Sprintf("%s: %s (%s) just registered", greeting, escape(name), escape(n.Email))
+	if n.UserID > 0 {
+		text += fmt.Sprintf(", user #%d", n.UserID)
+	}
+	return text + "."
 }

@@ -3,10 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 
-	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/outbound"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/tidio"
 )
 
 // SyncCRM creates or updates the user's contact on the marketing platform
@@ -46,5 +49,62 @@ func (s SyncCRM) Validate() error {
 type syncCRM struct{ Deps }
 
 func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {
-	return errand.Permanentf("user:sync_crm: not implemented yet")
+	cfg := h.Config.CRM
+	c := tidio.New(cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, 0)
+	defer c.Close()
+	contact, err := h.find(ctx, c, s)
+	if err != nil {
+		return err
+	}
+	if contact != nil {
+		return c.Update(ctx, contact.ID, s.Changed)
+	}
+	_, err = c.Create(ctx, s.newContact())
+	if outbound.IsStatus(err, http.StatusUnprocessableEntity) {
+		// Refused as a duplicate: another job created the contact since the
+		// look-up (a registration and a profile change racing). Update it.
+		contact, ferr := h.find(ctx, c, s)
+		if ferr != nil {
+			return ferr
+		}
+		if contact != nil {
+			return c.Update(ctx, contact.ID, s.Changed)
+		}
+	}
+	return err
+}
+
+// find looks the contact up under its known email, then under the new email
+// when this change sets one: an earlier attempt may have changed the email
+// already and lost the answer.
+func (h *syncCRM) find(ctx context.Context, c *tidio.Client, s SyncCRM) (*tidio.Contact, error) {
+	contact, err := c.FindByEmail(ctx, s.Email)
+	if err != nil || contact != nil {
+		return contact, err
+	}
+	if email := s.Changed["email"]; email != "" && !strings.EqualFold(email, s.Email) {
+		return c.FindByEmail(ctx, email)
+	}
+	return nil, nil
+}
+
+// newContact is what a new contact is created with: the whole contact when
+// the payload has it, else the changed fields, always with an email so the
+// next sync finds it.
+func (s SyncCRM) newContact() map[string]string {
+	src := s.Contact
+	if len(src) == 0 {
+		src = s.Changed
+	}
+	fields := make(map[string]string, len(src)+1)
+	for k, v := range src {
+		fields[k] = v
+	}
+	if fields["email"] == "" {
+		fields["email"] = s.Email
+		if e := s.Changed["email"]; e != "" {
+			fields["email"] = e
+		}
+	}
+	return fields
 }
