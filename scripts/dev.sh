@@ -320,11 +320,26 @@ errand_env=(
 )
 if ((has_sandbox)); then
 	sandbox_url=http://127.0.0.1:$SANDBOX_PORT
+	# Every service points at the sandbox, with made-up credentials that the
+	# sandbox checks just as the real services check real ones.
 	errand_env+=(
 		"ERRAND_NOTIFY__BASE_URL=$sandbox_url"
+		"ERRAND_NOTIFY__DEFAULT_REP=alice"
+		"ERRAND_NOTIFY__REPS__ALICE__NAME=Alice"
+		"ERRAND_NOTIFY__REPS__ALICE__SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T0DEV/B0DEV/alice"
+		"ERRAND_NOTIFY__REPS__ALICE__TELEGRAM_CHAT_ID=1001"
+		"ERRAND_NOTIFY__TELEGRAM_BOT_TOKEN=123456:dev-bot-token"
 		"ERRAND_CRM__BASE_URL=$sandbox_url"
+		"ERRAND_CRM__CLIENT_ID=dev-tidio-client-id"
+		"ERRAND_CRM__CLIENT_SECRET=dev-tidio-client-secret"
 		"ERRAND_FULFILLMENT__BASE_URL=$sandbox_url"
+		"ERRAND_FULFILLMENT__APP_KEY=dev-app-key"
+		"ERRAND_FULFILLMENT__APP_SECRET=dev-app-secret"
+		"ERRAND_FULFILLMENT__CALLBACK_SECRET=dev-callback-secret"
 		"ERRAND_SHOPIFY__BASE_URL=$sandbox_url"
+		"ERRAND_SHOPIFY__SHOP=dev-shop.myshopify.com"
+		"ERRAND_SHOPIFY__ACCESS_TOKEN=shpat_dev_token"
+		"ERRAND_SHOPIFY__WEBHOOK_SECRET=dev-shopify-webhook-secret"
 	)
 	say "starting errand sandbox on $sandbox_url"
 	start sandbox env "${errand_env[@]}" bin/errand sandbox

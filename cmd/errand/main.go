@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,8 @@ func main() {
 	err := run(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	var ue usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		// --help printed the usage: not an error.
 	case errors.As(err, &ue):
 		os.Exit(2)
 	default:
@@ -27,6 +29,8 @@ func main() {
 
 // usageError has already printed the usage; main only sets the exit code.
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 const usage = `errand runs a web shop's side effects in the background, reliably.
 
@@ -42,6 +46,10 @@ Usage:
   errand enqueue TYPE --payload JSON [--delay 5s] [--queue Q]
                                               push one job by hand
   errand migrate                              create or upgrade the database schema
+  errand sandbox [--addr 127.0.0.1:8090]      local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
+  errand sandbox send-order [--order ID]      send a correctly signed sample Shopify orders/paid webhook
+  errand sandbox send-tracking --order ID [--tracking NUMBER]
+                                              send a correctly signed sample tracking callback
 
 Every command takes --config PATH (default ./config.toml). Every setting can be
 overridden by an environment variable ERRAND_<SECTION>__<KEY>, e.g.
@@ -68,6 +76,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdEnqueue(ctx, rest, environ, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, environ, stdout, stderr)
+	case "sandbox":
+		return cmdSandbox(ctx, rest, environ, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
