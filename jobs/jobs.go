@@ -38,6 +38,7 @@ func Register(r *queue.Registry, deps Deps) {
 		queue.Register[SyncTracking](r, nil)
 		queue.Register[queue.Digest](r, nil)
 		queue.Register[ReconcileShipments](r, nil)
+		queue.Register[queue.Outcome](r, nil)
 		queue.Register[Noop](r, nil)
 		return
 	}
@@ -48,5 +49,6 @@ func Register(r *queue.Registry, deps Deps) {
 	queue.Register(r, (&syncTracking{deps}).Work)
 	queue.Register(r, (&escalate{deps}).Work)
 	queue.Register(r, (&reconcileShipments{deps}).Work)
+	queue.Register(r, (&callback{deps}).Work)
 	queue.Register(r, Noop{}.Work)
 }

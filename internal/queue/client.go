@@ -20,6 +20,7 @@ const (
 	headerDue      = "errand-due-ms"
 	headerQueued   = "errand-queued-ms"
 	headerRetryOf  = "errand-retry-of"
+	headerCallback = "errand-callback"
 	maxRetrySentry = 1 << 20 // errand counts attempts itself; see policy.go
 )
 
@@ -93,6 +94,9 @@ func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option,
 	headers := map[string]string{
 		headerDue:    strconv.FormatInt(e.DueAt.UnixMilli(), 10),
 		headerQueued: strconv.FormatInt(e.QueuedAt.UnixMilli(), 10),
+	}
+	if e.Callback {
+		headers[headerCallback] = "1"
 	}
 	opts := []asynq.Option{
 		asynq.TaskID(e.ID),

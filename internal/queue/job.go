@@ -244,6 +244,8 @@ type Envelope struct {
 	Payload  []byte    `json:"payload"`
 	DueAt    time.Time `json:"due_at"`
 	QueuedAt time.Time `json:"queued_at"`
+	// Callback: the outcome is to be reported (see store.Callback).
+	Callback bool `json:"callback,omitempty"`
 }
 
 // Option changes how one job is queued.
@@ -256,6 +258,10 @@ func Delay(d time.Duration) Option {
 
 // OnQueue puts the job on another queue than its type's.
 func OnQueue(q string) Option { return func(e *Envelope) { e.Queue = q } }
+
+// WithCallback marks the job as one whose outcome is reported to a callback
+// URL kept in the database.
+func WithCallback() Option { return func(e *Envelope) { e.Callback = true } }
 
 // WithID sets the job's ID (it must be unique).
 func WithID(id string) Option { return func(e *Envelope) { e.ID = id } }

@@ -158,6 +158,9 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	if err == nil {
 		p.metrics.observe(def.Type, qname, took, outcomeDone)
 		log.Info("job done", "took", took.Round(time.Millisecond))
+		if task.Headers()[headerCallback] != "" {
+			p.callBack(log, Outcome{ID: id, Type: def.Type, State: "completed", Attempts: attempt})
+		}
 		return nil
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -218,6 +221,9 @@ func (p *Policy) fail(def *Definition, id, qname string, attempts int, queuedAt 
 		log.Error("escalation gave up", "job_id", id, "type", def.Type, "queue", qname, "error", v.err.Error(), "payload", string(task.Payload()))
 		return v
 	}
+	if task.Headers()[headerCallback] != "" {
+		p.callBack(log, Outcome{ID: id, Type: def.Type, State: "failed", Attempts: attempts, Error: v.err.Error()})
+	}
 	f.Payload = p.escalator.Redact(task.Payload())
 	log.Error("job failed for good", f.LogAttrs()...)
 	if err := p.escalator.Escalate(f); err != nil {
@@ -226,4 +232,13 @@ func (p *Policy) fail(def *Definition, id, qname string, attempts int, queuedAt 
 		p.metrics.escalated(def.Type, qname)
 	}
 	return v
+}
+
+// callBack queues the report of a job's outcome to its callback URL. A report
+// that cannot be queued is logged: the job's state stays readable with
+// GET /api/jobs/{id}.
+func (p *Policy) callBack(log *slog.Logger, o Outcome) {
+	if err := p.escalator.report(o); err != nil {
+		log.Error("callback could not be queued", "state", o.State, "error", err.Error())
+	}
 }

@@ -19,7 +19,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int)
 		rows, err := tx.QueryContext(ctx,
 			`UPDATE outbox SET claimed_until = ?, tries = tries + 1
 			 WHERE seq IN (SELECT seq FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?)
-			 RETURNING id, type, queue, payload, due_at_ms, queued_at_ms`,
+			 RETURNING id, type, queue, payload, due_at_ms, queued_at_ms, callback`,
 			now.Add(lease).UnixMilli(), now.UnixMilli(), limit)
 		if err != nil {
 			return err
@@ -28,7 +28,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int)
 		for rows.Next() {
 			var e queue.Envelope
 			var due, queued int64
-			if err := rows.Scan(&e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued); err != nil {
+			if err := rows.Scan(&e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued, &e.Callback); err != nil {
 				return err
 			}
 			e.DueAt, e.QueuedAt = time.UnixMilli(due), time.UnixMilli(queued)

@@ -124,8 +124,8 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func insertJobs(ctx context.Context, tx *sql.Tx, jobs []queue.Envelope) error {
 	for _, e := range jobs {
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli()); err != nil {
+			`INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
 	}

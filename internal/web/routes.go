@@ -20,6 +20,8 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle("PATCH /api/users/{id}", s.handleProfileChange())
 	mux.Handle("POST /webhooks/shopify/orders-paid", s.handleOrdersPaid())
 	mux.Handle("POST /webhooks/fulfillment/tracking", s.handleTrackingCallback())
+	mux.Handle("POST /api/jobs", s.requireToken(s.handleEnqueue()))
+	mux.Handle("GET /api/jobs/{id}", s.requireToken(s.handleJobStatus()))
 
 	mux.Handle("GET /healthz", handleHealth())
 	mux.Handle("GET /readyz", s.handleReady())

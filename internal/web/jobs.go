@@ -1,0 +1,315 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
+	"github.com/hibiken/asynq"
+)
+
+// internalTypes cannot be queued through the API: errand queues them itself.
+var internalTypes = map[string]bool{queue.EscalateType: true, queue.CallbackType: true, "ops:reconcile_shipments": true}
+
+// maxAPIDelay bounds how far ahead a job may be scheduled.
+const maxAPIDelay = 30 * 24 * time.Hour
+
+type tokenKey struct{}
+
+// requireToken lets a request through with a valid Authorization: Bearer
+// token from api.tokens, compared in constant time. With no tokens
+// configured the API is closed.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	hashes := make([][32]byte, len(s.Config.API.Tokens))
+	for i, t := range s.Config.API.Tokens {
+		hashes[i] = sha256.Sum256([]byte(t))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		match := 0
+		for _, h := range hashes {
+			match |= subtle.ConstantTimeCompare(got[:], h[:])
+		}
+		if !ok || tok == "" || match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="errand"`)
+			(&problem{Status: http.StatusUnauthorized, Error: "missing or invalid bearer token"}).send(w)
+			return
+		}
+		// Idempotency keys are kept per token: two clients never share one.
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, hex.EncodeToString(got[:8]))))
+	})
+}
+
+// jobRequest is the body of POST /api/jobs.
+type jobRequest struct {
+	Type          string          `json:"type"`
+	Payload       json.RawMessage `json:"payload"`
+	Delay         json.RawMessage `json:"delay"`
+	Queue         string          `json:"queue"`
+	CallbackURL   string          `json:"callback_url"`
+	CallbackToken string          `json:"callback_token"`
+
+	delay time.Duration
+	reg   *queue.Registry
+}
+
+// Valid implements validator.
+func (j *jobRequest) Valid() map[string]string {
+	f := map[string]string{}
+	def, err := j.reg.Lookup(j.Type)
+	switch {
+	case j.Type == "":
+		f["type"] = "must not be empty"
+	case err != nil || internalTypes[j.Type]:
+		f["type"] = "unknown job type; known: " + strings.Join(publicTypes(j.reg), ", ")
+	default:
+		if len(bytes.TrimSpace(j.Payload)) == 0 {
+			j.Payload = json.RawMessage("{}")
+		}
+		if err := def.Check(j.Payload); err != nil {
+			f["payload"] = strings.TrimPrefix(err.Error(), queue.ErrInvalidPayload.Error()+": ")
+		}
+	}
+	if d := bytes.TrimSpace(j.Delay); len(d) > 0 && string(d) != "null" {
+		var secs float64
+		var text string
+		switch {
+		case json.Unmarshal(d, &secs) == nil:
+			j.delay = time.Duration(secs * float64(time.Second))
+		case json.Unmarshal(d, &text) == nil:
+			v, err := time.ParseDuration(text)
+			if err != nil {
+				f["delay"] = `must be a duration like "5s" or a number of seconds`
+			}
+			j.delay = v
+		default:
+			f["delay"] = `must be a duration like "5s" or a number of seconds`
+		}
+		if j.delay < 0 || j.delay > maxAPIDelay {
+			f["delay"] = "must be between 0 and 30 days"
+		}
+	}
+	if j.Queue != "" {
+		if _, ok := j.reg.Queues()[j.Queue]; !ok {
+			f["queue"] = "is not a configured queue"
+		}
+	}
+	if j.CallbackURL != "" {
+		u, err := url.Parse(j.CallbackURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			f["callback_url"] = "must be an absolute http(s) URL"
+		}
+		if len(j.CallbackToken) > 500 {
+			f["callback_token"] = "must be at most 500 characters"
+		}
+	} else if j.CallbackToken != "" {
+		f["callback_token"] = "needs callback_url"
+	}
+	return f
+}
+
+func publicTypes(reg *queue.Registry) []string {
+	var out []string
+	for _, t := range reg.Types() {
+		if !internalTypes[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+type jobAccepted struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Queue     string `json:"queue"`
+	State     string `json:"state"`
+	StatusURL string `json:"status_url"`
+}
+
+// handleEnqueue is POST /api/jobs: queue a job from any language. The job is
+// saved in the database (outbox) before the 202, so it is not lost if Redis is
+// down; with Idempotency-Key a retried request gets the first answer.
+func (s *Server) handleEnqueue() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, p := readBody(w, r)
+		if p != nil {
+			p.send(w)
+			return
+		}
+		tokenHash, _ := r.Context().Value(tokenKey{}).(string)
+		key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+		sum := sha256.Sum256(body)
+		bodyHash := hex.EncodeToString(sum[:])
+		if len(key) > 255 {
+			(&problem{Status: http.StatusBadRequest, Error: "Idempotency-Key must be at most 255 characters"}).send(w)
+			return
+		}
+		if key != "" {
+			if s.replayIdempotent(w, r, tokenHash, key, bodyHash) {
+				return
+			}
+		}
+		var in jobRequest
+		if err := json.Unmarshal(body, &in); err != nil {
+			(&problem{Status: http.StatusBadRequest, Error: "malformed JSON: " + err.Error()}).send(w)
+			return
+		}
+		in.reg = s.Registry
+		if f := in.Valid(); len(f) > 0 {
+			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: f}).send(w)
+			return
+		}
+		opts := []queue.Option{}
+		if len(bytes.TrimSpace(in.Delay)) > 0 && string(bytes.TrimSpace(in.Delay)) != "null" {
+			opts = append(opts, queue.Delay(in.delay))
+		}
+		if in.Queue != "" {
+			opts = append(opts, queue.OnQueue(in.Queue))
+		}
+		if in.CallbackURL != "" {
+			opts = append(opts, queue.WithCallback())
+		}
+		e, err := s.Registry.PrepareRaw(in.Type, in.Payload, opts...)
+		if err != nil {
+			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: map[string]string{"payload": err.Error()}}).send(w)
+			return
+		}
+		state := "pending"
+		if e.DueAt.After(time.Now()) {
+			state = "scheduled"
+		}
+		answer := jobAccepted{ID: e.ID, Type: e.Type, Queue: e.Queue, State: state,
+			StatusURL: strings.TrimRight(s.Config.HTTP.PublicURL, "/") + "/api/jobs/" + e.ID}
+		resp, _ := json.Marshal(answer)
+		err = s.Store.SaveAPIJob(r.Context(), store.APIJob{
+			Envelope: e, CallbackURL: in.CallbackURL, CallbackToken: in.CallbackToken,
+			TokenHash: tokenHash, Key: key, BodyHash: bodyHash, Status: http.StatusAccepted, Response: string(resp),
+		})
+		if errors.Is(err, store.ErrDuplicate) && s.replayIdempotent(w, r, tokenHash, key, bodyHash) {
+			return // a concurrent request with the same key won
+		}
+		if err != nil {
+			s.Log.Error("api: save job", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		}
+		s.Relay.Kick()
+		w.Header().Set("Location", answer.StatusURL)
+		writeJSON(w, http.StatusAccepted, answer)
+	})
+}
+
+// replayIdempotent answers from the kept answer for key, if any: the same
+// answer for the same body, 409 for another body. It reports whether it
+// answered.
+func (s *Server) replayIdempotent(w http.ResponseWriter, r *http.Request, tokenHash, key, bodyHash string) bool {
+	kept, err := s.Store.LookupIdempotent(r.Context(), tokenHash, key)
+	if err != nil {
+		s.Log.Error("api: idempotency lookup", "error", err.Error())
+		(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+		return true
+	}
+	if kept == nil {
+		return false
+	}
+	if kept.BodyHash != bodyHash {
+		(&problem{Status: http.StatusConflict, Error: "Idempotency-Key was already used with a different request body"}).send(w)
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(kept.Status)
+	_, _ = w.Write([]byte(kept.Response + "\n"))
+	return true
+}
+
+// jobStatus is the answer of GET /api/jobs/{id}.
+type jobStatus struct {
+	ID          string     `json:"id"`
+	Type        string     `json:"type"`
+	Queue       string     `json:"queue"`
+	State       string     `json:"state"`
+	Attempts    int        `json:"attempts"`
+	MaxAttempts int        `json:"max_attempts"`
+	LastError   string     `json:"last_error"`
+	NextRunAt   *time.Time `json:"next_run_at"`
+	CompletedAt *time.Time `json:"completed_at"`
+}
+
+// handleJobStatus is GET /api/jobs/{id}.
+func (s *Server) handleJobStatus() http.Handler {
+	ins := asynq.NewInspectorFromRedisClient(s.Redis)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if e, err := s.Store.OutboxJob(r.Context(), id); err == nil {
+			// Accepted, not yet in Redis (the relay moves it shortly).
+			st := jobStatus{ID: e.ID, Type: e.Type, Queue: e.Queue, State: "pending", NextRunAt: &e.DueAt}
+			if e.DueAt.After(time.Now()) {
+				st.State = "scheduled"
+			}
+			st.MaxAttempts = s.maxAttempts(e.Type)
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
+		for q := range s.Registry.Queues() {
+			t, err := ins.GetTaskInfo(q, id)
+			if err != nil {
+				continue
+			}
+			writeJSON(w, http.StatusOK, s.statusOf(t))
+			return
+		}
+		(&problem{Status: http.StatusNotFound, Error: "no job with that id"}).send(w)
+	})
+}
+
+func (s *Server) maxAttempts(typ string) int {
+	if def, err := s.Registry.Lookup(typ); err == nil && !def.Unbounded {
+		return def.MaxAttempts
+	}
+	return 0
+}
+
+func (s *Server) statusOf(t *asynq.TaskInfo) jobStatus {
+	st := jobStatus{ID: t.ID, Type: t.Type, Queue: t.Queue, LastError: t.LastErr, MaxAttempts: s.maxAttempts(t.Type)}
+	st.Attempts = t.Retried
+	switch t.State {
+	case asynq.TaskStatePending, asynq.TaskStateAggregating:
+		st.State = "pending"
+	case asynq.TaskStateScheduled:
+		st.State = "scheduled"
+	case asynq.TaskStateRetry:
+		st.State = "retrying"
+	case asynq.TaskStateActive:
+		st.State, st.Attempts = "running", t.Retried+1
+	case asynq.TaskStateArchived:
+		st.State, st.Attempts = "failed", t.Retried+1
+	case asynq.TaskStateCompleted:
+		st.State, st.Attempts = "completed", t.Retried+1
+		c := t.CompletedAt
+		st.CompletedAt = &c
+	default:
+		st.State = strings.ToLower(fmt.Sprint(t.State))
+	}
+	if st.MaxAttempts > 0 && st.Attempts > st.MaxAttempts {
+		st.Attempts = st.MaxAttempts
+	}
+	if !t.NextProcessAt.IsZero() && (st.State == "pending" || st.State == "scheduled" || st.State == "retrying") {
+		n := t.NextProcessAt
+		st.NextRunAt = &n
+	}
+	return st
+}
