@@ -3,10 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/fulfillment"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/store"
 )
 
 // PushFulfillment pushes a paid Shopify order to the fulfillment platform
@@ -34,6 +37,37 @@ func (p PushFulfillment) Validate() error {
 
 type pushFulfillment struct{ Deps }
 
+// Work pushes the order once: the gateway recognises a platformOrderId it
+// already has, so a retry after a lost answer does not ship twice.
 func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
-	return errand.Permanentf("order:push_fulfillment: not implemented yet")
+	o, err := h.Store.GetOrder(ctx, p.OrderID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errand.Permanentf("order:push_fulfillment: order %d is not in the database", p.OrderID)
+	}
+	if err != nil {
+		return fmt.Errorf("order:push_fulfillment: %w", err)
+	}
+	push, err := fulfillment.OrderFromShopify(o.ID, []byte(o.Payload))
+	if errors.Is(err, fulfillment.ErrNothingToShip) {
+		h.Log.Info("order not pushed to the fulfillment platform: nothing in it needs shipping", "order_id", o.ID)
+		return nil
+	}
+	if err != nil {
+		return errand.PermanentError(err)
+	}
+	c, err := fulfillment.New(h.Config.Fulfill, 0)
+	if err != nil {
+		return errand.PermanentError(err)
+	}
+	defer c.Close()
+	res, err := c.CreateOrder(ctx, push)
+	if err != nil {
+		return err
+	}
+	if res.AlreadyCreated {
+		h.Log.Info("order was already at the fulfillment platform", "order_id", o.ID)
+	} else {
+		h.Log.Info("order pushed to the fulfillment platform", "order_id", o.ID, "items", len(push.Items))
+	}
+	return nil
 }

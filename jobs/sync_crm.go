@@ -52,7 +52,7 @@ func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {
 	cfg := h.Config.CRM
 	c := tidio.New(cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, 0)
 	defer c.Close()
-	contact, err := h.find(ctx, c, s)
+	contact, err := findContact(ctx, c, s)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {
 	if outbound.IsStatus(err, http.StatusUnprocessableEntity) {
 		// Refused as a duplicate: another job created the contact since the
 		// look-up (a registration and a profile change racing). Update it.
-		contact, ferr := h.find(ctx, c, s)
+		contact, ferr := findContact(ctx, c, s)
 		if ferr != nil {
 			return ferr
 		}
@@ -74,10 +74,10 @@ func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {
 	return err
 }
 
-// find looks the contact up under its known email, then under the new email
-// when this change sets one: an earlier attempt may have changed the email
-// already and lost the answer.
-func (h *syncCRM) find(ctx context.Context, c *tidio.Client, s SyncCRM) (*tidio.Contact, error) {
+// findContact looks the contact up under its known email, then under the new
+// email when this change sets one: an earlier attempt may have changed the
+// email already and lost the answer.
+func findContact(ctx context.Context, c *tidio.Client, s SyncCRM) (*tidio.Contact, error) {
 	contact, err := c.FindByEmail(ctx, s.Email)
 	if err != nil || contact != nil {
 		return contact, err
@@ -90,7 +90,8 @@ func (h *syncCRM) find(ctx context.Context, c *tidio.Client, s SyncCRM) (*tidio.
 
 // newContact is what a new contact is created with: the whole contact when
 // the payload has it, else the changed fields, always with an email so the
-// next sync finds it.
+// next sync finds it. Empty fields are left out: a new contact has nothing to
+// clear.
 func (s SyncCRM) newContact() map[string]string {
 	src := s.Contact
 	if len(src) == 0 {
@@ -98,7 +99,9 @@ func (s SyncCRM) newContact() map[string]string {
 	}
 	fields := make(map[string]string, len(src)+1)
 	for k, v := range src {
-		fields[k] = v
+		if v != "" {
+			fields[k] = v
+		}
 	}
 	if fields["email"] == "" {
 		fields["email"] = s.Email

@@ -3,10 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/store"
 )
 
 // SyncTracking adds a shipment's tracking number to its Shopify order
@@ -44,6 +47,39 @@ func (s SyncTracking) Validate() error {
 
 type syncTracking struct{ Deps }
 
+// Work puts the tracking on the Shopify order, then marks the shipment
+// synced. Shopify is asked first whether a fulfillment already carries the
+// number, so a retry after a lost answer, or after the shipment could not be
+// marked, adds nothing twice.
 func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
-	return errand.Permanentf("order:sync_tracking: not implemented yet")
+	sh, err := h.Store.GetShipment(ctx, s.ShipmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errand.Permanentf("order:sync_tracking: shipment %d is not in the database", s.ShipmentID)
+	}
+	if err != nil {
+		return fmt.Errorf("order:sync_tracking: %w", err)
+	}
+	if sh.OrderID != s.OrderID || sh.TrackingNumber != s.TrackingNumber {
+		// Syncing anyway would tell one customer another's parcel number.
+		return errand.Permanentf("order:sync_tracking: shipment %d is order %d's %q, not order %d's %q",
+			sh.ID, sh.OrderID, sh.TrackingNumber, s.OrderID, s.TrackingNumber)
+	}
+	if sh.SyncState == "synced" {
+		h.Log.Info("shipment already synced to Shopify", "shipment_id", sh.ID, "order_id", sh.OrderID)
+		return nil
+	}
+	c, err := shopify.New(h.Config.Shopify, 0)
+	if err != nil {
+		return errand.PermanentError(err)
+	}
+	defer c.Close()
+	outcome, f, err := c.SyncTracking(ctx, s.OrderID, shopify.Tracking{Company: s.Carrier, Number: s.TrackingNumber, URL: s.TrackingURL})
+	if err != nil {
+		return err
+	}
+	if err := h.Store.MarkShipmentSynced(ctx, s.ShipmentID); err != nil {
+		return fmt.Errorf("order:sync_tracking: tracking is on Shopify (%s) but the shipment was not marked: %w", outcome, err)
+	}
+	h.Log.Info("tracking synced to Shopify", "shipment_id", s.ShipmentID, "order_id", s.OrderID, "outcome", string(outcome), "fulfillment", f.ID)
+	return nil
 }

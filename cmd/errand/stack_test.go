@@ -76,6 +76,9 @@ type stackOptions struct {
 	workerArgs  []string // extra flags for `errand worker`
 	noWorker    bool
 	dashboardPW string
+	notifyKind  string                          // [notify] kind; "slack" when empty
+	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
+	redis       []redistest.Option              // options of the redis-server
 }
 
 // serviceSecretsTOML points every service at the sandbox (SANDBOX is replaced
@@ -131,7 +134,7 @@ func freeAddr(t *testing.T) string {
 
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{t: t, redis: redistest.Start(t), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
 	// The services errand calls, faked on their real wire formats.
@@ -141,9 +144,17 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	applyServiceSecrets(sbCfg)
 	s.sandbox = sandbox.New(sbCfg)
-	fakes := httptest.NewServer(s.sandbox.Handler())
+	var fakesHandler http.Handler = s.sandbox.Handler()
+	if o.wrapFakes != nil {
+		fakesHandler = o.wrapFakes(fakesHandler)
+	}
+	fakes := httptest.NewServer(fakesHandler)
 	t.Cleanup(fakes.Close)
 	s.fakes = fakes.URL
+	secrets := strings.ReplaceAll(serviceSecretsTOML, "SANDBOX", s.fakes)
+	if o.notifyKind != "" {
+		secrets = strings.Replace(secrets, `kind = "slack"`, fmt.Sprintf("kind = %q", o.notifyKind), 1)
+	}
 	cfg := fmt.Sprintf(`
 [redis]
 addr = %q
@@ -165,7 +176,7 @@ password = %q
 [log]
 level = "debug"
 `, s.redis.Addr(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
-		strings.ReplaceAll(serviceSecretsTOML, "SANDBOX", s.fakes) + o.toml
+		secrets + o.toml
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

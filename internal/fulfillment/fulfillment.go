@@ -5,21 +5,22 @@
 // {"code","message","data"} — HTTP 200 even when the call failed, with the
 // outcome in "code".
 //
-// Answer codes and what errand makes of them (the gateway's own list is not
-// public; errand's sandbox answers with these, and any code not listed is
-// treated as transient — when in doubt, try again):
+// Answer codes and what errand makes of them. The gateway's own list is not
+// public; errand's sandbox answers with these, and a code not listed is
+// transient — when in doubt, try again.
 //
-//	"200" or 0    success
-//	2002          the platformOrderId was created before: success (an earlier
-//	              attempt got through but its answer was lost)
-//	401, 403      authentication refused                        permanent
-//	1001          unknown or disabled appkey                    permanent
-//	1002          signature does not match the body             permanent
-//	1003          timestamp malformed or too far from its clock permanent
-//	1004          unknown api or version                        permanent
-//	400, 422, 2001 the data failed validation                   permanent
-//	429           rate limited                                  throttled (2 s)
-//	anything else (e.g. 500, 5000 "system busy")                transient
+//	code            meaning                                        class
+//	"200", 0        created                                        success
+//	2002            platformOrderId already created: an earlier    success
+//	                attempt got through but its answer was lost
+//	401, 403        authentication refused                         permanent
+//	1001            unknown or disabled appkey                     permanent
+//	1002            signature does not match the body              permanent
+//	1003            timestamp malformed or off the gateway's clock permanent
+//	1004            unknown api or version                         permanent
+//	400, 422, 2001  the data failed validation                     permanent
+//	429             rate limited                                   throttled, 2 s
+//	anything else   e.g. 500, 5000 "system busy"                   transient
 //
 // Codes may come as JSON strings or numbers; both are read.
 package fulfillment
@@ -31,6 +32,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,9 +46,9 @@ import (
 
 // The call errand makes.
 const (
-	Path           = "/api/v2"
-	APICreateOrder = "order-do-create-order"
-	Version        = "2"
+	path           = "/api/v2"
+	apiCreateOrder = "order-do-create-order"
+	version        = "2"
 )
 
 // Answer codes; see the package documentation for their classes.
@@ -145,10 +147,11 @@ type shopifyOrder struct {
 	Currency   string      `json:"currency"`
 	TotalPrice money       `json:"total_price"`
 	LineItems  []struct {
-		SKU      string `json:"sku"`
-		Title    string `json:"title"`
-		Quantity int    `json:"quantity"`
-		Price    money  `json:"price"`
+		SKU              string `json:"sku"`
+		Title            string `json:"title"`
+		Quantity         int    `json:"quantity"`
+		Price            money  `json:"price"`
+		RequiresShipping *bool  `json:"requires_shipping"`
 	} `json:"line_items"`
 	ShippingAddress *struct {
 		Name        string `json:"name"`
@@ -192,9 +195,14 @@ func (m *money) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ErrNothingToShip is returned for an order with no line that needs shipping
+// (gift cards, downloads): the warehouse has nothing to do.
+var ErrNothingToShip = errors.New("nothing to ship")
+
 // OrderFromShopify builds the push for Shopify order id from its orders/paid
-// webhook JSON. The gateway judges whether the order is complete enough to
-// ship; only a payload that is not an order, or is another order, fails here.
+// webhook JSON, leaving out lines that need no shipping. The gateway judges
+// whether the order is complete enough to ship; only a payload that is not
+// an order, or is another order, fails here.
 func OrderFromShopify(id int64, webhook []byte) (*Order, error) {
 	var so shopifyOrder
 	if err := json.Unmarshal(webhook, &so); err != nil {
@@ -212,7 +220,16 @@ func OrderFromShopify(id int64, webhook []byte) (*Order, error) {
 		Items:           []Item{},
 	}
 	for _, li := range so.LineItems {
+		if li.RequiresShipping != nil && !*li.RequiresShipping {
+			continue
+		}
 		o.Items = append(o.Items, Item{SKU: li.SKU, Title: li.Title, Quantity: li.Quantity, Price: string(li.Price)})
+	}
+	if len(so.LineItems) > 0 && len(o.Items) == 0 {
+		return nil, fmt.Errorf("fulfillment: order %d: %w", id, ErrNothingToShip)
+	}
+	if c := so.Customer; c != nil {
+		o.BuyerName = strings.TrimSpace(c.FirstName + " " + c.LastName)
 	}
 	if a := so.ShippingAddress; a != nil {
 		name := a.Name
@@ -221,10 +238,9 @@ func OrderFromShopify(id int64, webhook []byte) (*Order, error) {
 		}
 		o.Shipping = &Address{Name: name, Address1: a.Address1, Address2: a.Address2, City: a.City, Zip: a.Zip,
 			Province: a.Province, CountryCode: a.CountryCode, Phone: a.Phone}
-		o.BuyerName = name
-	}
-	if c := so.Customer; c != nil && o.BuyerName == "" {
-		o.BuyerName = strings.TrimSpace(c.FirstName + " " + c.LastName)
+		if o.BuyerName == "" {
+			o.BuyerName = name
+		}
 	}
 	return o, nil
 }
@@ -257,7 +273,7 @@ type Result struct {
 // CreateOrder pushes o (order-do-create-order). Errors carry their class.
 func (c *Client) CreateOrder(ctx context.Context, o *Order) (*Result, error) {
 	op := "create order " + o.PlatformOrderID
-	body, err := c.sign(APICreateOrder, o)
+	body, err := c.sign(apiCreateOrder, o)
 	if err != nil {
 		return nil, errand.PermanentError(fmt.Errorf("fulfillment: %s: %w", op, err))
 	}
@@ -266,7 +282,7 @@ func (c *Client) CreateOrder(ctx context.Context, o *Order) (*Result, error) {
 		SetHeader("Content-Type", "application/json").
 		SetHeader("Authorization", signature(c.secret, body)).
 		SetBody(body).
-		Post(Path)
+		Post(path)
 	if err := outbound.Check("fulfillment", op, resp, err, throttleFallback); err != nil {
 		return nil, err
 	}
@@ -300,7 +316,7 @@ func (c *Client) sign(api string, data any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(request{API: api, AppKey: c.appKey, Data: data, Timestamp: c.now().Unix(), Version: Version}); err != nil {
+	if err := enc.Encode(request{API: api, AppKey: c.appKey, Data: data, Timestamp: c.now().Unix(), Version: version}); err != nil {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil

@@ -5,6 +5,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -281,6 +282,9 @@ func (r *Registry) PrepareRaw(typ string, payload []byte, opts ...Option) (Envel
 	def, err := r.Lookup(typ)
 	if err != nil {
 		return Envelope{}, err
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		payload = []byte("{}")
 	}
 	if err := def.check(payload); err != nil {
 		return Envelope{}, err

@@ -107,13 +107,24 @@ func IsFailure(err error) bool {
 func (p *Policy) RetryDelay(retried int, err error, task *asynq.Task) time.Duration {
 	var v *verdict
 	if errors.As(err, &v) {
-		return v.wait
+		return onWholeSecond(p.now(), v.wait)
 	}
 	// A failure the policy did not see, e.g. a worker lost mid-job.
 	if def, lerr := p.reg.Lookup(task.Type()); lerr == nil {
-		return def.BackoffFor(retried + 1)
+		return onWholeSecond(p.now(), def.BackoffFor(retried+1))
 	}
 	return 10 * time.Second
+}
+
+// onWholeSecond stretches wait so that now+wait falls on a whole second:
+// asynq keeps retry times in whole seconds, rounded down, so without this a
+// retry could start up to a second before the wait a service asked for.
+func onWholeSecond(now time.Time, wait time.Duration) time.Duration {
+	at := now.Add(wait)
+	if r := at.Truncate(time.Second); r.Before(at) {
+		at = r.Add(time.Second)
+	}
+	return at.Sub(now)
 }
 
 // ProcessTask runs one attempt of a job under the policy.

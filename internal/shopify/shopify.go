@@ -185,7 +185,7 @@ const createMutation = `mutation FulfillmentCreate($fulfillment: FulfillmentInpu
   }
 }`
 
-// CreateFulfillment fulfils everything that remains of the fulfillment
+// CreateFulfillment fulfills everything that remains of the fulfillment
 // orders, with tracking t, and tells the customer.
 func (c *Client) CreateFulfillment(ctx context.Context, fulfillmentOrderIDs []string, t Tracking) (*Fulfillment, error) {
 	byOrder := make([]map[string]any, 0, len(fulfillmentOrderIDs))
@@ -298,7 +298,10 @@ func (c *Client) SyncTracking(ctx context.Context, orderID int64, t Tracking) (O
 		f, err := c.UpdateTracking(ctx, latest.ID, t)
 		return Updated, f, err
 	default:
-		return "", nil, errand.Permanentf("shopify: order %d: nothing left to fulfil and no fulfillment to update", orderID)
+		// Shopify hides fulfillment orders an app has no scope for, so an
+		// unfulfilled order can look like this too.
+		return "", nil, errand.Permanentf("shopify: order %d: no fulfillment order left to fulfill and no fulfillment to update "+
+			"(if the order is unfulfilled, the app may lack the merchant-managed fulfillment order scopes)", orderID)
 	}
 }
 

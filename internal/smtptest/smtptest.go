@@ -216,8 +216,8 @@ func (s *Server) RecipientAttempts(addr string) int {
 	return s.rcptTries[strings.ToLower(addr)]
 }
 
-// SetLatency makes the server take d to answer each message's DATA, as a
-// slow relay does; 0 answers at once.
+// SetLatency makes the server take d to answer each MAIL FROM, as a slow
+// relay does; 0 answers at once.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -395,6 +395,14 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	s := ss.server
 	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	// The wait comes before the message is sent, so a client that dies
+	// meanwhile has delivered nothing.
+	if latency > 0 {
+		time.Sleep(latency)
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.attempts++
 	if s.authNeeds && !ss.authed {
@@ -434,12 +442,6 @@ func (ss *session) Data(r io.Reader) error {
 		return fmt.Errorf("read message: %w", err)
 	}
 	s := ss.server
-	s.mu.Lock()
-	latency := s.latency
-	s.mu.Unlock()
-	if latency > 0 {
-		time.Sleep(latency)
-	}
 	s.mu.Lock()
 	err = s.rejection(AtData)
 	s.mu.Unlock()

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/store"
+)
+
+// orderRetries runs the order jobs' attempts a second apart.
+const orderRetries = `
+[jobs."order:push_fulfillment"]
+backoff = ["1s"]
+[jobs."order:sync_tracking"]
+backoff = ["1s"]
+[jobs."ops:escalate"]
+backoff = ["500ms", "1s"]
+`
+
+// orderSecrets are the fulfillment and Shopify credentials the stack holds;
+// no log line or escalation may show them.
+var orderSecrets = []string{"mabang-app-secret", "shpat_test_token", "fulfillment-callback-secret", "shopify-webhook-secret"}
+
+// orderStack is the stack with its database open, to seed the orders and
+// shipments the webhooks would have saved.
+type orderStack struct {
+	*stack
+	st *store.Store
+}
+
+func startOrderStack(t *testing.T) *orderStack {
+	s := startStack(t, stackOptions{toml: orderRetries})
+	st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &orderStack{stack: s, st: st}
+}
+
+// sampleConfig has the credentials of serviceSecretsTOML, for the samples.
+func sampleConfig() *config.Config {
+	c := &config.Config{}
+	applyServiceSecrets(c)
+	return c
+}
+
+// saveOrder saves a paid order as the orders/paid webhook would, without
+// queuing its job; edit may change the webhook JSON first.
+func (o *orderStack) saveOrder(id int64, edit func(map[string]any)) {
+	o.t.Helper()
+	body, _ := sandbox.SampleOrderPaid(sampleConfig(), id, fmt.Sprintf("evt-%d", id))
+	if edit != nil {
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		edit(m)
+		body, _ = json.Marshal(m)
+	}
+	if err := o.st.SaveOrder(context.Background(), "", &store.Order{ID: id, Name: "#1001", Email: "ada@example.com", Payload: string(body)}, nil); err != nil {
+		o.t.Fatal(err)
+	}
+}
+
+// saveShipment saves a shipment as the tracking callback would, without
+// queuing its job, and returns the order:sync_tracking payload for it.
+func (o *orderStack) saveShipment(orderID int64, tracking string) (*store.Shipment, string) {
+	o.t.Helper()
+	sh := &store.Shipment{OrderID: orderID, TrackingNumber: tracking, Carrier: "UPS",
+		TrackingURL: "https://www.ups.com/track?tracknum=" + tracking, ShippedAt: time.Now().UTC().Format(time.RFC3339)}
+	if err := o.st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]queue.Envelope, error) { return nil, nil }); err != nil {
+		o.t.Fatal(err)
+	}
+	p, _ := json.Marshal(map[string]any{"shipment_id": sh.ID, "order_id": orderID, "tracking_number": tracking,
+		"carrier": sh.Carrier, "tracking_url": sh.TrackingURL})
+	return sh, string(p)
+}
+
+func (o *orderStack) syncState(id int64) string {
+	o.t.Helper()
+	sh, err := o.st.GetShipment(context.Background(), id)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return sh.SyncState
+}
+
+// queueJob queues a job with `errand enqueue` and returns its id.
+func (o *orderStack) queueJob(jobType, payload string) string {
+	o.t.Helper()
+	out, err := o.cli("enqueue", jobType, "--payload", payload)
+	f := strings.Fields(out) // queued TYPE ID on QUEUE, due …
+	if err != nil || len(f) < 3 || f[0] != "queued" {
+		o.t.Fatalf("enqueue %s: %v: %s", jobType, err, out)
+	}
+	return f[2]
+}
+
+// jobDone waits for the job's "job done" line and returns it.
+func (o *orderStack) jobDone(id string) string {
+	o.t.Helper()
+	o.waitFor(20*time.Second, "job "+id+" to complete", func() bool { return len(o.worker.lines("job_id="+id, "job done")) > 0 })
+	return o.worker.lines("job_id="+id, "job done")[0]
+}
+
+// escalated waits for the job in the failed list after attempts attempts and
+// for exactly one escalation email, which must name the job, its attempts,
+// its class and lastError.
+func (o *orderStack) escalated(id string, attempts int, class, lastError string) {
+	o.t.Helper()
+	var job map[string]any
+	o.waitFor(20*time.Second, "job "+id+" in the failed list", func() bool {
+		for _, f := range o.failed() {
+			if f["id"] == id {
+				job = f
+				return true
+			}
+		}
+		return false
+	})
+	if job["attempts"] != float64(attempts) || job["max_attempts"] != 3.0 {
+		o.t.Fatalf("failed after %v of %v attempts, want %d of 3: %v", job["attempts"], job["max_attempts"], attempts, job)
+	}
+	o.waitFor(15*time.Second, "the escalation email", func() bool { return len(o.mailTo("dev@acme.test")) > 0 })
+	time.Sleep(500 * time.Millisecond) // a second email would be a bug; give it a moment to show
+	esc := o.mailTo("dev@acme.test")
+	if len(esc) != 1 {
+		o.t.Fatalf("%d escalation emails, want 1", len(esc))
+	}
+	o.t.Logf("escalation email:\n%s", esc[0].Text)
+	for _, want := range []string{id, fmt.Sprintf("%d of 3", attempts), class, lastError} {
+		if !strings.Contains(esc[0].Text, want) {
+			o.t.Errorf("the escalation lacks %q:\n%s", want, esc[0].Text)
+		}
+	}
+	o.noOrderSecrets(esc[0].Text)
+}
+
+// noOrderSecrets fails when the worker's log or texts show a credential.
+func (o *orderStack) noOrderSecrets(texts ...string) {
+	o.t.Helper()
+	for _, text := range append(texts, o.worker.String()) {
+		for _, secret := range orderSecrets {
+			if strings.Contains(text, secret) {
+				o.t.Fatalf("%q is shown in a log line or email", secret)
+			}
+		}
+	}
+}
+
+// throttledWaits checks that the job was throttled once per wait in told —
+// no attempt used, each retry logged with the wait the service asked for —
+// and that each next call came no earlier than told allows. asynq keeps
+// retry times in whole seconds, so a retry may start up to a second before
+// the wait errand gave it; the check allows that second.
+func (o *orderStack) throttledWaits(id, service string, told ...time.Duration) {
+	o.t.Helper()
+	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
+		o.t.Fatalf("a throttled retry used an attempt: %s", done)
+	}
+	for _, wait := range told {
+		if n := len(o.worker.lines("job_id="+id, "will retry", "class=throttled", "counts=false", "retry_in="+wait.String())); n != 1 {
+			o.t.Fatalf("want one throttled retry after %s in the log, got %d", wait, n)
+		}
+	}
+	calls := o.sandbox.Calls(service)
+	if len(calls) < len(told)+1 {
+		o.t.Fatalf("%d calls, want at least %d", len(calls), len(told)+1)
+	}
+	for i, wait := range told {
+		gap := calls[i+1].At.Sub(calls[i].At)
+		o.t.Logf("told to wait %s; the next call came %s later", wait, gap.Round(time.Millisecond))
+		if gap < wait-time.Second {
+			o.t.Fatalf("the call after a %s throttle came %s later", wait, gap)
+		}
+	}
+}
+
+const paidOrder = 5123456789
+
+// A paid order reaches the fulfillment platform, signed and complete, with
+// its Shopify id as platformOrderId.
+func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
+	o := startOrderStack(t)
+	o.saveOrder(paidOrder, nil)
+	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
+		t.Fatalf("done: %s", done)
+	}
+	got := o.sandbox.FulfillmentOrders()
+	if len(got) != 1 {
+		t.Fatalf("the platform holds %d orders, want 1", len(got))
+	}
+	items, _ := got[0]["items"].([]any)
+	if got[0]["platformOrderId"] != "5123456789" || len(items) != 2 || got[0]["buyerEmail"] != "ada@example.com" || got[0]["shipping"] == nil {
+		t.Fatalf("order at the platform: %v", got[0])
+	}
+	if n := len(o.worker.lines("order pushed to the fulfillment platform", "order_id=5123456789")); n != 1 {
+		t.Errorf("%d 'order pushed' log lines, want 1", n)
+	}
+	o.noOrderSecrets()
+}
+
+// The platform took the order but its answer was lost: the retry is
+// recognised as the same order, and the warehouse gets it once.
+func TestPushFulfillmentLostAnswerIsNotPushedTwice(t *testing.T) {
+	o := startOrderStack(t)
+	o.saveOrder(paidOrder, nil)
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, DropResponse: true, Count: 1})
+	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	if done := o.jobDone(id); !strings.Contains(done, "attempt=2 ") {
+		t.Fatalf("want done on attempt 2: %s", done)
+	}
+	if n := len(o.sandbox.FulfillmentOrders()); n != 1 {
+		t.Fatalf("the platform holds %d orders, want 1", n)
+	}
+	if n := len(o.worker.lines("order was already at the fulfillment platform", "order_id=5123456789")); n != 1 {
+		t.Fatalf("the retry was not recognised as a repeat")
+	}
+}
+
+// The gateway rate-limits twice (429, Retry-After 1 s, then 2 s): the push
+// waits as told each time and completes on its first attempt.
+func TestPushFulfillmentThrottledUsesNoAttempt(t *testing.T) {
+	o := startOrderStack(t)
+	o.saveOrder(paidOrder, nil)
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, Throttle: true, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
+	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	o.throttledWaits(id, sandbox.Fulfillment, time.Second, 2*time.Second)
+	if n := len(o.sandbox.FulfillmentOrders()); n != 1 {
+		t.Fatalf("the platform holds %d orders, want 1", n)
+	}
+}
+
+// The gateway answers 500 to every call: exactly 3 attempts, then one
+// escalation email.
+func TestPushFulfillmentOutageThreeAttemptsThenEscalation(t *testing.T) {
+	o := startOrderStack(t)
+	o.saveOrder(paidOrder, nil)
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, Status: http.StatusInternalServerError})
+	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	o.escalated(id, 3, "transient", "HTTP 500")
+	if n := len(o.sandbox.Calls(sandbox.Fulfillment)); n != 3 {
+		t.Fatalf("the gateway was called %d times, want once per attempt (3)", n)
+	}
+}
+
+// The gateway refuses the order's data (no shipping address): permanent, one
+// attempt, one escalation carrying the gateway's code and words.
+func TestPushFulfillmentRefusalEscalatesAfterOneAttempt(t *testing.T) {
+	o := startOrderStack(t)
+	o.saveOrder(paidOrder, func(m map[string]any) { delete(m, "shipping_address") })
+	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	o.escalated(id, 1, "permanent", "code 2001: parameter validation failed: shipping is required")
+	if n := len(o.sandbox.Calls(sandbox.Fulfillment)); n != 1 {
+		t.Fatalf("the gateway was called %d times, want once", n)
+	}
+}
+
+// The tracking reaches Shopify as a fulfillment and the shipment is marked
+// synced. A shipment whose number Shopify already has (an earlier attempt got
+// through, its answer lost) is only marked synced.
+func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
+	o := startOrderStack(t)
+	o.sandbox.ShopifyAddOrder(paidOrder, 2)
+	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
+	id := o.queueJob("order:sync_tracking", payload)
+	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
+		t.Fatalf("done: %s", done)
+	}
+	if state := o.syncState(sh.ID); state != "synced" {
+		t.Fatalf("shipment %s, want synced", state)
+	}
+	fs := o.sandbox.ShopifyFulfillments(paidOrder)
+	if len(fs) != 1 || len(fs[0].TrackingInfo) != 1 || fs[0].TrackingInfo[0].Number != "1Z999AA10123456784" ||
+		fs[0].TrackingInfo[0].Company != "UPS" || !fs[0].NotifyCustomer {
+		t.Fatalf("fulfillments on Shopify: %+v", fs)
+	}
+	if n := len(o.worker.lines("tracking synced to Shopify", fmt.Sprintf("shipment_id=%d ", sh.ID), "outcome=created")); n != 1 {
+		t.Errorf("%d 'tracking synced' lines with outcome=created, want 1", n)
+	}
+
+	// Another order, fulfilled on Shopify with this number already.
+	const other = 5123456790
+	o.sandbox.ShopifyAddOrder(other, 1)
+	cfg := sampleConfig().Shopify
+	cfg.BaseURL = o.fakes
+	c, err := shopify.New(cfg, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.SyncTracking(context.Background(), other, shopify.Tracking{Company: "UPS", Number: "1Z999AA10123456785"}); err != nil {
+		t.Fatal(err)
+	}
+	sh2, payload2 := o.saveShipment(other, "1Z999AA10123456785")
+	id2 := o.queueJob("order:sync_tracking", payload2)
+	if done := o.jobDone(id2); !strings.Contains(done, "attempt=1 ") {
+		t.Fatalf("done: %s", done)
+	}
+	if state := o.syncState(sh2.ID); state != "synced" {
+		t.Fatalf("second shipment %s, want synced", state)
+	}
+	if n := len(o.sandbox.ShopifyFulfillments(other)); n != 1 {
+		t.Fatalf("%d fulfillments on the second order, want 1", n)
+	}
+	if n := len(o.worker.lines("tracking synced to Shopify", fmt.Sprintf("shipment_id=%d ", sh2.ID), `outcome="already synced"`)); n != 1 {
+		t.Errorf("the second job did not report the number as already on Shopify")
+	}
+	o.noOrderSecrets()
+}
+
+// Shopify throttles twice — its own way (HTTP 200, THROTTLED, a bucket 100
+// points short at 100 points/s: 1 s), then with HTTP 429 and Retry-After 2 —
+// and the sync waits as told each time, completing on its first attempt.
+func TestSyncTrackingThrottledUsesNoAttempt(t *testing.T) {
+	o := startOrderStack(t)
+	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Throttle: true, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
+	id := o.queueJob("order:sync_tracking", payload)
+	o.throttledWaits(id, sandbox.Shopify, time.Second, 2*time.Second)
+	if first := o.sandbox.Calls(sandbox.Shopify)[0]; first.Status != http.StatusOK || first.Note != "injected throttling" {
+		t.Errorf("the first answer was not Shopify's HTTP 200 THROTTLED: %+v", first)
+	}
+	if state := o.syncState(sh.ID); state != "synced" {
+		t.Fatalf("shipment %s, want synced", state)
+	}
+	if n := len(o.sandbox.ShopifyFulfillments(paidOrder)); n != 1 {
+		t.Fatalf("%d fulfillments, want 1", n)
+	}
+}
+
+// Shopify answers 500 to every call: exactly 3 attempts, one escalation, and
+// the shipment stays pending.
+func TestSyncTrackingOutageThreeAttemptsThenEscalation(t *testing.T) {
+	o := startOrderStack(t)
+	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: http.StatusInternalServerError})
+	id := o.queueJob("order:sync_tracking", payload)
+	o.escalated(id, 3, "transient", "HTTP 500")
+	if n := len(o.sandbox.Calls(sandbox.Shopify)); n != 3 {
+		t.Fatalf("Shopify was called %d times, want once per attempt (3)", n)
+	}
+	if state := o.syncState(sh.ID); state != "pending" {
+		t.Fatalf("shipment %s, want pending", state)
+	}
+}
+
+// The merchant put the order on hold: fulfillmentCreate answers userErrors,
+// which is permanent — one attempt, one escalation with Shopify's words, and
+// the shipment stays pending.
+func TestSyncTrackingUserErrorsEscalateAfterOneAttempt(t *testing.T) {
+	o := startOrderStack(t)
+	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	o.sandbox.ShopifyHoldOrder(paidOrder)
+	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
+	id := o.queueJob("order:sync_tracking", payload)
+	o.escalated(id, 1, "permanent", "userErrors")
+	if esc := o.mailTo("dev@acme.test")[0]; !strings.Contains(esc.Text, "unfulfillable status= on_hold") {
+		t.Errorf("the escalation lacks Shopify's reason:\n%s", esc.Text)
+	}
+	if n := len(o.sandbox.Calls(sandbox.Shopify)); n != 2 {
+		t.Fatalf("Shopify was called %d times, want the order query and one fulfillmentCreate", n)
+	}
+	if state := o.syncState(sh.ID); state != "pending" {
+		t.Fatalf("shipment %s, want pending", state)
+	}
+}
+
+// Shopify refuses errand's credentials (HTTP 401): permanent, one attempt.
+func TestSyncTrackingRefusedCredentialsEscalateAfterOneAttempt(t *testing.T) {
+	o := startOrderStack(t)
+	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	_, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
+	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: http.StatusUnauthorized})
+	id := o.queueJob("order:sync_tracking", payload)
+	o.escalated(id, 1, "permanent", "HTTP 401")
+	if n := len(o.sandbox.Calls(sandbox.Shopify)); n != 1 {
+		t.Fatalf("Shopify was called %d times, want once", n)
+	}
+}

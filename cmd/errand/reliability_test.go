@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/redistest"
+)
+
+// A worker killed with SIGKILL in the middle of a job: the job is not lost.
+// asynq's lease (30 s) expires and its recoverer (every minute) puts the job
+// back; a worker started again completes it.
+func TestWorkerSIGKILLMidJobRecovers(t *testing.T) {
+	bin := errandBinary(t)
+	s := startStack(t, stackOptions{noWorker: true, toml: `
+[jobs."user:welcome_email"]
+delay = "0s"
+`})
+	s.smtp.SetLatency(5 * time.Second) // the email is mid-send when the worker dies
+	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`); err != nil {
+		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "worker", "--config", s.config)
+		log := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		return cmd
+	}
+	w := start()
+	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+	time.Sleep(500 * time.Millisecond)
+	if err := w.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Process.Wait()
+	killed := time.Now()
+	s.smtp.SetLatency(0)
+	start()
+	s.waitFor(150*time.Second, "the killed job to complete", func() bool { return len(s.smtp.Messages()) >= 1 })
+	took := time.Since(killed)
+	time.Sleep(time.Second)
+	t.Logf("SIGKILL mid-job: completed %s after the kill; %d delivery(ies); failed list %d", took.Round(time.Second), len(s.smtp.Messages()), len(s.failed()))
+	if n := len(s.smtp.Messages()); n != 1 {
+		t.Fatalf("%d deliveries, want exactly 1", n)
+	}
+}
+
+// Redis restarted (appendonly yes) while delayed jobs wait: every one runs.
+func TestRedisRestartKeepsDelayedJobs(t *testing.T) {
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.AppendOnly()}, toml: `
+[jobs."user:welcome_email"]
+delay = "4s"
+`})
+	const n = 20
+	for i := range n {
+		payload := fmt.Sprintf(`{"user_id":%d,"email":"u%d@shop.test","first_name":"U"}`, i, i)
+		if out, err := s.cli("enqueue", "user:welcome_email", "--payload", payload); err != nil {
+			t.Fatalf("enqueue: %v %s", err, out)
+		}
+	}
+	s.redis.Stop()
+	time.Sleep(time.Second)
+	s.redis.Restart()
+	s.smtp.WaitFor(t, n, 60*time.Second)
+	time.Sleep(time.Second)
+	t.Logf("Redis restarted with %d delayed jobs pending: %d delivered", n, len(s.smtp.Messages()))
+	if got := len(s.smtp.Messages()); got != n {
+		t.Fatalf("%d of %d delivered", got, n)
+	}
+}
+
+// Redis stopped during a burst of registrations: every one is answered 201,
+// and every welcome email goes out once Redis is back.
+func TestRegistrationBurstWhileRedisDown(t *testing.T) {
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.AppendOnly()}, toml: `
+[jobs."user:welcome_email"]
+delay = "1s"
+`})
+	const n = 20
+	s.redis.Stop()
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, _ := s.post("/api/users", registration(fmt.Sprintf("burst%d@shop.test", i)))
+			codes <- code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	took := time.Since(start)
+	for c := range codes {
+		if c != http.StatusCreated {
+			t.Fatalf("a registration with Redis down got %d", c)
+		}
+	}
+	time.Sleep(time.Second)
+	s.redis.Restart()
+	s.smtp.WaitFor(t, n, 60*time.Second)
+	time.Sleep(time.Second)
+	seen := map[string]bool{}
+	for _, m := range s.smtp.Messages() {
+		seen[m.To[0]] = true
+	}
+	t.Logf("%d registrations with Redis down: all 201 in %s; %d welcome emails after Redis came back, %d distinct",
+		n, took.Round(time.Millisecond), len(s.smtp.Messages()), len(seen))
+	if len(seen) != n || len(s.smtp.Messages()) != n {
+		t.Fatalf("%d emails to %d recipients, want %d", len(s.smtp.Messages()), len(seen), n)
+	}
+}

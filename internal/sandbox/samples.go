@@ -1,0 +1,102 @@
+package sandbox
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/errandhq/errand/internal/config"
+)
+
+// SampleOrderPaid builds a Shopify orders/paid webhook delivery for order
+// orderID as Shopify sends it: the order JSON (two line items, a shipping
+// address) and the headers, signed with shopify.webhook_secret. eventID is
+// X-Shopify-Event-Id, which tells repeats of one delivery apart from new ones.
+func SampleOrderPaid(cfg *config.Config, orderID int64, eventID string) (body []byte, header http.Header) {
+	number := 1000 + orderID%9000
+	now := time.Now().UTC()
+	order := map[string]any{
+		"id":                   orderID,
+		"admin_graphql_api_id": orderGID(orderID),
+		"name":                 fmt.Sprintf("#%d", number),
+		"order_number":         number,
+		"email":                "ada@example.com",
+		"contact_email":        "ada@example.com",
+		"created_at":           now.Add(-2 * time.Minute).Format(time.RFC3339),
+		"processed_at":         now.Add(-2 * time.Minute).Format(time.RFC3339),
+		"currency":             "USD",
+		"presentment_currency": "USD",
+		"financial_status":     "paid",
+		"fulfillment_status":   nil,
+		"subtotal_price":       "59.00",
+		"total_tax":            "0.00",
+		"total_price":          "64.00",
+		"total_shipping_price_set": map[string]any{
+			"shop_money": map[string]any{"amount": "5.00", "currency_code": "USD"},
+		},
+		"customer": map[string]any{
+			"id": 7000000000 + orderID%1000000, "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
+		},
+		"line_items": []any{
+			map[string]any{
+				"id": orderID*10 + 1, "variant_id": 44000000001, "product_id": 8000000001,
+				"sku": "MUG-BLK-12", "title": "Enamel mug", "variant_title": "Black / 12 oz", "name": "Enamel mug - Black / 12 oz",
+				"quantity": 2, "price": "19.50", "requires_shipping": true, "fulfillable_quantity": 2,
+			},
+			map[string]any{
+				"id": orderID*10 + 2, "variant_id": 44000000002, "product_id": 8000000002,
+				"sku": "TEE-NAT-M", "title": "Organic tee", "variant_title": "Natural / M", "name": "Organic tee - Natural / M",
+				"quantity": 1, "price": "20.00", "requires_shipping": true, "fulfillable_quantity": 1,
+			},
+		},
+		"shipping_address": map[string]any{
+			"first_name": "Ada", "last_name": "Lovelace", "name": "Ada Lovelace", "company": nil,
+			"address1": "12 St James's Square", "address2": "Flat 3", "city": "London", "zip": "SW1Y 4JH",
+			"province": "England", "province_code": "ENG", "country": "United Kingdom", "country_code": "GB",
+			"phone": "+44 20 7946 0000",
+		},
+	}
+	body, _ = json.Marshal(order)
+	mac := hmac.New(sha256.New, []byte(cfg.Shopify.WebhookSecret))
+	mac.Write(body)
+	header = http.Header{}
+	header.Set("Content-Type", "application/json")
+	header.Set("X-Shopify-Topic", "orders/paid")
+	header.Set("X-Shopify-Hmac-Sha256", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	header.Set("X-Shopify-Shop-Domain", cfg.Shopify.Shop)
+	header.Set("X-Shopify-API-Version", cfg.Shopify.APIVersion)
+	header.Set("X-Shopify-Event-Id", eventID)
+	header.Set("X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-"+fmt.Sprintf("%012d", orderID%1000000000000))
+	header.Set("X-Shopify-Triggered-At", now.Format(time.RFC3339Nano))
+	return body, header
+}
+
+// SampleTrackingCallback builds the fulfillment platform's shipped callback
+// for order orderID: tracking number tracking with UPS, sent — and shipped —
+// at at, signed with fulfillment.callback_secret over at's unix seconds, ".",
+// and the body. A stale at makes a callback errand must refuse.
+func SampleTrackingCallback(cfg *config.Config, orderID int64, tracking string, at time.Time) (body []byte, header http.Header) {
+	body, _ = json.Marshal(map[string]any{
+		"order_no":        strconv.FormatInt(orderID, 10),
+		"tracking_number": tracking,
+		"carrier":         "UPS",
+		"tracking_url":    "https://www.ups.com/track?tracknum=" + url.QueryEscape(tracking),
+		"shipped_at":      at.UTC().Format(time.RFC3339),
+	})
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(cfg.Fulfill.CallbackSecret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	header = http.Header{}
+	header.Set("Content-Type", "application/json")
+	header.Set("X-Timestamp", ts)
+	header.Set("X-Signature", hex.EncodeToString(mac.Sum(nil)))
+	return body, header
+}
