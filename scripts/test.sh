@@ -95,4 +95,11 @@ echo "ok"
 section "go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+section "fuzz (a short run of each target; seeds in testdata/fuzz)"
+# FUZZTIME=1m scripts/test.sh fuzzes longer.
+for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' internal/web/*_test.go | sed 's/^func //'); do
+	echo "$target"
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-5s}" ./internal/web
+done
+
 section "All checks passed"

@@ -160,8 +160,9 @@ func (o *orderStack) noOrderSecrets(texts ...string) {
 // throttledWaits checks that the job was throttled once per wait in told —
 // no attempt used, each retry logged with the wait the service asked for —
 // and that each next call came no earlier than told allows. asynq keeps
-// retry times in whole seconds, so a retry may start up to a second before
-// the wait errand gave it; the check allows that second.
+// retry times in whole seconds, and until the policy rounds a retry's time up
+// to the next whole second a retry may start up to a second before the wait
+// errand gave it; the check allows that second.
 func (o *orderStack) throttledWaits(id, service string, told ...time.Duration) {
 	o.t.Helper()
 	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {

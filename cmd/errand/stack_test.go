@@ -158,6 +158,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	cfg := fmt.Sprintf(`
 [redis]
 addr = %q
+password = %q
 [http]
 addr = %q
 public_url = %q
@@ -175,7 +176,7 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
+`, s.redis.Addr(), s.redis.Password(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
 		secrets + o.toml
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
@@ -314,4 +315,42 @@ func (s *stack) mailTo(addr string) []smtptest.Message {
 
 func registration(email string) map[string]any {
 	return map[string]any{"email": email, "first_name": "Ada", "last_name": "Lovelace", "password": "correct horse battery"}
+}
+
+// redisText returns everything Redis holds, key by key, as text to search:
+// values are read by type (DUMP would hide them behind compression).
+func (s *stack) redisText() map[string]string {
+	s.t.Helper()
+	ctx := context.Background()
+	c := s.redis.Client()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		s.t.Fatalf("redis keys: %v", err)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		var parts []string
+		switch c.Type(ctx, k).Val() {
+		case "string":
+			parts = []string{c.Get(ctx, k).Val()}
+		case "hash":
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				parts = append(parts, f, v)
+			}
+		case "list":
+			parts = c.LRange(ctx, k, 0, -1).Val()
+		case "set":
+			parts = c.SMembers(ctx, k).Val()
+		case "zset":
+			parts = c.ZRange(ctx, k, 0, -1).Val()
+		case "stream":
+			for _, m := range c.XRange(ctx, k, "-", "+").Val() {
+				for f, v := range m.Values {
+					parts = append(parts, f, fmt.Sprint(v))
+				}
+			}
+		}
+		out[k] = strings.Join(parts, "\n")
+	}
+	return out
 }

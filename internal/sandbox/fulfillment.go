@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// The fulfillment gateway fake: POST /api/v2, Mabang-style. Like the real
-// gateway it answers HTTP 200 with the outcome in "code", checks the appkey,
-// the Authorization HMAC over the raw body and the timestamp before anything
+// The fulfillment gateway fake: POST /api/v2, Mabang-style. As such gateways
+// do, it answers HTTP 200 with the outcome in "code", checks the appkey, the
+// Authorization HMAC over the raw body and the timestamp before anything
 // else, and refuses a platformOrderId it has seen (so a retried push is
 // recognised, not shipped twice).
 func init() {
@@ -26,7 +26,8 @@ func init() {
 	})
 }
 
-// The fake's answer codes.
+// The fake's answer codes; internal/fulfillment's documentation lists how
+// errand classes them.
 const (
 	fulfillOK             = "200"
 	fulfillBadAppKey      = "1001"

@@ -73,7 +73,9 @@ func SampleOrderPaid(cfg *config.Config, orderID int64, eventID string) (body []
 	header.Set("X-Shopify-Shop-Domain", cfg.Shopify.Shop)
 	header.Set("X-Shopify-API-Version", cfg.Shopify.APIVersion)
 	header.Set("X-Shopify-Event-Id", eventID)
-	header.Set("X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-"+fmt.Sprintf("%012d", orderID%1000000000000))
+	// Derived from eventID, so the same sample sent twice is a repeated delivery.
+	h := sha256.Sum256([]byte(eventID))
+	header.Set("X-Shopify-Webhook-Id", fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16]))
 	header.Set("X-Shopify-Triggered-At", now.Format(time.RFC3339Nano))
 	return body, header
 }

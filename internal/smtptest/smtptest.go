@@ -395,6 +395,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	s := ss.server
 	s.mu.Lock()
+	s.attempts++
 	latency := s.latency
 	s.mu.Unlock()
 	// The wait comes before the message is sent, so a client that dies
@@ -404,7 +405,6 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.attempts++
 	if s.authNeeds && !ss.authed {
 		return smtp.ErrAuthRequired
 	}

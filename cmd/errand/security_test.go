@@ -1,0 +1,70 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/redistest"
+)
+
+// A known password and every configured secret must reach no queue, no log
+// line, no email, no metrics label and no third party. Redis here requires a
+// password, which errand must use.
+func TestSecretsNeverLeak(t *testing.T) {
+	const password = "Tr0ub4dor&3-never-leak"
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.Password("redis-pass-never-leak")}, toml: `
+[jobs."user:welcome_email"]
+delay = "0s"
+`})
+	code, body := s.post("/api/users", map[string]any{"email": "ada@shop.test", "first_name": "Ada", "last_name": "L", "password": password})
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %v", code, body)
+	}
+	s.smtp.WaitFor(t, 1, 15*time.Second)
+	s.waitFor(15*time.Second, "the CRM contact and the rep's message", func() bool {
+		return len(s.sandbox.TidioContacts()) == 1 && len(s.sandbox.SlackMessages()) == 1
+	})
+	// A failure, so an escalation email exists too.
+	s.smtp.RejectRecipients("@bounce.test", 550, "no")
+	s.post("/api/users", map[string]any{"email": "gone@bounce.test", "first_name": "G", "last_name": "L", "password": password})
+	s.waitFor(20*time.Second, "the escalation", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
+
+	secrets := []string{password, "redis-pass-never-leak", "tidio-client-secret", "shpat_test_token", "mabang-app-secret",
+		"fulfillment-callback-secret", "shopify-webhook-secret", "123456:test-bot-token"}
+	var places []struct{ name, text string }
+	add := func(name, text string) { places = append(places, struct{ name, text string }{name, text}) }
+	keys := s.redisText()
+	if len(keys) == 0 {
+		t.Fatal("Redis is empty")
+	}
+	for k, text := range keys {
+		add("redis key "+k, text)
+	}
+	add("serve log", s.serve.String())
+	add("worker log", s.worker.String())
+	for _, m := range s.smtp.Messages() {
+		add("email to "+strings.Join(m.To, ","), string(m.Raw))
+	}
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	add("/metrics", string(metrics))
+	for _, c := range s.sandbox.Calls("") {
+		add("call to "+c.Service, c.Request)
+	}
+	for _, p := range places {
+		for _, secret := range secrets {
+			if strings.Contains(p.text, secret) {
+				t.Errorf("%q found in %s", secret, p.name)
+			}
+		}
+	}
+	t.Logf("scanned %d places (%d Redis keys, logs, %d emails, /metrics, %d third-party calls) for %d secrets",
+		len(places), len(keys), len(s.smtp.Messages()), len(s.sandbox.Calls("")), len(secrets))
+}
