@@ -117,3 +117,56 @@ concurrency = 4
 		t.Fatalf("failed list: %v", f)
 	}
 }
+
+// A job still running when shutdown_timeout ends is put back, not lost and
+// not counted as an attempt: the worker exits on time and the next one
+// delivers it.
+func TestWorkerSIGTERMPutsBackJobsPastShutdownTimeout(t *testing.T) {
+	bin := errandBinary(t)
+	s := startStack(t, stackOptions{noWorker: true, toml: `
+[jobs."user:welcome_email"]
+delay = "0s"
+[worker]
+shutdown_timeout = "1s"
+`})
+	s.smtp.SetLatency(6 * time.Second)
+	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`); err != nil {
+		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	log := &syncBuffer{}
+	w := exec.Command(bin, "worker", "--config", s.config)
+	w.Stdout, w.Stderr = log, log
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Process.Kill(); _, _ = w.Process.Wait() })
+	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+	sent := time.Now()
+	_ = w.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- w.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("worker still running 10 s after SIGTERM with shutdown_timeout 1 s\n%s", log.String())
+	}
+	took := time.Since(sent)
+	if took > 4*time.Second {
+		t.Fatalf("worker took %s to stop; shutdown_timeout is 1 s", took)
+	}
+	s.smtp.SetLatency(0)
+	w2 := exec.Command(bin, "worker", "--config", s.config)
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w2.Process.Kill(); _, _ = w2.Process.Wait() })
+	s.smtp.WaitFor(t, 1, 30*time.Second)
+	time.Sleep(time.Second)
+	if n := len(s.smtp.Messages()); n != 1 {
+		t.Fatalf("%d deliveries, want 1", n)
+	}
+	if len(s.failed()) != 0 {
+		t.Fatal("the interrupted job ended in the failed list")
+	}
+	t.Logf("SIGTERM with a job running past shutdown_timeout (1 s): exited in %s; the job was put back and delivered once by the next worker", took.Round(time.Millisecond))
+}
