@@ -159,10 +159,7 @@ func (o *orderStack) noOrderSecrets(texts ...string) {
 
 // throttledWaits checks that the job was throttled once per wait in told —
 // no attempt used, each retry logged with the wait the service asked for —
-// and that each next call came no earlier than told allows. asynq keeps
-// retry times in whole seconds, and until the policy rounds a retry's time up
-// to the next whole second a retry may start up to a second before the wait
-// errand gave it; the check allows that second.
+// and that each next call came no earlier than told.
 func (o *orderStack) throttledWaits(id, service string, told ...time.Duration) {
 	o.t.Helper()
 	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
@@ -180,7 +177,7 @@ func (o *orderStack) throttledWaits(id, service string, told ...time.Duration) {
 	for i, wait := range told {
 		gap := calls[i+1].At.Sub(calls[i].At)
 		o.t.Logf("told to wait %s; the next call came %s later", wait, gap.Round(time.Millisecond))
-		if gap < wait-time.Second {
+		if gap < wait {
 			o.t.Fatalf("the call after a %s throttle came %s later", wait, gap)
 		}
 	}
