@@ -49,7 +49,7 @@ func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
 	}
 	push, err := fulfillment.OrderFromShopify(o.ID, []byte(o.Payload))
 	if errors.Is(err, fulfillment.ErrNothingToShip) {
-		h.Log.Info("order not pushed to the fulfillment platform: nothing in it needs shipping", "order_id", o.ID)
+		queue.Logger(ctx).Info("order not pushed to the fulfillment platform: nothing in it needs shipping", "order_id", o.ID)
 		return nil
 	}
 	if err != nil {
@@ -65,9 +65,9 @@ func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
 		return err
 	}
 	if res.AlreadyCreated {
-		h.Log.Info("order was already at the fulfillment platform", "order_id", o.ID)
+		queue.Logger(ctx).Info("order was already at the fulfillment platform", "order_id", o.ID)
 	} else {
-		h.Log.Info("order pushed to the fulfillment platform", "order_id", o.ID, "items", len(push.Items))
+		queue.Logger(ctx).Info("order pushed to the fulfillment platform", "order_id", o.ID, "items", len(push.Items))
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 			}
 		}
 		if sh.Requeues >= cfg.MaxRequeues {
-			h.Log.Warn("shipment still not synced to Shopify; not queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "requeues", sh.Requeues)
+			queue.Logger(ctx).Warn("shipment still not synced to Shopify; not queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "requeues", sh.Requeues)
 			continue
 		}
 		n := sh.Requeues + 1
@@ -76,10 +76,10 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 			return err
 		}
 		requeued++
-		h.Log.Info("stuck shipment queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "job_id", id, "previous_job", sh.JobID)
+		queue.Logger(ctx).Info("stuck shipment queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "new_job", id, "previous_job", sh.JobID)
 	}
 	if requeued > 0 {
-		h.Log.Info("reconcile: shipments queued again", "count", requeued)
+		queue.Logger(ctx).Info("reconcile: shipments queued again", "count", requeued)
 	}
 	return nil
 }

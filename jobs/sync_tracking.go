@@ -65,7 +65,7 @@ func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
 			sh.ID, sh.OrderID, sh.TrackingNumber, s.OrderID, s.TrackingNumber)
 	}
 	if sh.SyncState == "synced" {
-		h.Log.Info("shipment already synced to Shopify", "shipment_id", sh.ID, "order_id", sh.OrderID)
+		queue.Logger(ctx).Info("shipment already synced to Shopify", "shipment_id", sh.ID, "order_id", sh.OrderID)
 		return nil
 	}
 	c, err := shopify.New(h.Config.Shopify, 0)
@@ -80,6 +80,6 @@ func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
 	if err := h.Store.MarkShipmentSynced(ctx, s.ShipmentID); err != nil {
 		return fmt.Errorf("order:sync_tracking: tracking is on Shopify (%s) but the shipment was not marked: %w", outcome, err)
 	}
-	h.Log.Info("tracking synced to Shopify", "shipment_id", s.ShipmentID, "order_id", s.OrderID, "outcome", string(outcome), "fulfillment", f.ID)
+	queue.Logger(ctx).Info("tracking synced to Shopify", "shipment_id", s.ShipmentID, "order_id", s.OrderID, "outcome", string(outcome), "fulfillment", f.ID)
 	return nil
 }

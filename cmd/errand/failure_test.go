@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 )
 
 // fastRetries makes the welcome email run at once and retry after a second.
@@ -137,5 +139,32 @@ func TestFailuresWithinWindowGoOutAsOneDigest(t *testing.T) {
 	}
 	if listed != 30 || !strings.Contains(esc[0].Subject, "30 jobs failed") {
 		t.Fatalf("the digest lists %d failures (subject %q)", listed, esc[0].Subject)
+	}
+}
+
+// A payload that does not decode in the worker (queued around errand's own
+// checks, e.g. by an older version or by hand) is permanent: one attempt,
+// never retried, escalated.
+func TestUndecodablePayloadIsPermanent(t *testing.T) {
+	s := startStack(t, stackOptions{toml: fastRetries})
+	client := asynq.NewClientFromRedisClient(s.redis.Client())
+	for _, p := range []string{`{"email": 42}`, `not json`, `{"user_id":1,"email":"","first_name":""}`} {
+		if _, err := client.Enqueue(asynq.NewTask("user:welcome_email", []byte(p)), asynq.Queue("emails"), asynq.MaxRetry(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitFor(20*time.Second, "3 failed jobs", func() bool { return len(s.failed()) == 3 })
+	s.waitFor(15*time.Second, "the escalation", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
+	for _, f := range s.failed() {
+		if f["attempts"] != 1.0 || !strings.Contains(f["error"].(string), "invalid payload") {
+			t.Fatalf("failed job: %v", f)
+		}
+	}
+	if n := len(s.worker.lines("will retry")); n != 0 {
+		t.Fatalf("an undecodable payload was retried %d times", n)
+	}
+	esc := s.mailTo("dev@acme.test")[0]
+	if !strings.Contains(esc.Text, "3 jobs failed") || !strings.Contains(esc.Text, "permanent") {
+		t.Fatalf("escalation:\n%s", esc.Text)
 	}
 }

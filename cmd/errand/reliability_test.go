@@ -114,9 +114,14 @@ delay = "1s"
 	for _, m := range s.smtp.Messages() {
 		seen[m.To[0]] = true
 	}
-	t.Logf("%d registrations with Redis down: all 201 in %s; %d welcome emails after Redis came back, %d distinct",
-		n, took.Round(time.Millisecond), len(s.smtp.Messages()), len(seen))
-	if len(seen) != n || len(s.smtp.Messages()) != n {
-		t.Fatalf("%d emails to %d recipients, want %d", len(s.smtp.Messages()), len(seen), n)
+	s.waitFor(30*time.Second, "every rep message and CRM contact", func() bool {
+		return len(s.sandbox.SlackMessages()) >= n && len(s.sandbox.TidioContacts()) >= n
+	})
+	time.Sleep(time.Second)
+	t.Logf("%d registrations with Redis down: all 201 in %s; after Redis came back: %d welcome emails (%d distinct), %d rep messages, %d CRM contacts",
+		n, took.Round(time.Millisecond), len(s.smtp.Messages()), len(seen), len(s.sandbox.SlackMessages()), len(s.sandbox.TidioContacts()))
+	if len(seen) != n || len(s.smtp.Messages()) != n || len(s.sandbox.SlackMessages()) != n || len(s.sandbox.TidioContacts()) != n {
+		t.Fatalf("side effects lost or doubled: %d emails to %d recipients, %d rep messages, %d contacts; want %d each",
+			len(s.smtp.Messages()), len(seen), len(s.sandbox.SlackMessages()), len(s.sandbox.TidioContacts()), n)
 	}
 }

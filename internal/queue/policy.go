@@ -164,7 +164,7 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	}
 
 	start := p.now()
-	err = p.run(ctx, def, task.Payload())
+	err = p.run(context.WithValue(ctx, loggerKey{}, log), def, task.Payload())
 	took := p.now().Sub(start)
 	if err == nil {
 		p.metrics.observe(def.Type, qname, took, outcomeDone)
@@ -252,4 +252,15 @@ func (p *Policy) callBack(log *slog.Logger, o Outcome) {
 	if err := p.escalator.report(o); err != nil {
 		log.Error("callback could not be queued", "state", o.State, "error", err.Error())
 	}
+}
+
+type loggerKey struct{}
+
+// Logger returns the job's logger: its lines carry the job's id, type, queue
+// and attempt. Handlers log through it.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
 }

@@ -24,11 +24,11 @@ func NewPeriodic(conn asynq.RedisConnOpt, log *slog.Logger) *Periodic {
 		Logger:   asynqLogger{log.With("component", "scheduler")},
 		LogLevel: asynq.ErrorLevel,
 		Location: time.UTC,
-		EnqueueErrorHandler: func(task *asynq.Task, _ []asynq.Option, err error) {
-			if errors.Is(err, asynq.ErrDuplicateTask) {
-				return // another worker's scheduler queued this turn's run
+		PostEnqueueFunc: func(_ *asynq.TaskInfo, err error) {
+			if err == nil || errors.Is(err, asynq.ErrDuplicateTask) {
+				return // queued, or another worker's scheduler queued this turn's run
 			}
-			log.Warn("periodic job not queued", "type", task.Type(), "error", err.Error())
+			log.Warn("periodic job not queued", "error", err.Error())
 		},
 	})}
 }
