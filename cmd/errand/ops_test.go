@@ -92,7 +92,7 @@ delay = "1s"
 	if code, body := getBody(t, s.base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "redis") {
 		t.Fatalf("/readyz with Redis down: %d %s", code, body)
 	}
-	if _, body := getBody(t, s.base+"/metrics"); !strings.Contains(body, "errand_outbox_backlog 1") {
+	if _, body := getBody(t, s.base+"/metrics"); !strings.Contains(body, "errand_outbox_backlog 3") {
 		t.Fatalf("outbox backlog not reported:\n%s", body)
 	}
 	time.Sleep(2 * time.Second)

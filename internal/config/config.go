@@ -60,6 +60,8 @@ type Worker struct {
 	Concurrency     int           `koanf:"concurrency"`
 	Strict          bool          `koanf:"strict"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	Fetchers        int           `koanf:"fetchers"`
+	PollInterval    time.Duration `koanf:"poll_interval"`
 }
 
 // Policy holds the failure-policy settings shared by every job type.
@@ -168,6 +170,8 @@ func Defaults() map[string]any {
 		"worker.concurrency":          20,
 		"worker.strict":               false,
 		"worker.shutdown_timeout":     "30s",
+		"worker.fetchers":             0,
+		"worker.poll_interval":        "100ms",
 		"queues.critical":             6,
 		"queues.emails":               3,
 		"queues.notifications":        3,
@@ -311,6 +315,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.Concurrency < 1 {
 		bad("worker.concurrency", "must be at least 1 (got %d)", c.Worker.Concurrency)
+	}
+	if c.Worker.Fetchers < 0 {
+		bad("worker.fetchers", "must not be negative (got %d)", c.Worker.Fetchers)
+	}
+	if c.Worker.PollInterval < time.Millisecond {
+		bad("worker.poll_interval", "must be at least 1ms (got %s)", c.Worker.PollInterval)
 	}
 	if c.Worker.ShutdownTimeout <= 0 {
 		bad("worker.shutdown_timeout", "must be positive (got %s)", c.Worker.ShutdownTimeout)

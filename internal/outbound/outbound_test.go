@@ -3,6 +3,7 @@ package outbound
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,9 +57,9 @@ func TestCheckClassifies(t *testing.T) {
 }
 
 func TestNetworkErrorIsTransientAndNotRetried(t *testing.T) {
-	calls := 0
+	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
+		calls.Add(1)
 		time.Sleep(300 * time.Millisecond)
 	}))
 	defer srv.Close()
@@ -67,8 +68,8 @@ func TestNetworkErrorIsTransientAndNotRetried(t *testing.T) {
 	if c, _ := errand.ClassOf(got); got == nil || c != errand.Transient {
 		t.Fatalf("timeout: %v", got)
 	}
-	if calls != 1 {
-		t.Fatalf("the client retried by itself: %d calls", calls)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the client retried by itself: %d calls", n)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
@@ -98,13 +99,27 @@ func (qs QueueSet) String() string {
 }
 
 // Worker works jobs: think-queue's queue:work.
+//
+// One asynq server takes jobs off Redis one at a time, whatever its
+// concurrency (about 7.8k jobs/s here), so a worker runs several servers —
+// "fetchers" — sharing its concurrency between them; they take jobs in
+// parallel.
 type Worker struct {
-	srv     *asynq.Server
+	servers []*asynq.Server
 	policy  *Policy
 	metrics *Metrics
 	queues  QueueSet
 	timeout time.Duration
 	log     *slog.Logger
+}
+
+// Fetchers returns how many dequeue loops a worker of the given concurrency
+// runs when worker.fetchers is 0: one per 10 jobs at once, 1 to 4.
+func Fetchers(concurrency, configured int) int {
+	if configured > 0 {
+		return min(configured, concurrency)
+	}
+	return max(1, min(4, concurrency/10))
 }
 
 // NewWorker returns a worker for cfg.Worker over rdb, running the jobs of reg.
@@ -116,25 +131,38 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 	metrics := NewMetrics(rdb, log)
 	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
 	policy := NewPolicy(reg, esc, metrics, log)
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:     cfg.Worker.Concurrency,
-		Queues:          qs.Weights,
-		StrictPriority:  qs.Strict,
-		IsFailure:       IsFailure,
-		RetryDelayFunc:  policy.RetryDelay,
-		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		Logger:          asynqLogger{log.With("component", "asynq")},
-		LogLevel:        asynq.WarnLevel,
-		// errand waits for each job's exact due instant itself, so a short
-		// check only bounds how late a delayed job may start.
-		DelayedTaskCheckInterval: 250 * time.Millisecond,
-		TaskCheckInterval:        100 * time.Millisecond,
-		GroupGracePeriod:         cfg.Escalation.Window,
-		GroupMaxDelay:            10 * cfg.Escalation.Window,
-		GroupMaxSize:             1000,
-		GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
-	})
-	return &Worker{srv: srv, policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log}, nil
+	n := Fetchers(cfg.Worker.Concurrency, cfg.Worker.Fetchers)
+	w := &Worker{policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log}
+	for i := range n {
+		share := cfg.Worker.Concurrency / n
+		if i < cfg.Worker.Concurrency%n {
+			share++
+		}
+		c := asynq.Config{
+			Concurrency:     share,
+			Queues:          qs.Weights,
+			StrictPriority:  qs.Strict,
+			IsFailure:       IsFailure,
+			RetryDelayFunc:  policy.RetryDelay,
+			ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+			Logger:          asynqLogger{log.With("component", "asynq")},
+			LogLevel:        asynq.WarnLevel,
+			// errand waits for each job's exact due instant itself, so a short
+			// check only bounds how late a delayed job may start. One fetcher
+			// forwards due jobs; the others check rarely, to spare Redis.
+			DelayedTaskCheckInterval: 250 * time.Millisecond,
+			TaskCheckInterval:        cfg.Worker.PollInterval,
+			GroupGracePeriod:         cfg.Escalation.Window,
+			GroupMaxDelay:            10 * cfg.Escalation.Window,
+			GroupMaxSize:             1000,
+			GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
+		}
+		if i > 0 {
+			c.DelayedTaskCheckInterval = 5 * time.Second
+		}
+		w.servers = append(w.servers, asynq.NewServerFromRedisClient(rdb, c))
+	}
+	return w, nil
 }
 
 // Queues returns what the worker works.
@@ -147,22 +175,37 @@ var ErrForcedExit = errors.New("stopped at once by a second signal; unfinished j
 // taking jobs, lets running ones finish within shutdown_timeout and puts the
 // rest back. A second signal returns ErrForcedExit at once.
 func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
-	if err := w.srv.Start(w.policy); err != nil {
-		return fmt.Errorf("worker: start: %w", err)
+	for i, srv := range w.servers {
+		if err := srv.Start(w.policy); err != nil {
+			for _, started := range w.servers[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("worker: start: %w", err)
+		}
 	}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	metricsDone := make(chan struct{})
 	go func() { w.metrics.Run(mctx, time.Second); close(metricsDone) }()
-	w.log.Info("worker started", "queues", w.queues.String())
+	w.log.Info("worker started", "queues", w.queues.String(), "fetchers", len(w.servers))
 
 	select {
 	case <-ctx.Done():
 	case s := <-sigs:
 		w.log.Info("stopping: no new jobs; running jobs may finish", "signal", s.String(), "shutdown_timeout", w.timeout.String())
 	}
-	w.srv.Stop() // stop fetching at once
+	for _, srv := range w.servers {
+		srv.Stop() // stop fetching at once, everywhere
+	}
 	done := make(chan struct{})
-	go func() { w.srv.Shutdown(); close(done) }()
+	go func() {
+		var wg sync.WaitGroup
+		for _, srv := range w.servers {
+			wg.Add(1)
+			go func() { defer wg.Done(); srv.Shutdown() }()
+		}
+		wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case s := <-sigs:
