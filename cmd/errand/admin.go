@@ -26,18 +26,11 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr, false)
+	a, err := f.connect(ctx, environ)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if err := a.pingRedis(ctx); err != nil {
-		return err
-	}
 	stats, err := queue.NewInspector(a.reg, a.rdb).Queues(ctx)
 	if err != nil {
 		return err
@@ -95,18 +88,11 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "errand: unknown subcommand %q\nUsage: errand %s\n", sub, synopsis)
 		return usageError{fmt.Errorf("failed: unknown subcommand %q", sub)}
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr, false)
+	a, err := f.connect(ctx, environ)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if err := a.pingRedis(ctx); err != nil {
-		return err
-	}
 	ins := queue.NewInspector(a.reg, a.rdb)
 	switch sub {
 	case "list":

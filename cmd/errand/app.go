@@ -154,3 +154,21 @@ func (a *app) pingRedis(ctx context.Context) error {
 func redactErr(err error) string {
 	return strings.TrimSpace(err.Error())
 }
+
+// connect loads the configuration and connects to Redis, for the commands
+// that only inspect or queue (queues, failed).
+func (f *flags) connect(ctx context.Context, environ []string) (*app, error) {
+	cfg, err := f.load(environ)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newApp(cfg, f.stderr, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.pingRedis(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
