@@ -120,6 +120,9 @@ func (p *Policy) RetryDelay(retried int, err error, task *asynq.Task) time.Durat
 // asynq keeps retry times in whole seconds, rounded down, so without this a
 // retry could start up to a second before the wait a service asked for.
 func onWholeSecond(now time.Time, wait time.Duration) time.Duration {
+	if wait <= 0 {
+		return 0 // at once: nothing to round up to
+	}
 	at := now.Add(wait)
 	if r := at.Truncate(time.Second); r.Before(at) {
 		at = r.Add(time.Second)
