@@ -46,11 +46,12 @@ func ConnOpt(c config.Redis) asynq.RedisClientOpt {
 type Client struct {
 	reg *Registry
 	ac  *asynq.Client
+	rdb redis.UniversalClient
 }
 
 // NewClient returns a client over rdb.
 func NewClient(reg *Registry, rdb redis.UniversalClient) *Client {
-	return &Client{reg: reg, ac: asynq.NewClientFromRedisClient(rdb)}
+	return &Client{reg: reg, ac: asynq.NewClientFromRedisClient(rdb), rdb: rdb}
 }
 
 // ErrDuplicate means a job with the same ID is already queued (or kept).
@@ -83,6 +84,9 @@ func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
 		}
 		return fmt.Errorf("queue: enqueue %s %s: %w", e.Type, e.ID, err)
 	}
+	if e.delayed() {
+		noteDue(ctx, c.rdb, e)
+	}
 	return nil
 }
 
@@ -109,7 +113,7 @@ func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option,
 	if r := c.reg.Retention(); r > 0 {
 		opts = append(opts, asynq.Retention(r))
 	}
-	if e.DueAt.After(time.Now()) {
+	if e.delayed() {
 		opts = append(opts, asynq.ProcessAt(e.DueAt))
 	}
 	return asynq.NewTaskWithHeaders(e.Type, e.Payload, headers), opts, nil
@@ -128,4 +132,11 @@ func headerMillis(h map[string]string, key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true
+}
+
+// delayed reports whether the job is to wait: it was queued with a delay and
+// its time has not come. An immediate job goes straight to its queue's
+// pending list, in the order it was queued.
+func (e Envelope) delayed() bool {
+	return e.DueAt.After(e.QueuedAt) && e.DueAt.After(time.Now())
 }

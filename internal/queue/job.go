@@ -300,9 +300,11 @@ func (r *Registry) PrepareRaw(typ string, payload []byte, opts ...Option) (Envel
 	if e.DueAt.Before(e.QueuedAt) {
 		return Envelope{}, fmt.Errorf("delay must not be negative")
 	}
-	// Due times travel in milliseconds: round up, never down, so a job never
-	// starts before the instant it was asked for.
-	e.DueAt = ceilMilli(e.DueAt)
+	if e.DueAt.After(e.QueuedAt) {
+		// Due times travel in milliseconds: round up, never down, so a job
+		// never starts before the instant it was asked for.
+		e.DueAt = ceilMilli(e.DueAt)
+	}
 	return e, nil
 }
 

@@ -106,6 +106,7 @@ func (qs QueueSet) String() string {
 // parallel.
 type Worker struct {
 	servers []*asynq.Server
+	due     *dueForwarder
 	policy  *Policy
 	metrics *Metrics
 	queues  QueueSet
@@ -132,7 +133,8 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
 	policy := NewPolicy(reg, esc, metrics, log)
 	n := Fetchers(cfg.Worker.Concurrency, cfg.Worker.Fetchers)
-	w := &Worker{policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log}
+	w := &Worker{policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
+		due: &dueForwarder{rdb: rdb, ins: asynq.NewInspectorFromRedisClient(rdb), lead: cfg.Worker.PollInterval + 50*time.Millisecond, log: log}}
 	for i := range n {
 		share := cfg.Worker.Concurrency / n
 		if i < cfg.Worker.Concurrency%n {
@@ -186,6 +188,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	metricsDone := make(chan struct{})
 	go func() { w.metrics.Run(mctx, time.Second); close(metricsDone) }()
+	go w.due.run(mctx)
 	w.log.Info("worker started", "queues", w.queues.String(), "fetchers", len(w.servers))
 
 	select {
