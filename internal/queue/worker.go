@@ -149,10 +149,9 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 			ShutdownTimeout: cfg.Worker.ShutdownTimeout,
 			Logger:          asynqLogger{log.With("component", "asynq")},
 			LogLevel:        asynq.WarnLevel,
-			// errand waits for each job's exact due instant itself, so a short
-			// check only bounds how late a delayed job may start. One fetcher
-			// forwards due jobs; the others check rarely, to spare Redis.
-			DelayedTaskCheckInterval: 250 * time.Millisecond,
+			// Delayed jobs are handed over by the due forwarder; asynq's own
+			// scan is left the retries (whole seconds anyway) and stragglers.
+			DelayedTaskCheckInterval: time.Second,
 			TaskCheckInterval:        cfg.Worker.PollInterval,
 			GroupGracePeriod:         cfg.Escalation.Window,
 			GroupMaxDelay:            10 * cfg.Escalation.Window,
@@ -160,7 +159,12 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 			GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
 		}
 		if i > 0 {
+			// An idle worker is watched by its first fetcher; the others only
+			// matter under load, when they do not sleep at all. So they poll
+			// slowly when idle, sparing Redis (each poll costs one script per
+			// queue).
 			c.DelayedTaskCheckInterval = 5 * time.Second
+			c.TaskCheckInterval = max(cfg.Worker.PollInterval, time.Second)
 		}
 		w.servers = append(w.servers, asynq.NewServerFromRedisClient(rdb, c))
 	}
