@@ -114,7 +114,11 @@ func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option,
 		opts = append(opts, asynq.Retention(r))
 	}
 	if e.delayed() {
-		opts = append(opts, asynq.ProcessAt(e.DueAt))
+		// asynq's own schedule is the safety net, set to the whole second
+		// after the due instant: the due forwarder hands the job over at
+		// its exact time, and asynq's scan must not hand it over earlier
+		// (the job would then hold a worker slot while it waits).
+		opts = append(opts, asynq.ProcessAt(e.DueAt.Truncate(time.Second).Add(time.Second)))
 	}
 	return asynq.NewTaskWithHeaders(e.Type, e.Payload, headers), opts, nil
 }

@@ -164,7 +164,7 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 			// slowly when idle, sparing Redis (each poll costs one script per
 			// queue).
 			c.DelayedTaskCheckInterval = 5 * time.Second
-			c.TaskCheckInterval = max(cfg.Worker.PollInterval, time.Second)
+			c.TaskCheckInterval = max(cfg.Worker.PollInterval, 250*time.Millisecond)
 		}
 		w.servers = append(w.servers, asynq.NewServerFromRedisClient(rdb, c))
 	}
