@@ -26,6 +26,9 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/errand /usr/local/bin/errand
 COPY config.toml /etc/errand/config.toml
 USER nonroot:nonroot
+# The default database (file:errand.db) lands here, writable by nonroot; mount
+# a volume on it to keep it.
+WORKDIR /home/nonroot
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/errand"]
 CMD ["serve", "--config", "/etc/errand/config.toml"]
