@@ -346,6 +346,10 @@ if ((has_sandbox)); then
 	wait_until sandbox "${pids[-1]}" 30 port_in_use "$SANDBOX_PORT"
 fi
 
+# The same settings for commands run by hand in another terminal:
+#   set -a; . .dev/errand.env; set +a; bin/errand sandbox send-order
+printf '%s\n' "${errand_env[@]}" >"$dev/errand.env"
+
 say "migrating the database (.dev/errand.db)"
 if ! env "${errand_env[@]}" bin/errand migrate >"$logs/migrate.log" 2>&1; then
 	log_tail migrate
@@ -386,6 +390,10 @@ cat <<EOF
 Register a user; the welcome email shows up in the mail catcher about 5 s later:
 
   curl -sS -X POST localhost:$HTTP_PORT/api/users -H 'Content-Type: application/json' -d '{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","password":"correct horse battery"}'
+
+In another terminal, load the same settings for bin/errand commands:
+
+  set -a; . .dev/errand.env; set +a
 
 Break SMTP (every send answered "451"), register again, and watch 3 attempts in .dev/logs/worker.log;
 mend it and the escalation email to developers@errand.local arrives in the mail catcher:
