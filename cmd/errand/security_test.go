@@ -68,3 +68,29 @@ delay = "0s"
 	t.Logf("scanned %d places (%d Redis keys, logs, %d emails, /metrics, %d third-party calls) for %d secrets",
 		len(places), len(keys), len(s.smtp.Messages()), len(s.sandbox.Calls("")), len(secrets))
 }
+
+// Redis over TLS, with a password: errand verifies the server's certificate
+// against redis.tls_ca_file and every part (serve, relay, worker, the CLI)
+// works through it.
+func TestRedisOverTLS(t *testing.T) {
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.TLS(), redistest.Password("tls-redis-pass")}, toml: `
+[jobs."user:welcome_email"]
+delay = "0s"
+`})
+	if code, _ := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+		t.Fatalf("register: %d", code)
+	}
+	s.smtp.WaitFor(t, 1, 15*time.Second)
+	if out, err := s.cli("queues"); err != nil || !strings.Contains(out, "emails") {
+		t.Fatalf("errand queues over TLS: %v %s", err, out)
+	}
+	if code, _ := getBody(t, s.base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz over TLS: %d", code)
+	}
+	// Without the CA the server's certificate is refused, with one clear line.
+	err := run(t.Context(), []string{"queues", "--config", s.config}, []string{"ERRAND_REDIS__TLS_CA_FILE="}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v", err)
+	}
+	t.Logf("without the CA: %v", err)
+}

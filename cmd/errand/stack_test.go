@@ -159,6 +159,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 [redis]
 addr = %q
 password = %q
+tls = %v
+tls_ca_file = %q
 [http]
 addr = %q
 public_url = %q
@@ -176,7 +178,7 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), s.redis.Password(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
+`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
 		secrets + o.toml
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
@@ -353,4 +355,11 @@ func (s *stack) redisText() map[string]string {
 		out[k] = strings.Join(parts, "\n")
 	}
 	return out
+}
+
+func caFile(r *redistest.Server) string {
+	if r.TLSConfig() == nil {
+		return ""
+	}
+	return r.CAFile()
 }

@@ -4,8 +4,11 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
 	"os"
 	"sort"
@@ -44,6 +47,36 @@ type Redis struct {
 	Password string `koanf:"password"`
 	DB       int    `koanf:"db"`
 	TLS      bool   `koanf:"tls"`
+	// TLSCAFile names a PEM file of CAs to trust for Redis's certificate, on
+	// top of the system's (a private CA, a managed Redis).
+	TLSCAFile string `koanf:"tls_ca_file"`
+}
+
+// RedisTLS returns the TLS configuration for Redis, or nil without TLS.
+func (r Redis) RedisTLS() (*tls.Config, error) {
+	if !r.TLS {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(r.Addr)
+	if err != nil {
+		host = r.Addr
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	if r.TLSCAFile != "" {
+		pem, err := os.ReadFile(r.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls_ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis.tls_ca_file: %s holds no PEM certificate", r.TLSCAFile)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
 }
 
 type HTTP struct {
@@ -163,6 +196,7 @@ func Defaults() map[string]any {
 		"redis.addr":                  "127.0.0.1:6379",
 		"redis.db":                    0,
 		"redis.tls":                   false,
+		"redis.tls_ca_file":           "",
 		"http.addr":                   ":8080",
 		"http.public_url":             "http://localhost:8080",
 		"database.url":                "file:errand.db",
@@ -312,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.Addr == "" {
 		bad("redis.addr", "must not be empty")
+	}
+	if _, err := c.Redis.RedisTLS(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if c.Worker.Concurrency < 1 {
 		bad("worker.concurrency", "must be at least 1 (got %d)", c.Worker.Concurrency)

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -27,18 +26,14 @@ const (
 // RedisOptions turns the [redis] settings into go-redis options.
 func RedisOptions(c config.Redis) *redis.Options {
 	o := &redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB}
-	if c.TLS {
-		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	o.TLSConfig, _ = c.RedisTLS() // checked by config.Validate
 	return o
 }
 
 // ConnOpt returns the asynq connection option for the [redis] settings.
 func ConnOpt(c config.Redis) asynq.RedisClientOpt {
 	o := asynq.RedisClientOpt{Addr: c.Addr, Password: c.Password, DB: c.DB}
-	if c.TLS {
-		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	o.TLSConfig, _ = c.RedisTLS() // checked by config.Validate
 	return o
 }
 

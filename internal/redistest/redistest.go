@@ -43,6 +43,7 @@ type Option func(*options)
 type options struct {
 	appendOnly bool
 	password   string
+	tls        bool
 }
 
 // AppendOnly turns on the append-only file with appendfsync always, so every
@@ -191,8 +192,18 @@ var errAddrInUse = errors.New("address already in use")
 // start launches redis-server on s.port and waits for PING. s.mu is held by
 // the caller, or the Server is not yet shared.
 func (s *Server) start() error {
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.opts.tls {
+		if _, err := os.Stat(filepath.Join(s.dir, "server.pem")); err != nil {
+			if err := writeCerts(s.dir); err != nil {
+				return fmt.Errorf("certificates: %w", err)
+			}
+		}
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", "server.pem", "--tls-key-file", "server.key",
+			"--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"}
+	}
 	args := []string{
-		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
 		"--daemonize", "no",
@@ -200,6 +211,7 @@ func (s *Server) start() error {
 		"--logfile", "", // log to stdout, which goes to s.log
 		"--loglevel", "notice",
 	}
+	args = append(port, args...)
 	if s.opts.appendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -339,6 +351,7 @@ func (s *Server) newClient(maxRetries int) *redis.Client {
 		MaxRetries:      maxRetries,
 		DialerRetries:   dialRetries,
 		Password:        s.opts.password,
+		TLSConfig:       s.TLSConfig(),
 		DisableIdentity: true, // CLIENT SETINFO is unknown before Redis 7.2
 		DialTimeout:     time.Second,
 		// Honour the caller's context deadline on reads, so a poll cannot

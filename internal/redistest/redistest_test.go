@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -125,5 +126,18 @@ func TestWithoutAppendOnlyDataIsLost(t *testing.T) {
 	srv.Restart() // stops gracefully first
 	if err := c.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("GET after restart: err = %v, want redis.Nil", err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	s := redistest.Start(t, redistest.TLS())
+	if err := s.Client().Set(context.Background(), "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET over TLS: %v", err)
+	}
+	// A plain-text client gets nowhere.
+	plain := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second})
+	defer plain.Close()
+	if err := plain.Ping(context.Background()).Err(); err == nil {
+		t.Fatal("a plain-text client was answered by a TLS-only server")
 	}
 }
