@@ -46,6 +46,10 @@ func Open(url string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", url, err)
 	}
 	db.SetMaxOpenConns(8)
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w (does its directory exist, and may errand write there?)", url, err)
+	}
 	return &Store{db: db}, nil
 }
 
