@@ -80,7 +80,7 @@ func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
 		return fmt.Errorf("queue: enqueue %s %s: %w", e.Type, e.ID, err)
 	}
 	if e.delayed() {
-		noteDue(ctx, c.rdb, e)
+		noteDue(ctx, c.rdb, e.Queue, e.ID, e.DueAt)
 	}
 	return nil
 }

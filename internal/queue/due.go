@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,12 +23,44 @@ if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 return due
 `)
 
-// noteDue records a delayed job's exact due instant for the due forwarder.
-// Losing the note costs only precision: asynq still runs the job in its due
-// second and the policy waits for the exact instant.
-func noteDue(ctx context.Context, rdb redis.UniversalClient, e Envelope) {
-	_ = rdb.ZAdd(ctx, dueKey, redis.Z{Score: float64(e.DueAt.UnixMilli()), Member: e.Queue + "\x1f" + e.ID}).Err()
+// handOver moves a job that waits (scheduled, or waiting to retry) to its
+// queue's pending list, and nothing else: a job that completed, failed for
+// good, is pending or gone is left alone — asynq's own RunTask would run a
+// completed or failed job again. It answers "ok", or the state it found. The
+// keys are asynq's layout (asynq:{queue}:t:<id>, :pending, :scheduled,
+// :retry), as its own scripts use them.
+var handOver = redis.NewScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'scheduled' and state ~= 'retry' then
+	return state or 'gone'
+end
+if redis.call('ZREM', ARGV[2] .. state, ARGV[1]) == 0 then
+	return 'gone'
+end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'pending')
+return 'ok'
+`)
+
+func handOverTask(ctx context.Context, rdb redis.UniversalClient, queue, id string) (string, error) {
+	prefix := "asynq:{" + queue + "}:"
+	return handOver.Run(ctx, rdb, []string{prefix + "t:" + id, prefix + "pending"}, id, prefix).Text()
 }
+
+// noteDue records a job's exact due instant (a delayed job, or a retry) for
+// the due forwarder. Losing the note costs only precision: asynq still runs
+// the job in the second after it is due.
+func noteDue(ctx context.Context, rdb redis.UniversalClient, queue, id string, at time.Time) {
+	if rdb == nil {
+		return
+	}
+	_ = rdb.ZAdd(ctx, dueKey, redis.Z{Score: float64(at.UnixMilli()), Member: queue + "\x1f" + id}).Err()
+}
+
+// retryNoteFor is how long the forwarder keeps trying to hand over a job
+// that is not yet where it can be handed over from (a retry whose failed
+// attempt asynq is still recording).
+const retryNoteFor = 2 * time.Second
 
 // dueForwarder hands delayed jobs to the workers shortly before their exact
 // due instant. asynq on its own moves a delayed job at a whole-second
@@ -38,9 +70,11 @@ func noteDue(ctx context.Context, rdb redis.UniversalClient, e Envelope) {
 // then), and the policy waits out the last milliseconds.
 type dueForwarder struct {
 	rdb  redis.UniversalClient
-	ins  *asynq.Inspector
 	lead time.Duration
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	tries map[string]time.Time // notes put back, and when first handed over
 }
 
 // maxDueSleep bounds the forwarder's sleep, so a job queued meanwhile with an
@@ -81,11 +115,46 @@ func (f *dueForwarder) step(ctx context.Context) time.Duration {
 		if !ok {
 			continue
 		}
-		// Already forwarded by asynq, or deleted: nothing to do.
-		_ = f.ins.RunTask(q, id)
+		state, err := handOverTask(ctx, f.rdb, q, id)
+		switch {
+		case err == nil && state == "active":
+			// A retry whose failed attempt asynq is still recording: try
+			// again a little later, for a short while.
+			f.retryLater(ctx, m, now)
+		default:
+			// Handed over; or completed, failed for good, already pending,
+			// deleted: nothing more to do.
+			f.mu.Lock()
+			delete(f.tries, m)
+			f.mu.Unlock()
+		}
 	}
 	if len(members) == 200 {
 		return 0
 	}
 	return time.Millisecond
+}
+
+// retryLater puts a note back a little later, with a growing gap, until
+// retryNoteFor has passed since it was first handed over.
+func (f *dueForwarder) retryLater(ctx context.Context, member string, now time.Time) {
+	f.mu.Lock()
+	first, seen := f.tries[member]
+	if !seen {
+		first = now
+		if f.tries == nil {
+			f.tries = map[string]time.Time{}
+		}
+		f.tries[member] = now
+	}
+	f.mu.Unlock()
+	elapsed := now.Sub(first)
+	if elapsed > retryNoteFor {
+		f.mu.Lock()
+		delete(f.tries, member)
+		f.mu.Unlock()
+		return
+	}
+	gap := max(5*time.Millisecond, elapsed)
+	_ = f.rdb.ZAdd(ctx, dueKey, redis.Z{Score: float64(now.Add(gap).Add(f.lead).UnixMilli()), Member: member}).Err()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // timeoutGrace is how much later than errand's own timeout asynq's deadline
@@ -26,6 +27,8 @@ const timeoutGrace = 5 * time.Second
 // attempts used: a throttled retry does not increase it, a transient failure or a
 // worker lost mid-job does.
 type Policy struct {
+	// rdb, when set, receives each retry's exact time for the due forwarder.
+	rdb       redis.UniversalClient
 	reg       *Registry
 	escalator *Escalator
 	metrics   *Metrics
@@ -188,6 +191,9 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	if !v.final {
 		p.metrics.observe(def.Type, qname, took, outcomeRetry)
 		log.Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
+		// The exact retry time, for the due forwarder; asynq's own retry
+		// schedule (whole seconds, rounded up) is the safety net.
+		noteDue(context.WithoutCancel(ctx), p.rdb, qname, id, p.now().Add(v.wait))
 		return v
 	}
 	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)

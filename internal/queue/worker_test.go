@@ -14,6 +14,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // probe is a job type that records when each job started.
@@ -199,5 +200,30 @@ func TestWorkerQueuesByWeight(t *testing.T) {
 	t.Logf("of the first 40 jobs, %d came from emails (weight 3) and %d from crm (weight 1)", emails, 40-emails)
 	if emails < 22 || emails > 38 {
 		t.Fatalf("emails got %d of 40 jobs; weights 3:1 should give about 30", emails)
+	}
+}
+
+// A stale note in the due forwarder's set (a worker down past the due time,
+// a retry recorded late) never runs a completed job again.
+func TestDueForwarderNeverRerunsAFinishedJob(t *testing.T) {
+	h := newHarness(t, nil)
+	h.startWorker(t)
+	e, err := h.cli.Later(context.Background(), 1200*time.Millisecond, probe{N: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the delayed job", func() bool { return h.rec.count() == 1 })
+	time.Sleep(200 * time.Millisecond)
+	// The job is completed (kept for retention); a stale note names it.
+	rdb := h.rs.Client()
+	if err := rdb.ZAdd(context.Background(), "errand:due", redis.Z{Score: float64(time.Now().UnixMilli()), Member: e.Queue + "\x1f" + e.ID}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if n := h.rec.count(); n != 1 {
+		t.Fatalf("the completed job ran %d times", n)
+	}
+	if left, _ := rdb.ZCard(context.Background(), "errand:due").Result(); left != 0 {
+		t.Fatalf("%d stale notes left", left)
 	}
 }
