@@ -27,13 +27,15 @@ const timeoutGrace = 5 * time.Second
 // attempts used: a throttled retry does not increase it, a transient failure or a
 // worker lost mid-job does.
 type Policy struct {
-	// rdb, when set, receives each retry's exact time for the due forwarder.
-	rdb       redis.UniversalClient
-	reg       *Registry
-	escalator *Escalator
-	metrics   *Metrics
-	log       *slog.Logger
-	now       func() time.Time
+	// rdb, when set, receives each retry's exact time for the due forwarder;
+	// handOverLead is how early the forwarder hands jobs over.
+	rdb          redis.UniversalClient
+	handOverLead time.Duration
+	reg          *Registry
+	escalator    *Escalator
+	metrics      *Metrics
+	log          *slog.Logger
+	now          func() time.Time
 }
 
 // NewPolicy returns the policy for the jobs in reg.
@@ -192,8 +194,11 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		p.metrics.observe(def.Type, qname, took, outcomeRetry)
 		log.Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
 		// The exact retry time, for the due forwarder; asynq's own retry
-		// schedule (whole seconds, rounded up) is the safety net.
-		noteDue(context.WithoutCancel(ctx), p.rdb, qname, id, p.now().Add(v.wait))
+		// schedule (whole seconds, rounded up) is the safety net. A retry
+		// carries no due header for the policy to wait on, so the note is set
+		// one lead later: the forwarder hands it over at the exact time, never
+		// before (a throttled service's wait is respected).
+		noteDue(context.WithoutCancel(ctx), p.rdb, qname, id, p.now().Add(v.wait+p.handOverLead))
 		return v
 	}
 	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)

@@ -133,9 +133,10 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
 	policy := NewPolicy(reg, esc, metrics, log)
 	policy.rdb = rdb
+	policy.handOverLead = cfg.Worker.PollInterval + 50*time.Millisecond
 	n := Fetchers(cfg.Worker.Concurrency, cfg.Worker.Fetchers)
 	w := &Worker{policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
-		due: &dueForwarder{rdb: rdb, lead: cfg.Worker.PollInterval + 50*time.Millisecond, log: log}}
+		due: &dueForwarder{rdb: rdb, lead: policy.handOverLead, log: log}}
 	for i := range n {
 		share := cfg.Worker.Concurrency / n
 		if i < cfg.Worker.Concurrency%n {
