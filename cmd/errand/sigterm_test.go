@@ -170,3 +170,52 @@ shutdown_timeout = "1s"
 	}
 	t.Logf("SIGTERM with a job running past shutdown_timeout (1 s): exited in %s; the job was put back and delivered once by the next worker", took.Round(time.Millisecond))
 }
+
+// A second signal while the worker waits for running jobs exits at once; the
+// job in flight is not lost (its lease runs out and it is worked again).
+func TestWorkerSecondSignalExitsAtOnce(t *testing.T) {
+	bin := errandBinary(t)
+	s := startStack(t, stackOptions{noWorker: true, toml: `
+[jobs."user:welcome_email"]
+delay = "0s"
+[worker]
+shutdown_timeout = "30s"
+`})
+	s.smtp.SetLatency(20 * time.Second)
+	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`); err != nil {
+		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	log := &syncBuffer{}
+	w := exec.Command(bin, "worker", "--config", s.config)
+	w.Stdout, w.Stderr = log, log
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Process.Kill(); _, _ = w.Process.Wait() })
+	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+	_ = w.Process.Signal(syscall.SIGTERM)
+	s.waitFor(5*time.Second, "the graceful stop to begin", func() bool { return strings.Contains(log.String(), "stopping") })
+	second := time.Now()
+	_ = w.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- w.Wait() }()
+	select {
+	case err := <-done:
+		took := time.Since(second)
+		if err == nil {
+			t.Fatal("a forced exit reported success")
+		}
+		if took > 2*time.Second {
+			t.Fatalf("the second signal took %s to stop the worker", took)
+		}
+		if !strings.Contains(log.String(), "second signal") {
+			t.Fatalf("no word of the second signal:\n%s", log.String())
+		}
+		if strings.Contains(log.String(), "panic") || w.ProcessState.ExitCode() != 1 {
+			t.Fatalf("want a clean exit with status 1, got %v:\n%s", err, log.String())
+		}
+		t.Logf("second signal: exited in %s (%v) with a job in flight and 30 s of shutdown_timeout left", took.Round(time.Millisecond), err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the worker ignored the second signal\n%s", log.String())
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,5 +69,13 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	return w.Run(ctx, sigs)
+	err = w.Run(ctx, sigs)
+	if errors.Is(err, queue.ErrForcedExit) {
+		// At once means at once: the fetchers are still running, so nothing
+		// is closed under them; jobs in flight come back when their lease
+		// runs out.
+		fmt.Fprintln(stderr, "errand: "+err.Error())
+		os.Exit(1)
+	}
+	return err
 }
