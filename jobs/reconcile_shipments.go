@@ -41,6 +41,7 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 	}
 	ins := queue.NewInspector(h.Registry, h.Redis)
 	client := queue.NewClient(h.Registry, h.Redis)
+	defer client.Close()
 	def, err := h.Registry.Lookup(SyncTracking{}.Kind())
 	if err != nil {
 		return err

@@ -214,7 +214,9 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if err := a.pingRedis(ctx); err != nil {
 		return err
 	}
-	if err := queue.NewClient(a.reg, a.rdb).Enqueue(ctx, e); err != nil {
+	client := queue.NewClient(a.reg, a.rdb)
+	defer client.Close() // sends the workers' wake-up before exiting
+	if err := client.Enqueue(ctx, e); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "queued %s %s on %s, due %s\n", e.Type, e.ID, e.Queue, e.DueAt.Local().Format("15:04:05.000"))

@@ -54,7 +54,7 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	rctx, stopRelay := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); relay.Run(rctx) }()
-	defer func() { stopRelay(); wg.Wait() }()
+	defer func() { stopRelay(); wg.Wait(); client.Close() }()
 
 	h, closeDash := web.New(&web.Server{Config: cfg, Store: st, Registry: a.reg, Relay: relay, Redis: a.rdb, Log: a.log})
 	defer closeDash()

@@ -205,7 +205,7 @@ func Defaults() map[string]any {
 		"worker.strict":               false,
 		"worker.shutdown_timeout":     "30s",
 		"worker.fetchers":             0,
-		"worker.poll_interval":        "100ms",
+		"worker.poll_interval":        "1s",
 		"queues.critical":             6,
 		"queues.emails":               3,
 		"queues.notifications":        3,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
@@ -42,6 +44,13 @@ type Client struct {
 	reg *Registry
 	ac  *asynq.Client
 	rdb redis.UniversalClient
+
+	// Wake-ups for idle workers, published after enqueues: at most one in
+	// flight, covering every enqueue made before it was sent, so a burst of
+	// enqueues costs a handful of PUBLISHes, and no enqueue waits for one.
+	dirty      atomic.Bool
+	publishing atomic.Bool
+	wakers     sync.WaitGroup
 }
 
 // NewClient returns a client over rdb.
@@ -81,8 +90,38 @@ func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
 	}
 	if e.delayed() {
 		noteDue(ctx, c.rdb, e.Queue, e.ID, e.DueAt)
+	} else {
+		c.wake()
 	}
 	return nil
+}
+
+// wake tells idle workers a job is pending, without making the caller wait.
+func (c *Client) wake() {
+	c.dirty.Store(true)
+	if c.publishing.CompareAndSwap(false, true) {
+		c.wakers.Add(1)
+		go c.publishWakes()
+	}
+}
+
+func (c *Client) publishWakes() {
+	defer c.wakers.Done()
+	for {
+		for c.dirty.Swap(false) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// A lost wake-up costs latency, not the job: workers also look
+			// on their own every poll interval.
+			_ = c.rdb.Publish(ctx, wakeChannel, wakeJob).Err()
+			cancel()
+		}
+		c.publishing.Store(false)
+		// An enqueue that set dirty after the last Swap but saw publishing
+		// still true left its wake-up to this goroutine.
+		if !c.dirty.Load() || !c.publishing.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option, error) {
@@ -118,8 +157,12 @@ func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option,
 	return asynq.NewTaskWithHeaders(e.Type, e.Payload, headers), opts, nil
 }
 
-// Close releases the client's resources (not the Redis client it was given).
-func (c *Client) Close() error { return nil }
+// Close waits for the last wake-up to be sent. It does not close the Redis
+// client the Client was given.
+func (c *Client) Close() error {
+	c.wakers.Wait()
+	return nil
+}
 
 func headerMillis(h map[string]string, key string) (time.Time, bool) {
 	v, ok := h[key]

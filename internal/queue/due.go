@@ -39,6 +39,7 @@ if redis.call('ZREM', ARGV[2] .. state, ARGV[1]) == 0 then
 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending')
+redis.call('PUBLISH', 'errand:wake', 'job')
 return 'ok'
 `)
 
@@ -48,13 +49,17 @@ func handOverTask(ctx context.Context, rdb redis.UniversalClient, queue, id stri
 }
 
 // noteDue records a job's exact due instant (a delayed job, or a retry) for
-// the due forwarder. Losing the note costs only precision: asynq still runs
-// the job in the second after it is due.
+// the due forwarder, and wakes the forwarders, in one round trip. Losing the
+// note costs only precision: asynq still runs the job in the second after it
+// is due.
 func noteDue(ctx context.Context, rdb redis.UniversalClient, queue, id string, at time.Time) {
 	if rdb == nil {
 		return
 	}
-	_ = rdb.ZAdd(ctx, dueKey, redis.Z{Score: float64(at.UnixMilli()), Member: queue + "\x1f" + id}).Err()
+	p := rdb.Pipeline()
+	p.ZAdd(ctx, dueKey, redis.Z{Score: float64(at.UnixMilli()), Member: queue + "\x1f" + id})
+	p.Publish(ctx, wakeChannel, wakeDue)
+	_, _ = p.Exec(ctx)
 }
 
 // retryNoteFor is how long the forwarder keeps trying to hand over a job
@@ -65,21 +70,27 @@ const retryNoteFor = 2 * time.Second
 // dueForwarder hands delayed jobs to the workers shortly before their exact
 // due instant. asynq on its own moves a delayed job at a whole-second
 // boundary, found by a periodic scan, so a job could start up to a check
-// interval late; this wakes at each job's own time instead, lead early (so
-// that an idle fetcher, polling every poll interval, has picked it up by
-// then), and the policy waits out the last milliseconds.
+// interval late; this wakes at each job's own time instead, lead early (the
+// hand-over wakes the fetchers, which take the job at once), and the policy
+// waits out the last milliseconds. It sleeps until the next due instant, or
+// until a note for an earlier one wakes it (wakeDue), at most maxSleep.
 type dueForwarder struct {
-	rdb  redis.UniversalClient
-	lead time.Duration
-	log  *slog.Logger
+	rdb      redis.UniversalClient
+	lead     time.Duration
+	maxSleep time.Duration
+	wake     chan struct{}
+	log      *slog.Logger
 
 	mu    sync.Mutex
 	tries map[string]time.Time // notes put back, and when first handed over
 }
 
-// maxDueSleep bounds the forwarder's sleep, so a job queued meanwhile with an
-// earlier due time is seen in time (one Redis command per wake).
-const maxDueSleep = 100 * time.Millisecond
+func (f *dueForwarder) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
 
 func (f *dueForwarder) run(ctx context.Context) {
 	t := time.NewTimer(0)
@@ -89,6 +100,13 @@ func (f *dueForwarder) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-f.wake:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
 		}
 		t.Reset(f.step(ctx))
 	}
@@ -99,16 +117,16 @@ func (f *dueForwarder) step(ctx context.Context) time.Duration {
 	now := time.Now()
 	next, err := f.rdb.ZRangeWithScores(ctx, dueKey, 0, 0).Result()
 	if err != nil || len(next) == 0 {
-		return maxDueSleep
+		return f.maxSleep
 	}
 	at := time.UnixMilli(int64(next[0].Score)).Add(-f.lead)
 	if wait := at.Sub(now); wait > 0 {
-		return min(wait, maxDueSleep)
+		return min(wait, f.maxSleep)
 	}
 	horizon := strconv.FormatInt(now.Add(f.lead).UnixMilli(), 10)
 	members, err := claimDue.Run(ctx, f.rdb, []string{dueKey}, horizon, 200).StringSlice()
 	if err != nil {
-		return maxDueSleep
+		return f.maxSleep
 	}
 	for _, m := range members {
 		q, id, ok := strings.Cut(m, "\x1f")

@@ -137,9 +137,15 @@ func onWholeSecond(now time.Time, wait time.Duration) time.Duration {
 
 // ProcessTask runs one attempt of a job under the policy.
 func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
-	id, _ := asynq.GetTaskID(ctx)
-	retried, _ := asynq.GetRetryCount(ctx)
-	qname, _ := asynq.GetQueueName(ctx)
+	var id, qname string
+	var retried int
+	if m, ok := ctx.Value(metaKey{}).(jobMeta); ok {
+		id, qname, retried = m.id, m.queue, m.retried
+	} else {
+		id, _ = asynq.GetTaskID(ctx)
+		retried, _ = asynq.GetRetryCount(ctx)
+		qname, _ = asynq.GetQueueName(ctx)
+	}
 	attempt := retried + 1
 	log := p.log.With("job_id", id, "type", task.Type(), "queue", qname, "attempt", attempt)
 	queuedAt, _ := headerMillis(task.Headers(), headerQueued)
@@ -198,7 +204,9 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		// carries no due header for the policy to wait on, so the note is set
 		// one lead later: the forwarder hands it over at the exact time, never
 		// before (a throttled service's wait is respected).
-		noteDue(context.WithoutCancel(ctx), p.rdb, qname, id, p.now().Add(v.wait+p.handOverLead))
+		if v.wait > 0 {
+			noteDue(context.WithoutCancel(ctx), p.rdb, qname, id, p.now().Add(v.wait+p.handOverLead))
+		}
 		return v
 	}
 	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)

@@ -100,28 +100,27 @@ func (qs QueueSet) String() string {
 
 // Worker works jobs: think-queue's queue:work.
 //
-// One asynq server takes jobs off Redis one at a time, whatever its
-// concurrency (about 7.8k jobs/s here), so a worker runs several servers —
-// "fetchers" — sharing its concurrency between them; they take jobs in
-// parallel.
+// errand's fetcher (fetch.go) takes the jobs and runs them under the policy;
+// one asynq server runs the engine's background duties beside it (whole-second
+// schedules, recovery of lost workers' jobs, expired results, the escalation
+// digest's aggregation, heartbeats), with its own dequeue loop switched off.
 type Worker struct {
-	servers []*asynq.Server
+	engine  *asynq.Server
+	bg      *redis.Client // the engine's connection, when it has its own
+	fetch   *fetcher
 	due     *dueForwarder
 	policy  *Policy
 	metrics *Metrics
+	rdb     redis.UniversalClient
 	queues  QueueSet
 	timeout time.Duration
 	log     *slog.Logger
 }
 
-// Fetchers returns how many dequeue loops a worker of the given concurrency
-// runs when worker.fetchers is 0: one per 10 jobs at once, 1 to 4.
-func Fetchers(concurrency, configured int) int {
-	if configured > 0 {
-		return min(configured, concurrency)
-	}
-	return max(1, min(4, concurrency/10))
-}
+// handOverLead is how early the due forwarder hands a delayed job over: the
+// hand-over wakes the fetchers, which take it at once; the policy waits out
+// the rest.
+const handOverLead = 10 * time.Millisecond
 
 // NewWorker returns a worker for cfg.Worker over rdb, running the jobs of reg.
 func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log *slog.Logger) (*Worker, error) {
@@ -133,43 +132,37 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
 	policy := NewPolicy(reg, esc, metrics, log)
 	policy.rdb = rdb
-	policy.handOverLead = cfg.Worker.PollInterval + 50*time.Millisecond
-	n := Fetchers(cfg.Worker.Concurrency, cfg.Worker.Fetchers)
-	w := &Worker{policy: policy, metrics: metrics, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
-		due: &dueForwarder{rdb: rdb, lead: policy.handOverLead, log: log}}
-	for i := range n {
-		share := cfg.Worker.Concurrency / n
-		if i < cfg.Worker.Concurrency%n {
-			share++
-		}
-		c := asynq.Config{
-			Concurrency:     share,
-			Queues:          qs.Weights,
-			StrictPriority:  qs.Strict,
-			IsFailure:       IsFailure,
-			RetryDelayFunc:  policy.RetryDelay,
-			ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			Logger:          asynqLogger{log.With("component", "asynq")},
-			LogLevel:        asynq.WarnLevel,
-			// Delayed jobs are handed over by the due forwarder; asynq's own
-			// scan is left the retries (whole seconds anyway) and stragglers.
-			DelayedTaskCheckInterval: time.Second,
-			TaskCheckInterval:        cfg.Worker.PollInterval,
-			GroupGracePeriod:         cfg.Escalation.Window,
-			GroupMaxDelay:            10 * cfg.Escalation.Window,
-			GroupMaxSize:             1000,
-			GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
-		}
-		if i > 0 {
-			// An idle worker is watched by its first fetcher; the others only
-			// matter under load, when they do not sleep at all. So they poll
-			// slowly when idle, sparing Redis (each poll costs one script per
-			// queue).
-			c.DelayedTaskCheckInterval = 5 * time.Second
-			c.TaskCheckInterval = max(cfg.Worker.PollInterval, 250*time.Millisecond)
-		}
-		w.servers = append(w.servers, asynq.NewServerFromRedisClient(rdb, c))
+	policy.handOverLead = handOverLead
+	w := &Worker{policy: policy, metrics: metrics, rdb: rdb, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
+		due:   &dueForwarder{rdb: rdb, lead: handOverLead, maxSleep: cfg.Worker.PollInterval, wake: make(chan struct{}, 1), log: log},
+		fetch: newFetcher(rdb, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
+	engineRedis := rdb
+	if c, ok := rdb.(*redis.Client); ok {
+		o := *c.Options()
+		o.PoolSize = 4
+		w.bg = redis.NewClient(&o)
+		w.bg.AddHook(noDequeue{})
+		engineRedis = w.bg
+	}
+	w.engine = asynq.NewServerFromRedisClient(engineRedis, asynq.Config{
+		Concurrency:     1,
+		Queues:          qs.Weights,
+		StrictPriority:  qs.Strict,
+		IsFailure:       IsFailure,
+		RetryDelayFunc:  policy.RetryDelay,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Logger:          asynqLogger{log.With("component", "asynq")},
+		LogLevel:        asynq.WarnLevel,
+		// Delayed jobs and retries are handed over by the due forwarder at
+		// their exact time; asynq's own scan is only the safety net.
+		DelayedTaskCheckInterval: 5 * time.Second,
+		TaskCheckInterval:        time.Second,
+		GroupGracePeriod:         cfg.Escalation.Window,
+		GroupMaxDelay:            10 * cfg.Escalation.Window,
+		GroupMaxSize:             1000,
+		GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
+	})
 	return w, nil
 }
 
@@ -183,49 +176,77 @@ var ErrForcedExit = errors.New("stopped at once by a second signal; unfinished j
 // taking jobs, lets running ones finish within shutdown_timeout and puts the
 // rest back. A second signal returns ErrForcedExit at once.
 func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
-	for i, srv := range w.servers {
-		if err := srv.Start(w.policy); err != nil {
-			for _, started := range w.servers[:i] {
-				started.Shutdown()
-			}
-			return fmt.Errorf("worker: start: %w", err)
-		}
+	if err := w.engine.Start(w.policy); err != nil {
+		w.closeBG()
+		return fmt.Errorf("worker: start: %w", err)
 	}
-	mctx, stopMetrics := context.WithCancel(context.Background())
-	metricsDone := make(chan struct{})
-	go func() { w.metrics.Run(mctx, time.Second); close(metricsDone) }()
-	go w.due.run(mctx)
-	w.log.Info("worker started", "queues", w.queues.String(), "fetchers", len(w.servers))
+	bgctx, stopBG := context.WithCancel(context.Background())
+	var bgwg sync.WaitGroup
+	goBG := func(f func()) {
+		bgwg.Add(1)
+		go func() { defer bgwg.Done(); f() }()
+	}
+	goBG(func() { w.metrics.Run(bgctx, time.Second) })
+	goBG(func() { w.due.run(bgctx) })
+	goBG(func() { subscribe(bgctx, w.rdb, w.fetch.poke, w.due.poke) })
+	goBG(func() { w.fetch.leaseLoop(bgctx) })
+	ackDone := make(chan struct{})
+	go func() { w.fetch.ackLoop(); close(ackDone) }()
+	fctx, stopFetching := context.WithCancel(context.Background())
+	var fetchers sync.WaitGroup
+	for range w.fetch.loops {
+		fetchers.Add(1)
+		go func() { defer fetchers.Done(); w.fetch.loop(fctx) }()
+	}
+	w.log.Info("worker started", "queues", w.queues.String(), "concurrency", cap(w.fetch.slots))
 
 	select {
 	case <-ctx.Done():
 	case s := <-sigs:
 		w.log.Info("stopping: no new jobs; running jobs may finish", "signal", s.String(), "shutdown_timeout", w.timeout.String())
 	}
-	for _, srv := range w.servers {
-		srv.Stop() // stop fetching at once, everywhere
-	}
-	done := make(chan struct{})
+	stopFetching()
+	w.engine.Stop()
+	stopped := make(chan struct{})
 	go func() {
-		var wg sync.WaitGroup
-		for _, srv := range w.servers {
-			wg.Add(1)
-			go func() { defer wg.Done(); srv.Shutdown() }()
+		fetchers.Wait()
+		jobsDone := make(chan struct{})
+		go func() { w.fetch.wg.Wait(); close(jobsDone) }()
+		t := time.NewTimer(w.timeout)
+		select {
+		case <-jobsDone:
+		case <-t.C:
+			// Time is up: the jobs still running are stopped and go back to
+			// their queues.
+			w.log.Warn("shutdown timeout: putting unfinished jobs back", "running", w.fetch.count())
+			w.fetch.stopJob()
+			<-jobsDone
 		}
-		wg.Wait()
-		close(done)
+		t.Stop()
+		close(w.fetch.acks)
+		<-ackDone
+		w.engine.Shutdown()
+		close(stopped)
 	}()
 	select {
-	case <-done:
+	case <-stopped:
 	case s := <-sigs:
 		w.log.Warn("second signal: exiting now", "signal", s.String())
-		stopMetrics()
+		stopBG()
 		return ErrForcedExit
 	}
-	stopMetrics()
-	<-metricsDone
+	w.fetch.stopJob()
+	stopBG()
+	bgwg.Wait()
+	w.closeBG()
 	w.log.Info("worker stopped")
 	return nil
+}
+
+func (w *Worker) closeBG() {
+	if w.bg != nil {
+		_ = w.bg.Close()
+	}
 }
 
 // asynqLogger sends asynq's own log lines to slog.

@@ -1,0 +1,178 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// taskMsg is the part of asynq's stored task message (a protobuf, in the
+// hash asynq:{queue}:t:<id>, field "msg") that errand's fetcher needs. The
+// field numbers are asynq's wire format (TaskMessage in its asynq.proto).
+type taskMsg struct {
+	Type      string
+	Payload   []byte
+	Headers   map[string]string
+	ID        string
+	Queue     string
+	Retry     int
+	Retried   int
+	UniqueKey string
+	Retention int64 // seconds
+}
+
+const (
+	fieldType        = 1
+	fieldPayload     = 2
+	fieldID          = 3
+	fieldQueue       = 4
+	fieldRetry       = 5
+	fieldRetried     = 6
+	fieldErrorMsg    = 7
+	fieldUniqueKey   = 10
+	fieldLastFailed  = 11
+	fieldRetention   = 12
+	fieldCompletedAt = 13
+	fieldHeaders     = 15
+)
+
+var errBadMsg = errors.New("task message: malformed")
+
+// decodeTaskMsg reads a stored task message. Fields it does not use are
+// skipped; a field given twice keeps its last value, as protobuf decoders do.
+func decodeTaskMsg(b []byte) (taskMsg, error) {
+	var m taskMsg
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return m, errBadMsg
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return m, errBadMsg
+			}
+			b = b[n:]
+			switch num {
+			case fieldRetry:
+				m.Retry = int(int32(v))
+			case fieldRetried:
+				m.Retried = int(int32(v))
+			case fieldRetention:
+				m.Retention = int64(v)
+			}
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return m, errBadMsg
+			}
+			b = b[n:]
+			switch num {
+			case fieldType:
+				m.Type = string(v)
+			case fieldPayload:
+				m.Payload = append([]byte(nil), v...)
+			case fieldID:
+				m.ID = string(v)
+			case fieldQueue:
+				m.Queue = string(v)
+			case fieldUniqueKey:
+				m.UniqueKey = string(v)
+			case fieldHeaders:
+				k, val, err := decodeMapEntry(v)
+				if err != nil {
+					return m, err
+				}
+				if m.Headers == nil {
+					m.Headers = map[string]string{}
+				}
+				m.Headers[k] = val
+			}
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return m, errBadMsg
+			}
+			b = b[n:]
+		}
+	}
+	if m.Type == "" || m.ID == "" {
+		return m, fmt.Errorf("%w: no type or id", errBadMsg)
+	}
+	return m, nil
+}
+
+func decodeMapEntry(b []byte) (key, val string, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return "", "", errBadMsg
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return "", "", errBadMsg
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			key = string(v)
+		case 2:
+			val = string(v)
+		}
+	}
+	return key, val, nil
+}
+
+// The updates errand's fetcher writes back replace single fields in the
+// stored bytes: the other fields, including any this code does not know,
+// are kept as they are.
+
+func withCompleted(msg []byte, at int64) []byte {
+	out := withoutFields(msg, fieldCompletedAt)
+	out = protowire.AppendTag(out, fieldCompletedAt, protowire.VarintType)
+	return protowire.AppendVarint(out, uint64(at))
+}
+
+// withFailure records a failed attempt; retried < 0 leaves the count as is.
+func withFailure(msg []byte, retried int, errMsg string, at int64) []byte {
+	drop := []protowire.Number{fieldErrorMsg, fieldLastFailed}
+	if retried >= 0 {
+		drop = append(drop, fieldRetried)
+	}
+	out := withoutFields(msg, drop...)
+	if retried >= 0 {
+		out = protowire.AppendTag(out, fieldRetried, protowire.VarintType)
+		out = protowire.AppendVarint(out, uint64(retried))
+	}
+	out = protowire.AppendTag(out, fieldErrorMsg, protowire.BytesType)
+	out = protowire.AppendString(out, errMsg)
+	out = protowire.AppendTag(out, fieldLastFailed, protowire.VarintType)
+	return protowire.AppendVarint(out, uint64(at))
+}
+
+// withoutFields copies msg without the given fields. msg was decoded before,
+// so it is well formed; a malformed tail is kept as it is.
+func withoutFields(msg []byte, nums ...protowire.Number) []byte {
+	out := make([]byte, 0, len(msg)+64)
+	b := msg
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return append(out, b...)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return append(out, b...)
+		}
+		if !slices.Contains(nums, num) {
+			out = append(out, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	return out
+}
