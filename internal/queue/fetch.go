@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -60,53 +59,67 @@ for i = 3, #ARGV do
 	if n <= 0 then break end
 	local p = 'asynq:{' .. ARGV[i] .. '}:'
 	if redis.call('EXISTS', p .. 'paused') == 0 then
+		local lease = {}
 		while n > 0 do
 			local id = redis.call('RPOPLPUSH', p .. 'pending', p .. 'active')
 			if not id then break end
 			local key = p .. 't:' .. id
 			redis.call('HSET', key, 'state', 'active')
 			redis.call('HDEL', key, 'pending_since')
-			redis.call('ZADD', p .. 'lease', ARGV[1], id)
+			lease[#lease + 1] = ARGV[1]
+			lease[#lease + 1] = id
 			out[#out + 1] = ARGV[i]
 			out[#out + 1] = id
 			out[#out + 1] = redis.call('HGET', key, 'msg') or ''
 			n = n - 1
 		end
+		if #lease > 0 then redis.call('ZADD', p .. 'lease', unpack(lease)) end
 	end
 end
 return out
 `)
 
-// completeJobs records finished jobs, five arguments each from ARGV[4]:
-// queue, id, retention (s, 0 = delete now), the message to keep, and the
-// uniqueness lock to release (or ""). ARGV[1..3]: the day (counter key
-// suffix), when the day's counter expires, now (s). A job no longer active
-// (its lease was lost and the recoverer took it) is left alone.
+// completeJobs records finished jobs. ARGV[1..3]: the day (counter key
+// suffix), when the day's counter expires, now (s); then, per queue: its
+// name, the number k of its jobs, and k times four arguments: id, retention
+// (s, 0 = delete now), the message to keep, the uniqueness lock to release
+// (or ""). A job no longer active (its lease was lost and the recoverer took
+// it) is left alone.
 var completeJobs = redis.NewScript(`
-local done = 0
-for i = 4, #ARGV, 5 do
+local total = 0
+local i = 4
+while i <= #ARGV do
 	local p = 'asynq:{' .. ARGV[i] .. '}:'
-	local id = ARGV[i + 1]
-	if redis.call('LREM', p .. 'active', 0, id) > 0 then
-		redis.call('ZREM', p .. 'lease', id)
-		local keep = tonumber(ARGV[i + 2])
-		if keep > 0 then
-			redis.call('ZADD', p .. 'completed', tonumber(ARGV[3]) + keep, id)
-			redis.call('HSET', p .. 't:' .. id, 'msg', ARGV[i + 3], 'state', 'completed')
-		else
-			redis.call('DEL', p .. 't:' .. id)
+	local k = tonumber(ARGV[i + 1])
+	i = i + 2
+	local done = {}
+	for _ = 1, k do
+		local id = ARGV[i]
+		if redis.call('LREM', p .. 'active', 0, id) > 0 then
+			local keep = tonumber(ARGV[i + 1])
+			if keep > 0 then
+				redis.call('ZADD', p .. 'completed', tonumber(ARGV[3]) + keep, id)
+				redis.call('HSET', p .. 't:' .. id, 'msg', ARGV[i + 2], 'state', 'completed')
+			else
+				redis.call('DEL', p .. 't:' .. id)
+			end
+			local lock = ARGV[i + 3]
+			if lock ~= '' and redis.call('GET', lock) == id then
+				redis.call('DEL', lock)
+			end
+			done[#done + 1] = id
 		end
-		local lock = ARGV[i + 4]
-		if lock ~= '' and redis.call('GET', lock) == id then
-			redis.call('DEL', lock)
-		end
+		i = i + 4
+	end
+	if #done > 0 then
+		redis.call('ZREM', p .. 'lease', unpack(done))
 		local day = p .. 'processed:' .. ARGV[1]
-		if redis.call('INCR', day) == 1 then redis.call('EXPIREAT', day, ARGV[2]) end
-		redis.call('INCR', p .. 'processed')
-		done = done + 1
+		if redis.call('INCRBY', day, #done) == #done then redis.call('EXPIREAT', day, ARGV[2]) end
+		redis.call('INCRBY', p .. 'processed', #done)
+		total = total + #done
 	end
 end
-return done
+return total
 `)
 
 // retryJob puts a failed job back: into the retry set until ARGV[4] (s), or,
@@ -477,14 +490,26 @@ func (f *fetcher) ackLoop() {
 
 func (f *fetcher) complete(batch []*fetched) {
 	now := time.Now()
-	args := make([]any, 0, 3+5*len(batch))
-	args = append(args, day(now), now.Add(statsTTL).Unix(), now.Unix())
+	byQueue := map[string][]*fetched{}
+	var order []string
 	for _, j := range batch {
-		var keep []byte
-		if j.msg.Retention > 0 {
-			keep = withCompleted(j.raw, now.Unix())
+		if _, seen := byQueue[j.queue]; !seen {
+			order = append(order, j.queue)
 		}
-		args = append(args, j.queue, j.id, strconv.FormatInt(j.msg.Retention, 10), keep, j.msg.UniqueKey)
+		byQueue[j.queue] = append(byQueue[j.queue], j)
+	}
+	args := make([]any, 0, 3+2*len(order)+4*len(batch))
+	args = append(args, day(now), now.Add(statsTTL).Unix(), now.Unix())
+	for _, q := range order {
+		js := byQueue[q]
+		args = append(args, q, len(js))
+		for _, j := range js {
+			var keep []byte
+			if j.msg.Retention > 0 {
+				keep = withCompleted(j.raw, now.Unix())
+			}
+			args = append(args, j.id, j.msg.Retention, keep, j.msg.UniqueKey)
+		}
 	}
 	f.redis(func(ctx context.Context) error {
 		return completeJobs.Run(ctx, f.rdb, nil, args...).Err()

@@ -29,7 +29,7 @@ const (
 )
 
 // durationBuckets are the handler-duration histogram's upper bounds, in seconds.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+var durationBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // Metrics counts what the worker does and adds the counts to Redis every
 // second, in one round trip, instead of one write per job.
@@ -39,15 +39,27 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	pending map[string]float64
+	obs     map[obsKey]*obsCounts
 }
 
 // NewMetrics returns a counter set that flushes to rdb.
 func NewMetrics(rdb redis.UniversalClient, log *slog.Logger) *Metrics {
-	return &Metrics{rdb: rdb, log: log, pending: map[string]float64{}}
+	return &Metrics{rdb: rdb, log: log, pending: map[string]float64{}, obs: map[obsKey]*obsCounts{}}
 }
 
 func (m *Metrics) add(field string, v float64) {
 	m.pending[field] += v
+}
+
+// obsKey and obsCounts gather the counts of one job type on one queue
+// between flushes, without building a string per job.
+type obsKey struct{ typ, queue string }
+
+type obsCounts struct {
+	outcomes [3]float64                        // by outcome
+	buckets  [len(durationBuckets) + 1]float64 // the last: +Inf
+	sum      float64
+	count    float64
 }
 
 func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
@@ -56,28 +68,55 @@ func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	switch o {
-	case outcomeDone:
-		m.add("processed"+sep+queue+sep+typ, 1)
-	case outcomeRetry:
-		m.add("retried"+sep+queue+sep+typ, 1)
-	case outcomeFailed:
-		m.add("failed"+sep+queue+sep+typ, 1)
+	k := obsKey{typ, queue}
+	c := m.obs[k]
+	if c == nil {
+		c = &obsCounts{}
+		m.obs[k] = c
 	}
+	c.outcomes[o]++
 	if took <= 0 && o == outcomeFailed {
 		return // failed before running: no duration to record
 	}
 	s := took.Seconds()
-	le := "+Inf"
-	for _, b := range durationBuckets {
+	i := len(durationBuckets)
+	for j, b := range durationBuckets {
 		if s <= b {
-			le = strconv.FormatFloat(b, 'g', -1, 64)
+			i = j
 			break
 		}
 	}
-	m.add("duration_bucket"+sep+typ+sep+le, 1)
-	m.add("duration_sum"+sep+typ, s)
-	m.add("duration_count"+sep+typ, 1)
+	c.buckets[i]++
+	c.sum += s
+	c.count++
+}
+
+// fold moves the gathered counts into pending, as Redis hash fields. m.mu is
+// held.
+func (m *Metrics) fold() {
+	names := [3]string{"processed", "retried", "failed"}
+	for k, c := range m.obs {
+		for o, n := range c.outcomes {
+			if n > 0 {
+				m.add(names[o]+sep+k.queue+sep+k.typ, n)
+			}
+		}
+		for i, n := range c.buckets {
+			if n == 0 {
+				continue
+			}
+			le := "+Inf"
+			if i < len(durationBuckets) {
+				le = strconv.FormatFloat(durationBuckets[i], 'g', -1, 64)
+			}
+			m.add("duration_bucket"+sep+k.typ+sep+le, n)
+		}
+		if c.count > 0 {
+			m.add("duration_sum"+sep+k.typ, c.sum)
+			m.add("duration_count"+sep+k.typ, c.count)
+		}
+	}
+	clear(m.obs)
 }
 
 func (m *Metrics) escalated(typ, queue string) {
@@ -93,6 +132,7 @@ func (m *Metrics) escalated(typ, queue string) {
 // cannot be written are kept for the next flush.
 func (m *Metrics) Flush(ctx context.Context) error {
 	m.mu.Lock()
+	m.fold()
 	batch := m.pending
 	m.pending = map[string]float64{}
 	m.mu.Unlock()
@@ -232,7 +272,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for typ, hs := range histos {
 		cum := map[float64]uint64{}
 		var run uint64
-		bounds := append([]float64(nil), durationBuckets...)
+		bounds := append([]float64(nil), durationBuckets[:]...)
 		sort.Float64s(bounds)
 		for _, b := range bounds {
 			run += hs.buckets[b]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -147,7 +148,11 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		qname, _ = asynq.GetQueueName(ctx)
 	}
 	attempt := retried + 1
-	log := p.log.With("job_id", id, "type", task.Type(), "queue", qname, "attempt", attempt)
+	// The job's logger is made when first used: formatting its attributes
+	// for every job would cost more than a no-op job itself.
+	jl := &lazyLogger{make: func() *slog.Logger {
+		return p.log.With("job_id", id, "type", task.Type(), "queue", qname, "attempt", attempt)
+	}}
 	queuedAt, _ := headerMillis(task.Headers(), headerQueued)
 
 	def, err := p.reg.Lookup(task.Type())
@@ -178,27 +183,29 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	}
 
 	start := p.now()
-	err = p.run(context.WithValue(ctx, loggerKey{}, log), def, task.Payload())
+	err = p.run(context.WithValue(ctx, loggerKey{}, jl), def, task.Payload())
 	took := p.now().Sub(start)
 	if err == nil {
 		p.metrics.observe(def.Type, qname, took, outcomeDone)
 		// Debug: at thousands of jobs a second a line per success is the
 		// bottleneck; failures are logged at WARN and ERROR.
-		log.Debug("job done", "took", took.Round(time.Millisecond))
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			jl.get().Debug("job done", "took", took.Round(time.Millisecond))
+		}
 		if task.Headers()[headerCallback] != "" {
-			p.callBack(log, Outcome{ID: id, Type: def.Type, State: "completed", Attempts: attempt})
+			p.callBack(jl.get(), Outcome{ID: id, Type: def.Type, State: "completed", Attempts: attempt})
 		}
 		return nil
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// The worker is shutting down: asynq puts the job back; not an attempt.
-		log.Warn("job interrupted by shutdown", "error", err)
+		jl.get().Warn("job interrupted by shutdown", "error", err)
 		return err
 	}
 	v := p.judge(def, retried, queuedAt, err)
 	if !v.final {
 		p.metrics.observe(def.Type, qname, took, outcomeRetry)
-		log.Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
+		jl.get().Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
 		// The exact retry time, for the due forwarder; asynq's own retry
 		// schedule (whole seconds, rounded up) is the safety net. A retry
 		// carries no due header for the policy to wait on, so the note is set
@@ -283,8 +290,20 @@ type loggerKey struct{}
 // Logger returns the job's logger: its lines carry the job's id, type, queue
 // and attempt. Handlers log through it.
 func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if l, ok := ctx.Value(loggerKey{}).(*lazyLogger); ok {
+		return l.get()
 	}
 	return slog.Default()
+}
+
+// lazyLogger makes a job's logger the first time it is needed.
+type lazyLogger struct {
+	once sync.Once
+	l    *slog.Logger
+	make func() *slog.Logger
+}
+
+func (z *lazyLogger) get() *slog.Logger {
+	z.once.Do(func() { z.l = z.make() })
+	return z.l
 }
