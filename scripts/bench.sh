@@ -5,6 +5,7 @@
 #   scripts/bench.sh                       # every scenario, the sizes (~5 min)
 #   scripts/bench.sh -scenarios drain,web  # some of them
 #   scripts/bench.sh -h                    # every size and option
+#   BENCH_CPUPROFILE=dir scripts/bench.sh  # also writes each worker's CPU profile into dir
 #
 # Starts its own redis-server (no persistence) on a free loopback port in a
 # temporary directory, builds bin/errand and the bench program, runs the

@@ -59,21 +59,27 @@ for i = 3, #ARGV do
 	if n <= 0 then break end
 	local p = 'asynq:{' .. ARGV[i] .. '}:'
 	if redis.call('EXISTS', p .. 'paused') == 0 then
-		local lease = {}
-		while n > 0 do
-			local id = redis.call('RPOPLPUSH', p .. 'pending', p .. 'active')
-			if not id then break end
-			local key = p .. 't:' .. id
-			redis.call('HSET', key, 'state', 'active')
-			redis.call('HDEL', key, 'pending_since')
-			lease[#lease + 1] = ARGV[1]
-			lease[#lease + 1] = id
-			out[#out + 1] = ARGV[i]
-			out[#out + 1] = id
-			out[#out + 1] = redis.call('HGET', key, 'msg') or ''
-			n = n - 1
+		-- The oldest jobs are at the list's tail: take up to n from there
+		-- in three commands, not one RPOPLPUSH per job.
+		local ids = redis.call('LRANGE', p .. 'pending', -n, -1)
+		if #ids > 0 then
+			redis.call('LTRIM', p .. 'pending', 0, -#ids - 1)
+			redis.call('LPUSH', p .. 'active', unpack(ids))
+			local lease = {}
+			for j = #ids, 1, -1 do
+				local id = ids[j]
+				local key = p .. 't:' .. id
+				redis.call('HSET', key, 'state', 'active')
+				redis.call('HDEL', key, 'pending_since')
+				lease[#lease + 1] = ARGV[1]
+				lease[#lease + 1] = id
+				out[#out + 1] = ARGV[i]
+				out[#out + 1] = id
+				out[#out + 1] = redis.call('HGET', key, 'msg') or ''
+			end
+			redis.call('ZADD', p .. 'lease', unpack(lease))
+			n = n - #ids
 		end
-		if #lease > 0 then redis.call('ZADD', p .. 'lease', unpack(lease)) end
 	end
 end
 return out
@@ -219,6 +225,7 @@ type fetcher struct {
 	wake    chan struct{} // a job may be pending
 	slots   chan struct{} // one per job running
 	acks    chan *fetched
+	jobs    chan *fetched   // to the runners, one per slot
 	jobsCtx context.Context // cancelled when running jobs must stop
 	stopJob context.CancelFunc
 
@@ -234,7 +241,8 @@ func newFetcher(rdb redis.UniversalClient, p *Policy, qs QueueSet, concurrency, 
 		rdb: rdb, policy: p, queues: qs, loops: max(1, loops), poll: poll, log: log,
 		wake:    make(chan struct{}, 1),
 		slots:   make(chan struct{}, concurrency),
-		acks:    make(chan *fetched, concurrency),
+		acks:    make(chan *fetched, 2*maxCompleteBatch),
+		jobs:    make(chan *fetched),
 		jobsCtx: ctx, stopJob: cancel,
 		running: map[string]string{},
 	}
@@ -374,6 +382,19 @@ func (f *fetcher) fetch(ctx context.Context, n int) ([]*fetched, error) {
 	return out, nil
 }
 
+// runners starts the goroutines that run jobs, one per slot: long-lived, so
+// a job costs no goroutine start and no stack growth. They end when jobs is
+// closed.
+func (f *fetcher) runners() {
+	for range cap(f.slots) {
+		go func() {
+			for j := range f.jobs {
+				f.work(j)
+			}
+		}()
+	}
+}
+
 // count returns how many jobs are running.
 func (f *fetcher) count() int {
 	f.mu.Lock()
@@ -386,7 +407,7 @@ func (f *fetcher) start(j *fetched) {
 	f.running[j.id] = j.queue
 	f.mu.Unlock()
 	f.wg.Add(1)
-	go f.work(j)
+	f.jobs <- j
 }
 
 // work runs one job and records its outcome.

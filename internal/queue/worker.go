@@ -192,6 +192,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	goBG(func() { w.fetch.leaseLoop(bgctx) })
 	ackDone := make(chan struct{})
 	go func() { w.fetch.ackLoop(); close(ackDone) }()
+	w.fetch.runners()
 	fctx, stopFetching := context.WithCancel(context.Background())
 	var fetchers sync.WaitGroup
 	for range w.fetch.loops {
@@ -210,6 +211,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	stopped := make(chan struct{})
 	go func() {
 		fetchers.Wait()
+		close(w.fetch.jobs)
 		jobsDone := make(chan struct{})
 		go func() { w.fetch.wg.Wait(); close(jobsDone) }()
 		t := time.NewTimer(w.timeout)

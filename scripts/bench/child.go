@@ -23,6 +23,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,6 +152,15 @@ func runChild(args []string) int {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		cancel()
 	}()
+
+	// BENCH_CPUPROFILE=dir writes each worker child's CPU profile there, as
+	// <impl>-<mode>-<pid>.pprof (go tool pprof reads it).
+	if dir := os.Getenv("BENCH_CPUPROFILE"); dir != "" {
+		f, perr := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s-%d.pprof", *impl, *mode, os.Getpid())))
+		if perr == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+	}
 
 	res := childResult{Impl: *impl, Mode: *mode}
 	var err error
