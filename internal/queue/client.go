@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
@@ -14,11 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Headers errand keeps on every task. asynq stores due times in whole seconds
-// and may start a task up to a second early, so the exact due instant travels
-// with the task and the worker waits for it.
+// Headers errand keeps on tasks.
 const (
-	headerDue      = "errand-due-ms"
 	headerQueued   = "errand-queued-ms"
 	headerRetryOf  = "errand-retry-of"
 	headerCallback = "errand-callback"
@@ -40,22 +37,19 @@ func ConnOpt(c config.Redis) asynq.RedisClientOpt {
 }
 
 // Client queues jobs: think-queue's Queue::push and Queue::later.
+//
+// A job is written in asynq's layout (the task hash, the queue's pending list
+// or scheduled set, the set of queues), so asynq's tools and the dashboard see
+// it, by one script that also wakes idle workers: one round trip per job.
 type Client struct {
-	reg *Registry
-	ac  *asynq.Client
-	rdb redis.UniversalClient
-
-	// Wake-ups for idle workers, published after enqueues: at most one in
-	// flight, covering every enqueue made before it was sent, so a burst of
-	// enqueues costs a handful of PUBLISHes, and no enqueue waits for one.
-	dirty      atomic.Bool
-	publishing atomic.Bool
-	wakers     sync.WaitGroup
+	reg   *Registry
+	rdb   redis.UniversalClient
+	known sync.Map // queues already in asynq's set of queues
 }
 
 // NewClient returns a client over rdb.
 func NewClient(reg *Registry, rdb redis.UniversalClient) *Client {
-	return &Client{reg: reg, ac: asynq.NewClientFromRedisClient(rdb), rdb: rdb}
+	return &Client{reg: reg, rdb: rdb}
 }
 
 // ErrDuplicate means a job with the same ID is already queued (or kept).
@@ -75,94 +69,142 @@ func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts
 	return c.Push(ctx, args, append(opts, Delay(delay))...)
 }
 
+// enqueueJob writes a job: ARGV queue, id, message, now (ns), due (s with
+// fraction; "0" = now), whether to add the queue to asynq's set of queues.
+// A pending job wakes idle workers; a delayed one goes to the scheduled set
+// at its exact due instant and wakes the due forwarders (asynq's own scan
+// only moves it at the whole second after, never before). It answers 0 when
+// the id is taken.
+var enqueueJob = redis.NewScript(`
+local p = 'asynq:{' .. ARGV[1] .. '}:'
+local key = p .. 't:' .. ARGV[2]
+if redis.call('EXISTS', key) == 1 then return 0 end
+if ARGV[6] == '1' then redis.call('SADD', 'asynq:queues', ARGV[1]) end
+if ARGV[5] == '0' then
+	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[4])
+	redis.call('LPUSH', p .. 'pending', ARGV[2])
+	redis.call('PUBLISH', 'errand:wake', 'job')
+else
+	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'scheduled')
+	redis.call('ZADD', p .. 'scheduled', ARGV[5], ARGV[2])
+	redis.call('PUBLISH', 'errand:wake', 'due:' .. ARGV[5])
+end
+return 1
+`)
+
 // Enqueue puts a prepared envelope into Redis. Queuing the same envelope twice
 // returns ErrDuplicate and changes nothing.
 func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
-	task, opts, err := c.task(e)
+	return c.enqueue(ctx, e, nil)
+}
+
+func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]string) error {
+	msg, err := c.encode(e, extra)
 	if err != nil {
 		return err
 	}
-	if _, err := c.ac.EnqueueContext(ctx, task, opts...); err != nil {
-		if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
-			return ErrDuplicate
-		}
+	due := "0"
+	if e.delayed() {
+		due = dueScore(e.DueAt)
+	}
+	_, known := c.known.Load(e.Queue)
+	add := "1"
+	if known {
+		add = "0"
+	}
+	n, err := enqueueJob.Run(ctx, c.rdb, nil, e.Queue, e.ID, msg, time.Now().UnixNano(), due, add).Int()
+	if err != nil {
 		return fmt.Errorf("queue: enqueue %s %s: %w", e.Type, e.ID, err)
 	}
-	if e.delayed() {
-		noteDue(ctx, c.rdb, e.Queue, e.ID, e.DueAt)
-	} else {
-		c.wake()
+	c.known.Store(e.Queue, true)
+	if n == 0 {
+		return ErrDuplicate
 	}
 	return nil
 }
 
-// wake tells idle workers a job is pending, without making the caller wait.
-func (c *Client) wake() {
-	c.dirty.Store(true)
-	if c.publishing.CompareAndSwap(false, true) {
-		c.wakers.Add(1)
-		go c.publishWakes()
+// EnqueueMany puts prepared envelopes into Redis in one round trip. It
+// returns one error per envelope (nil, ErrDuplicate, or why it failed).
+func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
+	errs := make([]error, len(es))
+	type call struct {
+		i   int
+		cmd *redis.Cmd
 	}
+	run := func() ([]call, error) {
+		calls := make([]call, 0, len(es))
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range es {
+				msg, err := c.encode(e, nil)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				due := "0"
+				if e.delayed() {
+					due = dueScore(e.DueAt)
+				}
+				calls = append(calls, call{i, enqueueJob.EvalSha(ctx, p, nil, e.Queue, e.ID, msg, time.Now().UnixNano(), due, "1")})
+			}
+			return nil
+		})
+		return calls, err
+	}
+	calls, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if lerr := enqueueJob.Load(ctx, c.rdb).Err(); lerr == nil {
+			calls, _ = run()
+		}
+	}
+	for _, cl := range calls {
+		n, err := cl.cmd.Int()
+		switch {
+		case err != nil:
+			errs[cl.i] = fmt.Errorf("queue: enqueue %s %s: %w", es[cl.i].Type, es[cl.i].ID, err)
+		case n == 0:
+			errs[cl.i] = ErrDuplicate
+		}
+	}
+	return errs
 }
 
-func (c *Client) publishWakes() {
-	defer c.wakers.Done()
-	for {
-		for c.dirty.Swap(false) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			// A lost wake-up costs latency, not the job: workers also look
-			// on their own every poll interval.
-			_ = c.rdb.Publish(ctx, wakeChannel, wakeJob).Err()
-			cancel()
-		}
-		c.publishing.Store(false)
-		// An enqueue that set dirty after the last Swap but saw publishing
-		// still true left its wake-up to this goroutine.
-		if !c.dirty.Load() || !c.publishing.CompareAndSwap(false, true) {
-			return
-		}
-	}
+// dueScore is a due instant as a scheduled-set score: Unix seconds with the
+// milliseconds as a fraction, rounded up, so a job is never handed over
+// before its instant.
+func dueScore(t time.Time) string {
+	ms := (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+	return strconv.FormatInt(ms/1000, 10) + "." + fmt.Sprintf("%03d", ms%1000)
 }
 
-func (c *Client) task(e Envelope, extra ...Option) (*asynq.Task, []asynq.Option, error) {
+// encode builds the stored task message of e, in asynq's format.
+func (c *Client) encode(e Envelope, extra map[string]string) ([]byte, error) {
 	def, err := c.reg.Lookup(e.Type)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	headers := map[string]string{
-		headerDue:    strconv.FormatInt(e.DueAt.UnixMilli(), 10),
-		headerQueued: strconv.FormatInt(e.QueuedAt.UnixMilli(), 10),
+	headers := map[string]string{}
+	// The first-queued instant bounds throttled retries; it is left out when
+	// the job's ID (time-ordered, see NewID) already tells it.
+	if t, ok := idTime(e.ID); !ok || !t.Equal(e.QueuedAt.Truncate(time.Millisecond)) {
+		headers[headerQueued] = strconv.FormatInt(e.QueuedAt.UnixMilli(), 10)
 	}
 	if e.Callback {
 		headers[headerCallback] = "1"
 	}
-	opts := []asynq.Option{
-		asynq.TaskID(e.ID),
-		asynq.Queue(e.Queue),
-		asynq.MaxRetry(maxRetrySentry),
-		// asynq's own deadline comes after errand's, so the policy always sees
-		// the timeout and classifies it.
-		asynq.Timeout(def.Timeout + timeoutGrace),
-	}
-	if r := c.reg.Retention(); r > 0 {
-		opts = append(opts, asynq.Retention(r))
-	}
-	if e.delayed() {
-		// asynq's own schedule is the safety net, set to the whole second
-		// after the due instant: the due forwarder hands the job over at
-		// its exact time, and asynq's scan must not hand it over earlier
-		// (the job would then hold a worker slot while it waits).
-		opts = append(opts, asynq.ProcessAt(e.DueAt.Truncate(time.Second).Add(time.Second)))
-	}
-	return asynq.NewTaskWithHeaders(e.Type, e.Payload, headers), opts, nil
+	maps.Copy(headers, extra)
+	return encodeTaskMsg(taskMsg{
+		Type: e.Type, Payload: e.Payload, Headers: headers, ID: e.ID, Queue: e.Queue,
+		Retry: maxRetrySentry,
+		// asynq's own deadline comes after errand's, so the policy always
+		// sees the timeout and classifies it.
+		Timeout:   int64((def.Timeout + timeoutGrace) / time.Second),
+		Retention: int64(c.reg.Retention() / time.Second),
+	}), nil
 }
 
-// Close waits for the last wake-up to be sent. It does not close the Redis
-// client the Client was given.
-func (c *Client) Close() error {
-	c.wakers.Wait()
-	return nil
-}
+// Close releases nothing: it is there for symmetry with the Redis client the
+// Client was given, which it does not close.
+func (c *Client) Close() error { return nil }
 
 func headerMillis(h map[string]string, key string) (time.Time, bool) {
 	v, ok := h[key]

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,84 +12,99 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// dueKey holds every delayed job's exact due instant (ms) beside asynq's own
-// schedule, which keeps only whole seconds. Members are "queue\x1fid".
-const dueKey = "errand:due"
+// A delayed job, or one waiting to retry, sits in its queue's scheduled or
+// retry set (asynq's layout) scored by its exact due instant: Unix seconds
+// with the milliseconds as a fraction, rounded up (dueScore). asynq's own
+// scan moves jobs whose score is at most the current whole second, so on its
+// own it would start a job up to its check interval late, but never early.
+// The due forwarder moves each job at its own instant instead.
 
-// claimDue takes the members due by ARGV[1] (ms), at most ARGV[2] of them, in
-// one step, so that of several workers exactly one forwards each job.
-var claimDue = redis.NewScript(`
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
-return due
+// forwardDue moves the jobs of the queues ARGV[4..] whose due instant has
+// come (score ≤ ARGV[1]) from their scheduled and retry sets to their pending
+// lists — or, for a job of a group, to its group, as asynq does — looking at
+// most ARGV[2] jobs ahead in each set. It answers the number moved and the
+// earliest score still waiting ("" if none), and wakes the workers when it
+// moved a job. ARGV[3] is now in nanoseconds, the moved jobs' pending_since.
+var forwardDue = redis.NewScript(`
+local moved = 0
+local next = nil
+local limit = tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
+for i = 4, #ARGV do
+	local p = 'asynq:{' .. ARGV[i] .. '}:'
+	for _, set in ipairs({'scheduled', 'retry'}) do
+		local key = p .. set
+		local head = redis.call('ZRANGE', key, 0, limit - 1, 'WITHSCORES')
+		for j = 1, #head, 2 do
+			local id, score = head[j], tonumber(head[j + 1])
+			if score > now then
+				if next == nil or score < next then next = score end
+				break
+			end
+			local tk = p .. 't:' .. id
+			local group = redis.call('HGET', tk, 'group')
+			redis.call('ZREM', key, id)
+			if group and group ~= '' then
+				redis.call('ZADD', p .. 'g:' .. group, ARGV[1], id)
+				redis.call('HSET', tk, 'state', 'aggregating')
+			else
+				redis.call('LPUSH', p .. 'pending', id)
+				redis.call('HSET', tk, 'state', 'pending', 'pending_since', ARGV[3])
+			end
+			moved = moved + 1
+		end
+	end
+end
+if moved > 0 then redis.call('PUBLISH', 'errand:wake', 'job') end
+if next == nil then return {moved, ''} end
+return {moved, string.format('%.3f', next)}
 `)
 
-// handOver moves a job that waits (scheduled, or waiting to retry) to its
-// queue's pending list, and nothing else: a job that completed, failed for
-// good, is pending or gone is left alone — asynq's own RunTask would run a
-// completed or failed job again. It answers "ok", or the state it found. The
-// keys are asynq's layout (asynq:{queue}:t:<id>, :pending, :scheduled,
-// :retry), as its own scripts use them.
-var handOver = redis.NewScript(`
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'scheduled' and state ~= 'retry' then
-	return state or 'gone'
-end
-if redis.call('ZREM', ARGV[2] .. state, ARGV[1]) == 0 then
-	return 'gone'
-end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'pending')
-redis.call('PUBLISH', 'errand:wake', 'job')
-return 'ok'
-`)
+// forwardLimit is how many jobs one step looks at per set; a step that moved
+// as many runs again at once.
+const forwardLimit = 200
 
-func handOverTask(ctx context.Context, rdb redis.UniversalClient, queue, id string) (string, error) {
-	prefix := "asynq:{" + queue + "}:"
-	return handOver.Run(ctx, rdb, []string{prefix + "t:" + id, prefix + "pending"}, id, prefix).Text()
-}
-
-// noteDue records a job's exact due instant (a delayed job, or a retry) for
-// the due forwarder, and wakes the forwarders, in one round trip. Losing the
-// note costs only precision: asynq still runs the job in the second after it
-// is due.
-func noteDue(ctx context.Context, rdb redis.UniversalClient, queue, id string, at time.Time) {
-	if rdb == nil {
-		return
-	}
-	p := rdb.Pipeline()
-	p.ZAdd(ctx, dueKey, redis.Z{Score: float64(at.UnixMilli()), Member: queue + "\x1f" + id})
-	p.Publish(ctx, wakeChannel, wakeDue)
-	_, _ = p.Exec(ctx)
-}
-
-// retryNoteFor is how long the forwarder keeps trying to hand over a job
-// that is not yet where it can be handed over from (a retry whose failed
-// attempt asynq is still recording).
-const retryNoteFor = 2 * time.Second
-
-// dueForwarder hands delayed jobs to the workers shortly before their exact
-// due instant. asynq on its own moves a delayed job at a whole-second
-// boundary, found by a periodic scan, so a job could start up to a check
-// interval late; this wakes at each job's own time instead, lead early (the
-// hand-over wakes the fetchers, which take the job at once), and the policy
-// waits out the last milliseconds. It sleeps until the next due instant, or
-// until a note for an earlier one wakes it (wakeDue), at most maxSleep.
+// dueForwarder hands delayed jobs and retries to the workers at their exact
+// due instant. It sleeps until the earliest due instant it knows of; a job
+// queued meanwhile with an earlier one wakes it (wakeDue, with the job's
+// score), and it looks on its own at least every maxSleep, for jobs put in
+// the sets by others (asynq's recoverer). Several workers may run one each:
+// the script moves a job once.
 type dueForwarder struct {
 	rdb      redis.UniversalClient
-	lead     time.Duration
+	queues   []string
 	maxSleep time.Duration
-	wake     chan struct{}
 	log      *slog.Logger
 
-	mu    sync.Mutex
-	tries map[string]time.Time // notes put back, and when first handed over
+	mu     sync.Mutex
+	target time.Time     // when the forwarder runs next
+	wake   chan struct{} // target moved earlier
 }
 
-func (f *dueForwarder) poke() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
+func newDueForwarder(rdb redis.UniversalClient, queues []string, maxSleep time.Duration, log *slog.Logger) *dueForwarder {
+	return &dueForwarder{rdb: rdb, queues: queues, maxSleep: maxSleep, log: log, wake: make(chan struct{}, 1)}
+}
+
+// due tells the forwarder a job is due at score (dueScore's form); it wakes
+// earlier when that is before its next run.
+func (f *dueForwarder) due(score string) {
+	s, err := strconv.ParseFloat(score, 64)
+	at := time.Now()
+	if err == nil {
+		sec, frac := math.Modf(s)
+		at = time.Unix(int64(sec), int64(math.Round(frac*1000))*int64(time.Millisecond))
+	}
+	f.mu.Lock()
+	earlier := at.Before(f.target)
+	if earlier {
+		f.target = at
+	}
+	f.mu.Unlock()
+	if earlier {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -100,79 +116,54 @@ func (f *dueForwarder) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			next := f.step(ctx)
+			f.mu.Lock()
+			f.target = next
+			f.mu.Unlock()
 		case <-f.wake:
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
+		}
+		f.mu.Lock()
+		wait := time.Until(f.target)
+		f.mu.Unlock()
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
 			}
 		}
-		t.Reset(f.step(ctx))
+		t.Reset(max(wait, 0))
 	}
 }
 
-// step forwards what is due and returns how long to sleep.
-func (f *dueForwarder) step(ctx context.Context) time.Duration {
-	now := time.Now()
-	next, err := f.rdb.ZRangeWithScores(ctx, dueKey, 0, 0).Result()
-	if err != nil || len(next) == 0 {
-		return f.maxSleep
-	}
-	at := time.UnixMilli(int64(next[0].Score)).Add(-f.lead)
-	if wait := at.Sub(now); wait > 0 {
-		return min(wait, f.maxSleep)
-	}
-	horizon := strconv.FormatInt(now.Add(f.lead).UnixMilli(), 10)
-	members, err := claimDue.Run(ctx, f.rdb, []string{dueKey}, horizon, 200).StringSlice()
-	if err != nil {
-		return f.maxSleep
-	}
-	for _, m := range members {
-		q, id, ok := strings.Cut(m, "\x1f")
-		if !ok {
-			continue
+// step forwards what is due and returns when to run next.
+func (f *dueForwarder) step(ctx context.Context) time.Time {
+	for {
+		now := time.Now()
+		args := make([]any, 0, 3+len(f.queues))
+		args = append(args, strconv.FormatFloat(float64(now.UnixMilli())/1000, 'f', 3, 64), forwardLimit, now.UnixNano())
+		for _, q := range f.queues {
+			args = append(args, q)
 		}
-		state, err := handOverTask(ctx, f.rdb, q, id)
-		switch {
-		case err == nil && state == "active":
-			// A retry whose failed attempt asynq is still recording: try
-			// again a little later, for a short while.
-			f.retryLater(ctx, m, now)
-		default:
-			// Handed over; or completed, failed for good, already pending,
-			// deleted: nothing more to do.
-			f.mu.Lock()
-			delete(f.tries, m)
-			f.mu.Unlock()
+		res, err := forwardDue.Run(ctx, f.rdb, nil, args...).Slice()
+		if err != nil || len(res) != 2 {
+			if ctx.Err() == nil && err != nil {
+				f.log.Debug("due forwarder: Redis failed; trying again in a second", "error", err.Error())
+			}
+			return now.Add(min(time.Second, f.maxSleep))
 		}
-	}
-	if len(members) == 200 {
-		return 0
-	}
-	return time.Millisecond
-}
-
-// retryLater puts a note back a little later, with a growing gap, until
-// retryNoteFor has passed since it was first handed over.
-func (f *dueForwarder) retryLater(ctx context.Context, member string, now time.Time) {
-	f.mu.Lock()
-	first, seen := f.tries[member]
-	if !seen {
-		first = now
-		if f.tries == nil {
-			f.tries = map[string]time.Time{}
+		moved, _ := res[0].(int64)
+		if moved >= forwardLimit {
+			continue // maybe more due already
 		}
-		f.tries[member] = now
+		next := now.Add(f.maxSleep)
+		if s, _ := res[1].(string); s != "" {
+			sec, frac, _ := strings.Cut(s, ".")
+			si, _ := strconv.ParseInt(sec, 10, 64)
+			ms, _ := strconv.ParseInt((frac + "000")[:3], 10, 64)
+			if at := time.Unix(si, ms*int64(time.Millisecond)); at.Before(next) {
+				next = at
+			}
+		}
+		return next
 	}
-	f.mu.Unlock()
-	elapsed := now.Sub(first)
-	if elapsed > retryNoteFor {
-		f.mu.Lock()
-		delete(f.tries, member)
-		f.mu.Unlock()
-		return
-	}
-	gap := max(5*time.Millisecond, elapsed)
-	_ = f.rdb.ZAdd(ctx, dueKey, redis.Z{Score: float64(now.Add(gap).Add(f.lead).UnixMilli()), Member: member}).Err()
 }

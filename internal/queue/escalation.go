@@ -77,7 +77,8 @@ func (d Digest) Validate() error {
 // Escalator queues escalations.
 type Escalator struct {
 	reg    *Registry
-	ac     *asynq.Client
+	ac     *asynq.Client // escalations: asynq's grouping makes the digest
+	client *Client       // callbacks
 	redact map[string]bool
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,13 +28,10 @@ import (
 //     its own every poll interval as a safety net, for jobs queued by other
 //     programs.
 
-// wakeChannel carries wake-ups: "job" when a job became pending, "due" when
-// a delayed job was noted for the due forwarder.
-const (
-	wakeChannel = "errand:wake"
-	wakeJob     = "job"
-	wakeDue     = "due"
-)
+// wakeChannel carries wake-ups: "job" when a job became pending,
+// "due:<score>" when a job was put in a scheduled or retry set, due at score
+// (dueScore's form).
+const wakeChannel = "errand:wake"
 
 // leaseFor is how long a fetched job is leased (asynq's own lease length, so
 // its recoverer treats errand's jobs alike); leases are extended every
@@ -128,8 +126,9 @@ end
 return total
 `)
 
-// retryJob puts a failed job back: into the retry set until ARGV[4] (s), or,
-// when ARGV[4] is 0, straight onto its pending list. ARGV: queue, id, the
+// retryJob puts a failed job back: into the retry set until ARGV[4] (a due
+// score, see dueScore), or, when ARGV[4] is "0", straight onto its pending
+// list. ARGV: queue, id, the
 // updated message, retry at, whether the attempt counts (1/0), day, day's
 // counter expiry, now (ns, for pending_since).
 var retryJob = redis.NewScript(`
@@ -138,13 +137,14 @@ local id = ARGV[2]
 if redis.call('LREM', p .. 'active', 0, id) == 0 then return 0 end
 redis.call('ZREM', p .. 'lease', id)
 local key = p .. 't:' .. id
-if tonumber(ARGV[4]) == 0 then
+if ARGV[4] == '0' then
 	redis.call('LPUSH', p .. 'pending', id)
 	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[8])
 	redis.call('PUBLISH', 'errand:wake', 'job')
 else
 	redis.call('ZADD', p .. 'retry', ARGV[4], id)
 	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'retry')
+	redis.call('PUBLISH', 'errand:wake', 'due:' .. ARGV[4])
 end
 if ARGV[5] == '1' then
 	for _, k in ipairs({'processed:', 'failed:'}) do
@@ -433,15 +433,15 @@ func (f *fetcher) work(j *fetched) {
 		f.archive(j, err.Error())
 	default:
 		counts := IsFailure(err)
-		wait := f.policy.RetryDelay(j.msg.Retried, err, task)
+		wait := f.policy.retryWait(j.msg.Retried, err, task)
 		retried := -1
 		if counts {
 			retried = j.msg.Retried + 1
 		}
 		now := time.Now()
-		at := int64(0)
+		at := "0"
 		if wait > 0 {
-			at = now.Add(wait).Unix()
+			at = dueScore(now.Add(wait))
 		}
 		msg := withFailure(j.raw, retried, err.Error(), now.Unix())
 		c := "0"
@@ -565,7 +565,7 @@ func (f *fetcher) leaseLoop(ctx context.Context) {
 // subscribe delivers wake-ups to the fetcher and the due forwarder until ctx
 // ends. go-redis re-subscribes by itself after a lost connection; a wake-up
 // lost meanwhile costs at most one poll interval.
-func subscribe(ctx context.Context, rdb redis.UniversalClient, onJob, onDue func()) {
+func subscribe(ctx context.Context, rdb redis.UniversalClient, onJob func(), onDue func(score string)) {
 	ps := rdb.Subscribe(ctx, wakeChannel)
 	defer ps.Close()
 	ch := ps.Channel(redis.WithChannelHealthCheckInterval(30 * time.Second))
@@ -577,10 +577,9 @@ func subscribe(ctx context.Context, rdb redis.UniversalClient, onJob, onDue func
 			if !ok {
 				return
 			}
-			switch m.Payload {
-			case wakeDue:
-				onDue()
-			default:
+			if score, ok := strings.CutPrefix(m.Payload, "due:"); ok {
+				onDue(score)
+			} else {
 				onJob()
 			}
 		}

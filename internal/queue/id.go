@@ -3,6 +3,7 @@ package queue
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -26,4 +27,23 @@ func NewID(t time.Time) string {
 		hi >>= 5
 	}
 	return string(out[:])
+}
+
+// idTime returns the instant (to the millisecond) an ID made by NewID was
+// made; ok is false for an ID of another form.
+func idTime(id string) (time.Time, bool) {
+	// 26 base32 digits hold 130 bits and an ID 128: its first digit is < 8.
+	if len(id) != 26 || strings.IndexByte(crockford[:8], id[0]) < 0 {
+		return time.Time{}, false
+	}
+	var hi, lo uint64
+	for i := 0; i < 26; i++ {
+		d := strings.IndexByte(crockford, id[i])
+		if d < 0 {
+			return time.Time{}, false
+		}
+		hi = hi<<5 | lo>>59
+		lo = lo<<5 | uint64(d)
+	}
+	return time.UnixMilli(int64(hi >> 16)), true
 }

@@ -185,12 +185,7 @@ func (i *Inspector) Retry(ctx context.Context, id string) (string, error) {
 func (i *Inspector) retryTask(ctx context.Context, t *asynq.TaskInfo) (string, error) {
 	now := time.Now()
 	e := Envelope{ID: NewID(now), Type: t.Type, Queue: t.Queue, Payload: t.Payload, QueuedAt: now, DueAt: now}
-	task, opts, err := i.client.task(e)
-	if err != nil {
-		return "", fmt.Errorf("retry %s: %w", t.ID, err)
-	}
-	task.Headers()[headerRetryOf] = t.ID
-	if _, err := i.client.ac.EnqueueContext(ctx, task, opts...); err != nil {
+	if err := i.client.enqueue(ctx, e, map[string]string{headerRetryOf: t.ID}); err != nil {
 		return "", fmt.Errorf("retry %s: %w", t.ID, err)
 	}
 	// Queued first, removed second: a crash in between leaves a duplicate in

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
-
-	"github.com/hibiken/asynq"
 )
 
 // CallbackType is the job that reports a job's outcome to the callback URL
@@ -53,17 +50,12 @@ func (e *Escalator) report(o Outcome) error {
 	if err != nil {
 		return err
 	}
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	headers := map[string]string{headerQueued: now, headerDue: now}
+	now := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	opts := []asynq.Option{asynq.Queue(def.Queue), asynq.TaskID("callback-" + o.ID + "-" + o.State),
-		asynq.MaxRetry(maxRetrySentry), asynq.Timeout(def.Timeout + timeoutGrace)}
-	if r := e.reg.Retention(); r > 0 {
-		opts = append(opts, asynq.Retention(r))
-	}
-	_, err = e.ac.EnqueueContext(ctx, asynq.NewTaskWithHeaders(CallbackType, payload, headers), opts...)
-	if err != nil && (errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask)) {
+	err = e.client.Enqueue(ctx, Envelope{ID: "callback-" + o.ID + "-" + o.State, Type: CallbackType,
+		Queue: def.Queue, Payload: payload, QueuedAt: now, DueAt: now})
+	if errors.Is(err, ErrDuplicate) {
 		return nil
 	}
 	return err

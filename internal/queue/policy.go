@@ -11,7 +11,6 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 // timeoutGrace is how much later than errand's own timeout asynq's deadline
@@ -28,15 +27,11 @@ const timeoutGrace = 5 * time.Second
 // attempts used: a throttled retry does not increase it, a transient failure or a
 // worker lost mid-job does.
 type Policy struct {
-	// rdb, when set, receives each retry's exact time for the due forwarder;
-	// handOverLead is how early the forwarder hands jobs over.
-	rdb          redis.UniversalClient
-	handOverLead time.Duration
-	reg          *Registry
-	escalator    *Escalator
-	metrics      *Metrics
-	log          *slog.Logger
-	now          func() time.Time
+	reg       *Registry
+	escalator *Escalator
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // NewPolicy returns the policy for the jobs in reg.
@@ -109,15 +104,21 @@ func IsFailure(err error) bool {
 	return true
 }
 
-// RetryDelay tells asynq how long to wait before the next attempt.
+// RetryDelay tells asynq how long to wait before the next attempt (asynq
+// keeps retry times in whole seconds).
 func (p *Policy) RetryDelay(retried int, err error, task *asynq.Task) time.Duration {
+	return onWholeSecond(p.now(), p.retryWait(retried, err, task))
+}
+
+// retryWait is how long to wait before the next attempt.
+func (p *Policy) retryWait(retried int, err error, task *asynq.Task) time.Duration {
 	var v *verdict
 	if errors.As(err, &v) {
-		return onWholeSecond(p.now(), v.wait)
+		return v.wait
 	}
 	// A failure the policy did not see, e.g. a worker lost mid-job.
 	if def, lerr := p.reg.Lookup(task.Type()); lerr == nil {
-		return onWholeSecond(p.now(), def.BackoffFor(retried+1))
+		return def.BackoffFor(retried + 1)
 	}
 	return 10 * time.Second
 }
@@ -153,7 +154,10 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	jl := &lazyLogger{make: func() *slog.Logger {
 		return p.log.With("job_id", id, "type", task.Type(), "queue", qname, "attempt", attempt)
 	}}
-	queuedAt, _ := headerMillis(task.Headers(), headerQueued)
+	queuedAt, ok := headerMillis(task.Headers(), headerQueued)
+	if !ok {
+		queuedAt, _ = idTime(id) // left out when the ID tells it
+	}
 
 	def, err := p.reg.Lookup(task.Type())
 	if err != nil || def.run == nil {
@@ -168,20 +172,6 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		v := &verdict{err: fmt.Errorf("all %d attempts used (the worker running the last one was lost)", def.MaxAttempts), class: errand.Transient, final: true}
 		return p.fail(def, id, qname, retried, queuedAt, task, v, 0)
 	}
-	// asynq may hand a delayed job over up to a second early; a job never runs
-	// before its time.
-	if due, ok := headerMillis(task.Headers(), headerDue); ok {
-		if wait := due.Sub(p.now()); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-		}
-	}
-
 	start := p.now()
 	err = p.run(context.WithValue(ctx, loggerKey{}, jl), def, task.Payload())
 	took := p.now().Sub(start)
@@ -206,14 +196,8 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	if !v.final {
 		p.metrics.observe(def.Type, qname, took, outcomeRetry)
 		jl.get().Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
-		// The exact retry time, for the due forwarder; asynq's own retry
-		// schedule (whole seconds, rounded up) is the safety net. A retry
-		// carries no due header for the policy to wait on, so the note is set
-		// one lead later: the forwarder hands it over at the exact time, never
-		// before (a throttled service's wait is respected).
-		if v.wait > 0 {
-			noteDue(context.WithoutCancel(ctx), p.rdb, qname, id, p.now().Add(v.wait+p.handOverLead))
-		}
+		// The fetcher puts the job in the retry set at its exact time (a
+		// throttled service's wait is respected to the millisecond).
 		return v
 	}
 	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)

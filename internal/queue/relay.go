@@ -90,8 +90,8 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	sent := make([]string, 0, len(batch))
 	var failed []string
 	var firstErr error
-	for _, e := range batch {
-		err := r.client.Enqueue(ctx, e)
+	for i, err := range r.client.EnqueueMany(ctx, batch) {
+		e := batch[i]
 		if err == nil || errors.Is(err, ErrDuplicate) {
 			sent = append(sent, e.ID)
 			continue

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,6 +21,7 @@ type taskMsg struct {
 	Retry     int
 	Retried   int
 	UniqueKey string
+	Timeout   int64 // seconds
 	Retention int64 // seconds
 }
 
@@ -31,6 +33,7 @@ const (
 	fieldRetry       = 5
 	fieldRetried     = 6
 	fieldErrorMsg    = 7
+	fieldTimeout     = 8
 	fieldUniqueKey   = 10
 	fieldLastFailed  = 11
 	fieldRetention   = 12
@@ -64,6 +67,8 @@ func decodeTaskMsg(b []byte) (taskMsg, error) {
 				m.Retried = int(int32(v))
 			case fieldRetention:
 				m.Retention = int64(v)
+			case fieldTimeout:
+				m.Timeout = int64(v)
 			}
 		case protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
@@ -104,6 +109,46 @@ func decodeTaskMsg(b []byte) (taskMsg, error) {
 		return m, fmt.Errorf("%w: no type or id", errBadMsg)
 	}
 	return m, nil
+}
+
+// encodeTaskMsg writes a task message as asynq stores it (zero fields left
+// out, as protobuf does).
+func encodeTaskMsg(m taskMsg) []byte {
+	b := make([]byte, 0, 64+len(m.Type)+len(m.Payload)+len(m.ID)+len(m.Queue)+32*len(m.Headers))
+	str := func(num protowire.Number, v string) {
+		if v != "" {
+			b = protowire.AppendTag(b, num, protowire.BytesType)
+			b = protowire.AppendString(b, v)
+		}
+	}
+	num := func(n protowire.Number, v int64) {
+		if v != 0 {
+			b = protowire.AppendTag(b, n, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(v))
+		}
+	}
+	str(fieldType, m.Type)
+	if len(m.Payload) > 0 {
+		b = protowire.AppendTag(b, fieldPayload, protowire.BytesType)
+		b = protowire.AppendBytes(b, m.Payload)
+	}
+	str(fieldID, m.ID)
+	str(fieldQueue, m.Queue)
+	num(fieldRetry, int64(m.Retry))
+	num(fieldRetried, int64(m.Retried))
+	num(fieldTimeout, m.Timeout)
+	str(fieldUniqueKey, m.UniqueKey)
+	num(fieldRetention, m.Retention)
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
+		var e []byte
+		e = protowire.AppendTag(e, 1, protowire.BytesType)
+		e = protowire.AppendString(e, k)
+		e = protowire.AppendTag(e, 2, protowire.BytesType)
+		e = protowire.AppendString(e, m.Headers[k])
+		b = protowire.AppendTag(b, fieldHeaders, protowire.BytesType)
+		b = protowire.AppendBytes(b, e)
+	}
+	return b
 }
 
 func decodeMapEntry(b []byte) (key, val string, err error) {

@@ -117,10 +117,10 @@ type Worker struct {
 	log     *slog.Logger
 }
 
-// handOverLead is how early the due forwarder hands a delayed job over: the
-// hand-over wakes the fetchers, which take it at once; the policy waits out
-// the rest.
-const handOverLead = 10 * time.Millisecond
+// dueCheck is how often the due forwarder looks at the scheduled and retry
+// sets when it knows of nothing due sooner: for jobs put there by others
+// than errand (asynq's recoverer). Jobs errand schedules wake it themselves.
+const dueCheck = 5 * time.Second
 
 // NewWorker returns a worker for cfg.Worker over rdb, running the jobs of reg.
 func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log *slog.Logger) (*Worker, error) {
@@ -130,11 +130,10 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 	}
 	metrics := NewMetrics(rdb, log)
 	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
+	esc.client = NewClient(reg, rdb)
 	policy := NewPolicy(reg, esc, metrics, log)
-	policy.rdb = rdb
-	policy.handOverLead = handOverLead
 	w := &Worker{policy: policy, metrics: metrics, rdb: rdb, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
-		due:   &dueForwarder{rdb: rdb, lead: handOverLead, maxSleep: cfg.Worker.PollInterval, wake: make(chan struct{}, 1), log: log},
+		due:   newDueForwarder(rdb, qs.Order, dueCheck, log),
 		fetch: newFetcher(rdb, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
 	engineRedis := rdb
@@ -188,7 +187,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	}
 	goBG(func() { w.metrics.Run(bgctx, time.Second) })
 	goBG(func() { w.due.run(bgctx) })
-	goBG(func() { subscribe(bgctx, w.rdb, w.fetch.poke, w.due.poke) })
+	goBG(func() { subscribe(bgctx, w.rdb, w.fetch.poke, w.due.due) })
 	goBG(func() { w.fetch.leaseLoop(bgctx) })
 	ackDone := make(chan struct{})
 	go func() { w.fetch.ackLoop(); close(ackDone) }()

@@ -14,7 +14,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
-	"github.com/redis/go-redis/v9"
+	"github.com/hibiken/asynq"
 )
 
 // probe is a job type that records when each job started.
@@ -203,27 +203,26 @@ func TestWorkerQueuesByWeight(t *testing.T) {
 	}
 }
 
-// A stale note in the due forwarder's set (a worker down past the due time,
-// a retry recorded late) never runs a completed job again.
-func TestDueForwarderNeverRerunsAFinishedJob(t *testing.T) {
-	h := newHarness(t, nil)
+// Jobs put into Redis by another program (a plain asynq client: no wake-up,
+// whole-second schedule) still run: the idle worker looks on its own every
+// poll interval, and the due forwarder scans the scheduled sets.
+func TestJobsQueuedByOtherProgramsRun(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Worker.PollInterval = 300 * time.Millisecond })
 	h.startWorker(t)
-	e, err := h.cli.Later(context.Background(), 1200*time.Millisecond, probe{N: 7})
-	if err != nil {
+	ac := asynq.NewClientFromRedisClient(h.rs.Client())
+	now := time.Now()
+	if _, err := ac.Enqueue(asynq.NewTask("test:probe", []byte(`{"n":1}`)), asynq.Queue("emails")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the delayed job", func() bool { return h.rec.count() == 1 })
-	time.Sleep(200 * time.Millisecond)
-	// The job is completed (kept for retention); a stale note names it.
-	rdb := h.rs.Client()
-	if err := rdb.ZAdd(context.Background(), "errand:due", redis.Z{Score: float64(time.Now().UnixMilli()), Member: e.Queue + "\x1f" + e.ID}).Err(); err != nil {
+	due := now.Add(1500 * time.Millisecond)
+	if _, err := ac.Enqueue(asynq.NewTask("test:probe", []byte(`{"n":2}`)), asynq.Queue("emails"), asynq.ProcessAt(due)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	if n := h.rec.count(); n != 1 {
-		t.Fatalf("the completed job ran %d times", n)
-	}
-	if left, _ := rdb.ZCard(context.Background(), "errand:due").Result(); left != 0 {
-		t.Fatalf("%d stale notes left", left)
+	waitUntil(t, 10*time.Second, "both jobs", func() bool { return h.rec.count() == 2 })
+	h.rec.mu.Lock()
+	defer h.rec.mu.Unlock()
+	t.Logf("immediate job started after %s; delayed job %s after its due time", h.rec.starts[1].Sub(now).Round(time.Millisecond), h.rec.starts[2].Sub(due).Round(time.Millisecond))
+	if h.rec.starts[2].Before(due.Truncate(time.Second)) {
+		t.Fatalf("the delayed job started %s before its (whole-second) due time", due.Truncate(time.Second).Sub(h.rec.starts[2]))
 	}
 }

@@ -118,7 +118,7 @@ func (s *Store) SaveShipment(ctx context.Context, sh *Shipment, build func(*Ship
 // the n-th time. It fails with ErrDuplicate when another reconciler already
 // did (requeues is no longer n-1), so a shipment is queued again once per turn.
 func (s *Store) RequeueShipment(ctx context.Context, id int64, n int, jobID string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE shipments SET job_id = ?, requeues = ? WHERE id = ? AND requeues = ? AND sync_state = 'pending'`, jobID, n, id, n-1)
+	res, err := s.exec(ctx, `UPDATE shipments SET job_id = ?, requeues = ? WHERE id = ? AND requeues = ? AND sync_state = 'pending'`, jobID, n, id, n-1)
 	if err != nil {
 		return fmt.Errorf("store: requeue shipment %d: %w", id, err)
 	}
@@ -130,7 +130,7 @@ func (s *Store) RequeueShipment(ctx context.Context, id int64, n int, jobID stri
 
 // MarkShipmentSynced records that the shipment's tracking reached Shopify.
 func (s *Store) MarkShipmentSynced(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE shipments SET sync_state = 'synced', synced_at = ? WHERE id = ?`, time.Now().UnixMilli(), id)
+	res, err := s.exec(ctx, `UPDATE shipments SET sync_state = 'synced', synced_at = ? WHERE id = ?`, time.Now().UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("store: mark shipment %d synced: %w", id, err)
 	}

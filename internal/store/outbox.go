@@ -52,7 +52,7 @@ func (s *Store) DeleteOutbox(ctx context.Context, ids []string) error {
 		args[i] = id
 	}
 	q := `DELETE FROM outbox WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+	if _, err := s.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("store: delete outbox: %w", err)
 	}
 	return nil
@@ -62,7 +62,7 @@ func (s *Store) DeleteOutbox(ctx context.Context, ids []string) error {
 // why.
 func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, reason string) error {
 	for _, id := range ids {
-		if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET claimed_until = 0, last_error = ? WHERE id = ?`, reason, id); err != nil {
+		if _, err := s.exec(ctx, `UPDATE outbox SET claimed_until = 0, last_error = ? WHERE id = ?`, reason, id); err != nil {
 			return fmt.Errorf("store: release outbox: %w", err)
 		}
 	}

@@ -24,7 +24,8 @@ var migrations embed.FS
 
 // Store is the database.
 type Store struct {
-	db *sql.DB
+	db     *sql.DB
+	writer chan struct{} // the write lock, see lockWrites
 }
 
 // Open opens the database named by url ("file:errand.db", or a path).
@@ -50,7 +51,7 @@ func Open(url string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w (does its directory exist, and may errand write there?)", url, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, writer: make(chan struct{}, 1)}, nil
 }
 
 // Close closes the database.
@@ -113,6 +114,10 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 var errAlreadyApplied = errors.New("already applied")
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := s.lockWrites(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWrites()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -122,6 +127,30 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// SQLite lets one writer in at a time; the others would wait in its busy
+// handler, which sleeps in growing steps (up to 100 ms) and makes a slow tail
+// under concurrent requests. Writers queue here instead, in order, and each
+// gets the lock as soon as the one before is done.
+func (s *Store) lockWrites(ctx context.Context) error {
+	select {
+	case s.writer <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlockWrites() { <-s.writer }
+
+// exec runs one writing statement outside a transaction.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := s.lockWrites(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlockWrites()
+	return s.db.ExecContext(ctx, q, args...)
 }
 
 // insertJobs writes envelopes into the outbox within tx.
