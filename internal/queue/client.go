@@ -69,28 +69,47 @@ func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts
 	return c.Push(ctx, args, append(opts, Delay(delay))...)
 }
 
-// enqueueJob writes a job: ARGV queue, id, message, now (ns), due (s with
-// fraction; "0" = now), whether to add the queue to asynq's set of queues.
-// A pending job wakes idle workers; a delayed one goes to the scheduled set
-// at its exact due instant and wakes the due forwarders (asynq's own scan
-// only moves it at the whole second after, never before). It answers 0 when
-// the id is taken.
+// enqueueJob writes a job. KEYS: its task hash, and its queue's pending list
+// (queued now) or scheduled set (delayed). ARGV: id, message, now (ns), due
+// (s with fraction; "0" = now), the queue's name when it is to be added to
+// asynq's set of queues (else ""). A pending job wakes idle workers; a delayed
+// one goes to the scheduled set at its exact due instant and wakes the due
+// forwarders (asynq's own scan only moves it at the whole second after, never
+// before). It answers 0 when the id is taken.
 var enqueueJob = redis.NewScript(`
-local p = 'asynq:{' .. ARGV[1] .. '}:'
-local key = p .. 't:' .. ARGV[2]
-if redis.call('EXISTS', key) == 1 then return 0 end
-if ARGV[6] == '1' then redis.call('SADD', 'asynq:queues', ARGV[1]) end
-if ARGV[5] == '0' then
-	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[4])
-	redis.call('LPUSH', p .. 'pending', ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[5] ~= '' then redis.call('SADD', 'asynq:queues', ARGV[5]) end
+if ARGV[4] == '0' then
+	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'pending', 'pending_since', ARGV[3])
+	redis.call('LPUSH', KEYS[2], ARGV[1])
 	redis.call('PUBLISH', 'errand:wake', 'job')
 else
-	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'scheduled')
-	redis.call('ZADD', p .. 'scheduled', ARGV[5], ARGV[2])
-	redis.call('PUBLISH', 'errand:wake', 'due:' .. ARGV[5])
+	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'scheduled')
+	redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+	redis.call('PUBLISH', 'errand:wake', 'due:' .. ARGV[4])
 end
 return 1
 `)
+
+// enqueueArgs returns the keys and arguments of enqueueJob for e.
+func (c *Client) enqueueArgs(e Envelope, extra map[string]string) ([]string, []any, error) {
+	msg, err := c.encode(e, extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	prefix := "asynq:{" + e.Queue + "}:"
+	keys := []string{prefix + "t:" + e.ID, prefix + "pending"}
+	due := "0"
+	if e.delayed() {
+		due = dueScore(e.DueAt)
+		keys[1] = prefix + "scheduled"
+	}
+	add := ""
+	if _, known := c.known.Load(e.Queue); !known {
+		add = e.Queue
+	}
+	return keys, []any{e.ID, msg, time.Now().UnixNano(), due, add}, nil
+}
 
 // Enqueue puts a prepared envelope into Redis. Queuing the same envelope twice
 // returns ErrDuplicate and changes nothing.
@@ -99,20 +118,11 @@ func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
 }
 
 func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]string) error {
-	msg, err := c.encode(e, extra)
+	keys, args, err := c.enqueueArgs(e, extra)
 	if err != nil {
 		return err
 	}
-	due := "0"
-	if e.delayed() {
-		due = dueScore(e.DueAt)
-	}
-	_, known := c.known.Load(e.Queue)
-	add := "1"
-	if known {
-		add = "0"
-	}
-	n, err := enqueueJob.Run(ctx, c.rdb, nil, e.Queue, e.ID, msg, time.Now().UnixNano(), due, add).Int()
+	n, err := enqueueJob.Run(ctx, c.rdb, keys, args...).Int()
 	if err != nil {
 		return fmt.Errorf("queue: enqueue %s %s: %w", e.Type, e.ID, err)
 	}
@@ -135,16 +145,12 @@ func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
 		calls := make([]call, 0, len(es))
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, e := range es {
-				msg, err := c.encode(e, nil)
+				keys, args, err := c.enqueueArgs(e, nil)
 				if err != nil {
 					errs[i] = err
 					continue
 				}
-				due := "0"
-				if e.delayed() {
-					due = dueScore(e.DueAt)
-				}
-				calls = append(calls, call{i, enqueueJob.EvalSha(ctx, p, nil, e.Queue, e.ID, msg, time.Now().UnixNano(), due, "1")})
+				calls = append(calls, call{i, enqueueJob.EvalSha(ctx, p, keys, args...)})
 			}
 			return nil
 		})
@@ -158,6 +164,9 @@ func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
 	}
 	for _, cl := range calls {
 		n, err := cl.cmd.Int()
+		if err == nil {
+			c.known.Store(es[cl.i].Queue, true)
+		}
 		switch {
 		case err != nil:
 			errs[cl.i] = fmt.Errorf("queue: enqueue %s %s: %w", es[cl.i].Type, es[cl.i].ID, err)

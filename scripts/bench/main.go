@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,7 @@ type bench struct {
 	label          string
 
 	drainJobs, enqueueJobs, latencyJobs, delayedJobs, retryJobs, memoryJobs int
-	latencyRate                                                             int
+	latencyRate, rounds                                                     int
 	idle, settle, delayedWindow                                             time.Duration
 	payloadBytes                                                            int
 	webWarmup, webDuration, slowLatency                                     time.Duration
@@ -84,6 +85,7 @@ func main() {
 	flag.IntVar(&b.producers, "producers", 8, "concurrent producers when enqueueing")
 	flag.StringVar(&b.errandQueues, "errand-queues", "", `errand worker.queues ("" = errand's default: every configured queue with its weight)`)
 	flag.StringVar(&b.errandLogLevel, "errand-log-level", "info", "errand's log level (info is errand's default)")
+	flag.IntVar(&b.rounds, "rounds", 3, "drain and enqueue: rounds, each implementation in turn going first; the median is reported")
 	flag.IntVar(&b.drainJobs, "drain-jobs", 50000, "drain: queued no-op jobs")
 	flag.DurationVar(&b.drainTimeout, "drain-timeout", 3*time.Minute, "drain and retry: give up after this long")
 	flag.IntVar(&b.enqueueJobs, "enqueue-jobs", 40000, "enqueue: jobs pushed by the producers")
@@ -305,48 +307,83 @@ func (b *bench) childOpts(impl, mode string, expect int) childOpts {
 // 50 → jobs/s from the worker's start to the last job's completion. The same
 // run gives each worker's peak RSS.
 func (b *bench) scenarioDrain() error {
+	rates := map[string][]float64{}
+	rss := map[string]float64{}
+	for round := range b.rounds {
+		for _, impl := range roundOrder(round) {
+			if err := b.fresh(); err != nil {
+				return err
+			}
+			rate, err := b.enqueueNoops(impl, b.drainJobs, b.producers)
+			if err != nil {
+				return fmt.Errorf("%s: enqueue: %w", impl, err)
+			}
+			b.progress("drain: %s queued %d jobs (%.0f jobs/s)", impl, b.drainJobs, rate)
+			c, err := b.startChild(b.childOpts(impl, "noop", b.drainJobs))
+			if err != nil {
+				return fmt.Errorf("%s: %w", impl, err)
+			}
+			werr := c.waitEvent("done", b.drainTimeout)
+			res, serr := c.stop(60 * time.Second)
+			if werr != nil {
+				return fmt.Errorf("%s: %w (%d of %d done)", impl, werr, res.Count, b.drainJobs)
+			}
+			if serr != nil {
+				return fmt.Errorf("%s: %w", impl, serr)
+			}
+			secs := float64(res.DoneNS-res.StartNS) / 1e9
+			rates[impl] = append(rates[impl], float64(b.drainJobs)/secs)
+			rss[impl] = max(rss[impl], float64(res.VmHWMKB)/1024)
+			b.progress("drain: %s drained %d jobs in %.2fs (%.0f jobs/s), peak RSS %.1f MB", impl, b.drainJobs, secs, float64(b.drainJobs)/secs, float64(res.VmHWMKB)/1024)
+		}
+	}
 	for _, impl := range impls {
-		if err := b.fresh(); err != nil {
-			return err
-		}
-		rate, err := b.enqueueNoops(impl, b.drainJobs, b.producers)
-		if err != nil {
-			return fmt.Errorf("%s: enqueue: %w", impl, err)
-		}
-		b.progress("drain: %s queued %d jobs (%.0f jobs/s)", impl, b.drainJobs, rate)
-		c, err := b.startChild(b.childOpts(impl, "noop", b.drainJobs))
-		if err != nil {
-			return fmt.Errorf("%s: %w", impl, err)
-		}
-		werr := c.waitEvent("done", b.drainTimeout)
-		res, serr := c.stop(60 * time.Second)
-		if werr != nil {
-			return fmt.Errorf("%s: %w (%d of %d done)", impl, werr, res.Count, b.drainJobs)
-		}
-		if serr != nil {
-			return fmt.Errorf("%s: %w", impl, serr)
-		}
-		secs := float64(res.DoneNS-res.StartNS) / 1e9
-		b.set("drain."+impl+"_jobs_per_s", float64(b.drainJobs)/secs)
-		b.set("rss."+impl+"_peak_mb", float64(res.VmHWMKB)/1024)
-		b.progress("drain: %s drained %d jobs in %.2fs (%.0f jobs/s), peak RSS %.1f MB", impl, b.drainJobs, secs, float64(b.drainJobs)/secs, float64(res.VmHWMKB)/1024)
+		b.set("drain."+impl+"_jobs_per_s", median(rates[impl]))
+		b.set("rss."+impl+"_peak_mb", rss[impl])
 	}
 	return nil
+}
+
+// roundOrder alternates which implementation goes first, so that neither
+// always runs on a Redis (or a machine) warmed up by the other.
+func roundOrder(round int) []string {
+	if round%2 == 0 {
+		return impls
+	}
+	return []string{impls[1], impls[0]}
+}
+
+// median of rates (the middle one, or the mean of the two middle ones).
+func median(rates []float64) float64 {
+	s := slices.Sorted(slices.Values(rates))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // scenarioEnqueue: producers pushing no-op jobs, errand's queue.Client.Push vs
 // asynq.Client.Enqueue → jobs/s.
 func (b *bench) scenarioEnqueue() error {
+	rates := map[string][]float64{}
+	for round := range b.rounds {
+		for _, impl := range roundOrder(round) {
+			if err := b.fresh(); err != nil {
+				return err
+			}
+			rate, err := b.enqueueNoops(impl, b.enqueueJobs, b.producers)
+			if err != nil {
+				return fmt.Errorf("%s: %w", impl, err)
+			}
+			rates[impl] = append(rates[impl], rate)
+			b.progress("enqueue: %s %.0f jobs/s (%d jobs, %d producers)", impl, rate, b.enqueueJobs, b.producers)
+		}
+	}
 	for _, impl := range impls {
-		if err := b.fresh(); err != nil {
-			return err
-		}
-		rate, err := b.enqueueNoops(impl, b.enqueueJobs, b.producers)
-		if err != nil {
-			return fmt.Errorf("%s: %w", impl, err)
-		}
-		b.set("enqueue."+impl+"_jobs_per_s", rate)
-		b.progress("enqueue: %s %.0f jobs/s (%d jobs, %d producers)", impl, rate, b.enqueueJobs, b.producers)
+		b.set("enqueue."+impl+"_jobs_per_s", median(rates[impl]))
 	}
 	return nil
 }
@@ -1013,7 +1050,7 @@ func (b *bench) redisVersion() string {
 func (b *bench) settings() map[string]any {
 	return map[string]any{
 		"concurrency": b.concurrency, "producers": b.producers, "errand_queues": b.errandQueues, "errand_log_level": b.errandLogLevel,
-		"drain_jobs": b.drainJobs, "enqueue_jobs": b.enqueueJobs, "latency_jobs": b.latencyJobs, "latency_rate": b.latencyRate,
+		"rounds": b.rounds, "drain_jobs": b.drainJobs, "enqueue_jobs": b.enqueueJobs, "latency_jobs": b.latencyJobs, "latency_rate": b.latencyRate,
 		"idle_s": b.idle.Seconds(), "delayed_jobs": b.delayedJobs, "delayed_window_s": b.delayedWindow.Seconds(),
 		"retry_jobs": b.retryJobs, "memory_jobs": b.memoryJobs, "payload_bytes": b.payloadBytes,
 		"web_duration_s": b.webDuration.Seconds(), "jobs_concurrency": b.jobsConc, "users_concurrency": b.usersConc,
