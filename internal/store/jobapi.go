@@ -53,32 +53,111 @@ type APIJob struct {
 // SaveAPIJob queues the job (outbox), its callback and the answer for its
 // Idempotency-Key in one transaction. When the key was taken meanwhile by a
 // concurrent request it returns ErrDuplicate and changes nothing.
+//
+// Concurrent calls are written together, in one transaction (a group
+// commit): one request alone costs one transaction, sixteen at once cost
+// one too. Each job is its own savepoint in it, so one refused (a taken
+// Idempotency-Key) leaves the others be. Once handed over, a job is waited
+// for even if ctx ends, so that the answer tells what happened to it.
 func (s *Store) SaveAPIJob(ctx context.Context, j APIJob) error {
-	now := time.Now().UnixMilli()
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if j.Key != "" {
-			// An expired answer makes room for the new one.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency WHERE token_hash = ? AND key = ? AND created_at <= ?`,
-				j.TokenHash, j.Key, time.Now().Add(-IdempotencyWindow).UnixMilli()); err != nil {
-				return err
+	s.saverOnce.Do(func() { go s.saver() })
+	r := &saveReq{job: j, done: make(chan error, 1)}
+	select {
+	case s.saves <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return errClosed
+	}
+	return <-r.done
+}
+
+var errClosed = errors.New("store: closed")
+
+type saveReq struct {
+	job  APIJob
+	done chan error
+}
+
+// maxSaveBatch bounds one group commit.
+const maxSaveBatch = 128
+
+func (s *Store) saver() {
+	for {
+		var first *saveReq
+		select {
+		case first = <-s.saves:
+		case <-s.closed:
+			return
+		}
+		batch := []*saveReq{first}
+	more:
+		for len(batch) < maxSaveBatch {
+			select {
+			case r := <-s.saves:
+				batch = append(batch, r)
+			default:
+				break more
 			}
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO idempotency (token_hash, key, body_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-				j.TokenHash, j.Key, j.BodyHash, j.Status, j.Response, now); err != nil {
-				if isUnique(err) {
-					return ErrDuplicate
+		}
+		s.saveBatch(batch)
+	}
+}
+
+func (s *Store) saveBatch(batch []*saveReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make([]error, len(batch))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// An answer kept past the idempotency window makes room for the new
+		// one; a live one means the key is taken (no row written).
+		keep, err := tx.PrepareContext(ctx, `INSERT INTO idempotency (token_hash, key, body_hash, status, response, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (token_hash, key) DO UPDATE SET body_hash = excluded.body_hash, status = excluded.status,
+				response = excluded.response, created_at = excluded.created_at
+			WHERE idempotency.created_at <= ?`)
+		if err != nil {
+			return err
+		}
+		defer keep.Close()
+		outbox, err := tx.PrepareContext(ctx, insertJobSQL)
+		if err != nil {
+			return err
+		}
+		defer outbox.Close()
+		now := time.Now()
+		expired := now.Add(-IdempotencyWindow).UnixMilli()
+		for i, r := range batch {
+			j := r.job
+			if j.Key != "" {
+				res, err := keep.ExecContext(ctx, j.TokenHash, j.Key, j.BodyHash, j.Status, j.Response, now.UnixMilli(), expired)
+				if err != nil {
+					return fmt.Errorf("store: idempotency: %w", err)
 				}
-				return fmt.Errorf("store: idempotency: %w", err)
+				if n, _ := res.RowsAffected(); n == 0 {
+					errs[i] = ErrDuplicate
+					continue
+				}
+			}
+			if j.CallbackURL != "" {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO job_callbacks (job_id, url, token, created_at) VALUES (?, ?, ?, ?)`,
+					j.Envelope.ID, j.CallbackURL, j.CallbackToken, now.UnixMilli()); err != nil {
+					return fmt.Errorf("store: callback: %w", err)
+				}
+			}
+			e := j.Envelope
+			if _, err := outbox.ExecContext(ctx, e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback); err != nil {
+				return fmt.Errorf("outbox: %w", err)
 			}
 		}
-		if j.CallbackURL != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO job_callbacks (job_id, url, token, created_at) VALUES (?, ?, ?, ?)`,
-				j.Envelope.ID, j.CallbackURL, j.CallbackToken, now); err != nil {
-				return fmt.Errorf("store: callback: %w", err)
-			}
-		}
-		return insertJobs(ctx, tx, []queue.Envelope{j.Envelope})
+		return nil
 	})
+	for i, r := range batch {
+		if err != nil {
+			errs[i] = err
+		}
+		r.done <- errs[i]
+	}
 }
 
 // Callback returns where to report job id's outcome.

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/errandhq/errand/internal/queue"
@@ -26,6 +27,11 @@ var migrations embed.FS
 type Store struct {
 	db     *sql.DB
 	writer chan struct{} // the write lock, see lockWrites
+
+	saves     chan *saveReq // SaveAPIJob's group commit
+	saverOnce sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // Open opens the database named by url ("file:errand.db", or a path).
@@ -51,11 +57,14 @@ func Open(url string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w (does its directory exist, and may errand write there?)", url, err)
 	}
-	return &Store{db: db, writer: make(chan struct{}, 1)}, nil
+	return &Store{db: db, writer: make(chan struct{}, 1), saves: make(chan *saveReq), closed: make(chan struct{})}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -153,11 +162,12 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 	return s.db.ExecContext(ctx, q, args...)
 }
 
+const insertJobSQL = `INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
 // insertJobs writes envelopes into the outbox within tx.
 func insertJobs(ctx context.Context, tx *sql.Tx, jobs []queue.Envelope) error {
 	for _, e := range jobs {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, insertJobSQL,
 			e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}

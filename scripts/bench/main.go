@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"runtime"
 	"slices"
 	"strings"
@@ -85,7 +86,7 @@ func main() {
 	flag.IntVar(&b.producers, "producers", 8, "concurrent producers when enqueueing")
 	flag.StringVar(&b.errandQueues, "errand-queues", "", `errand worker.queues ("" = errand's default: every configured queue with its weight)`)
 	flag.StringVar(&b.errandLogLevel, "errand-log-level", "info", "errand's log level (info is errand's default)")
-	flag.IntVar(&b.rounds, "rounds", 3, "drain and enqueue: rounds, each implementation in turn going first; the median is reported")
+	flag.IntVar(&b.rounds, "rounds", 5, "drain and enqueue: rounds, each implementation in turn going first; the median is reported")
 	flag.IntVar(&b.drainJobs, "drain-jobs", 50000, "drain: queued no-op jobs")
 	flag.DurationVar(&b.drainTimeout, "drain-timeout", 3*time.Minute, "drain and retry: give up after this long")
 	flag.IntVar(&b.enqueueJobs, "enqueue-jobs", 40000, "enqueue: jobs pushed by the producers")
@@ -115,6 +116,12 @@ func main() {
 	if !strings.HasPrefix(b.redisAddr, "127.0.0.1:") && !strings.HasPrefix(b.redisAddr, "localhost:") {
 		fmt.Fprintln(os.Stderr, "bench: -redis must be on 127.0.0.1")
 		os.Exit(2)
+	}
+	// BENCH_CPUPROFILE=dir: the producer's CPU profile too (bench-<pid>.pprof).
+	if dir := os.Getenv("BENCH_CPUPROFILE"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("bench-%d.pprof", os.Getpid()))); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
 	}
 	if abs, err := filepath.Abs(b.errandBin); err == nil {
 		b.errandBin = abs // errand processes run in their own directories
