@@ -136,16 +136,18 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 		due:   newDueForwarder(rdb, qs.Order, dueCheck, log),
 		fetch: newFetcher(rdb, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
-	engineRedis := rdb
+	engineRedis, shown := rdb, 1
 	if c, ok := rdb.(*redis.Client); ok {
 		o := *c.Options()
 		o.PoolSize = 4
 		w.bg = redis.NewClient(&o)
 		w.bg.AddHook(noDequeue{})
-		engineRedis = w.bg
+		// Its dequeue loop is off, so its concurrency is only what the
+		// dashboard shows for this worker: the fetcher's.
+		engineRedis, shown = w.bg, cfg.Worker.Concurrency
 	}
 	w.engine = asynq.NewServerFromRedisClient(engineRedis, asynq.Config{
-		Concurrency:     1,
+		Concurrency:     shown,
 		Queues:          qs.Weights,
 		StrictPriority:  qs.Strict,
 		IsFailure:       IsFailure,
