@@ -226,3 +226,57 @@ func TestJobsQueuedByOtherProgramsRun(t *testing.T) {
 		t.Fatalf("the delayed job started %s before its (whole-second) due time", due.Truncate(time.Second).Sub(h.rec.starts[2]))
 	}
 }
+
+// An idle worker does not poll for work: with its safety poll an hour apart,
+// a job queued by errand still starts, woken by the enqueue itself.
+func TestIdleWorkerIsWokenByEnqueue(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Worker.PollInterval = time.Hour })
+	h.startWorker(t)
+	time.Sleep(300 * time.Millisecond) // the worker's first look has found nothing
+	for i := range 3 {
+		if _, err := h.cli.Push(context.Background(), probe{N: i}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "the job to start", func() bool { return h.rec.count() == i+1 })
+		time.Sleep(100 * time.Millisecond) // idle again
+	}
+}
+
+// errand writes jobs in asynq's layout: asynq's inspector (and so the
+// dashboard) reads what errand queued, and what its fetcher recorded.
+func TestJobsReadableByAsynqInspector(t *testing.T) {
+	h := newHarness(t, nil)
+	ins := asynq.NewInspectorFromRedisClient(h.rs.Client())
+	ctx := context.Background()
+	later, err := h.cli.Later(ctx, time.Hour, probe{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ins.GetTaskInfo(later.Queue, later.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStateScheduled || info.Type != "test:probe" || string(info.Payload) != `{"n":1,"queue":""}` ||
+		info.Queue != "emails" || info.Retention != 24*time.Hour || info.Timeout <= 0 {
+		t.Fatalf("scheduled job as asynq reads it: %+v", info)
+	}
+	if want := later.DueAt.Truncate(time.Second); !info.NextProcessAt.Equal(want) {
+		t.Fatalf("next process at %s, want %s (the due second)", info.NextProcessAt, want)
+	}
+	if _, err := h.cli.Push(ctx, probe{N: 2}); err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker(t)
+	waitUntil(t, 10*time.Second, "the job", func() bool { return h.rec.count() == 1 })
+	waitUntil(t, 5*time.Second, "the job's completion to be recorded", func() bool {
+		done, err := ins.ListCompletedTasks("emails")
+		return err == nil && len(done) == 1 && done[0].CompletedAt.After(time.Now().Add(-time.Minute))
+	})
+	qi, err := ins.GetQueueInfo("emails")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qi.Processed != 1 || qi.Scheduled != 1 || qi.Active != 0 || qi.Pending != 0 {
+		t.Fatalf("queue as asynq reads it: %+v", qi)
+	}
+}
