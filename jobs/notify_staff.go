@@ -60,7 +60,6 @@ func (h *notifyStaff) Work(ctx context.Context, n NotifyStaff) error {
 			return errand.Permanentf("notify: sales rep %q has no telegram_chat_id", repID)
 		}
 		c := telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0)
-		defer c.Close()
 		_, err := c.SendMessage(ctx, rep.TelegramChatID, newCustomerText(rep.Name, n, func(s string) string { return s }))
 		return err
 	default:
@@ -68,7 +67,6 @@ func (h *notifyStaff) Work(ctx context.Context, n NotifyStaff) error {
 			return errand.Permanentf("notify: sales rep %q has no slack_webhook_url", repID)
 		}
 		c := slack.New(cfg.BaseURL, 0)
-		defer c.Close()
 		return c.Post(ctx, rep.SlackWebhookURL, newCustomerText(rep.Name, n, slack.Escape))
 	}
 }

@@ -59,7 +59,6 @@ func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
 	if err != nil {
 		return errand.PermanentError(err)
 	}
-	defer c.Close()
 	res, err := c.CreateOrder(ctx, push)
 	if err != nil {
 		return err

@@ -51,7 +51,6 @@ type syncCRM struct{ Deps }
 func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {
 	cfg := h.Config.CRM
 	c := tidio.New(cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, 0)
-	defer c.Close()
 	contact, err := findContact(ctx, c, s)
 	if err != nil {
 		return err

@@ -72,7 +72,6 @@ func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
 	if err != nil {
 		return errand.PermanentError(err)
 	}
-	defer c.Close()
 	outcome, f, err := c.SyncTracking(ctx, s.OrderID, shopify.Tracking{Company: s.Carrier, Number: s.TrackingNumber, URL: s.TrackingURL})
 	if err != nil {
 		return err

@@ -297,7 +297,6 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	if _, _, err := c.SyncTracking(context.Background(), other, shopify.Tracking{Company: "UPS", Number: "1Z999AA10123456785"}); err != nil {
 		t.Fatal(err)
 	}

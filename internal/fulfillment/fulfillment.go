@@ -102,9 +102,6 @@ func New(cfg config.Fulfillment, timeout time.Duration) (*Client, error) {
 	return &Client{rc: outbound.New(cfg.BaseURL, timeout), appKey: cfg.AppKey, secret: []byte(cfg.AppSecret), now: time.Now}, nil
 }
 
-// Close releases the client's idle connections.
-func (c *Client) Close() { c.rc.GetClient().CloseIdleConnections() }
-
 // Order is the data of order-do-create-order.
 type Order struct {
 	// PlatformOrderID is the Shopify order's numeric id as a string; the

@@ -60,7 +60,6 @@ func gateway(t *testing.T, cfg *config.Config) (*sandbox.Sandbox, *fulfillment.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
 	return sb, c, func() []captured {
 		mu.Lock()
 		defer mu.Unlock()
@@ -274,7 +273,6 @@ func TestAnswerCodes(t *testing.T) {
 		cfg.BaseURL = srv.URL
 		c, _ := fulfillment.New(cfg, time.Second)
 		res, err := c.CreateOrder(context.Background(), &fulfillment.Order{PlatformOrderID: "1"})
-		c.Close()
 		srv.Close()
 		if tc.ok {
 			if err != nil || res.AlreadyCreated != tc.already {

@@ -20,13 +20,22 @@ import (
 // UserAgent is sent with every outbound request.
 const UserAgent = "errand/1 (+background jobs)"
 
+// transport is shared by every outbound client, so that connections to a
+// service are kept and reused across jobs: a transport per client would open
+// a connection per job and leave each idle for 90 s.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return t
+}()
+
 // New returns a client for one service's base URL. Requests time out after
 // timeout (15 s when zero); nothing is retried here.
 func New(baseURL string, timeout time.Duration) *resty.Client {
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
-	c := resty.New().
+	c := resty.NewWithClient(&http.Client{Transport: transport}).
 		SetBaseURL(strings.TrimRight(baseURL, "/")).
 		SetTimeout(timeout).
 		SetRetryCount(0).

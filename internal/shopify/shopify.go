@@ -75,9 +75,6 @@ func New(cfg config.Shopify, timeout time.Duration) (*Client, error) {
 	}, nil
 }
 
-// Close releases the client's idle connections.
-func (c *Client) Close() { c.rc.GetClient().CloseIdleConnections() }
-
 // Tracking is a shipment's tracking information, as Shopify names it.
 type Tracking struct {
 	Company string `json:"company,omitempty"`

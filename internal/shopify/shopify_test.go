@@ -53,7 +53,6 @@ func shop(t *testing.T, cfg config.Shopify) (*sandbox.Sandbox, *shopify.Client, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
 	return sb, c, func() []captured {
 		mu.Lock()
 		defer mu.Unlock()
@@ -226,7 +225,6 @@ func TestThrottleWaitFromCost(t *testing.T) {
 		cfg.BaseURL = srv.URL
 		c, _ := shopify.New(cfg, time.Second)
 		_, err := c.Order(context.Background(), orderID)
-		c.Close()
 		srv.Close()
 		if class, wait := errand.ClassOf(err); class != errand.Throttled || wait != tc.wait {
 			t.Errorf("%s: %v class %v wait %s, want throttled %s", tc.extensions, err, class, wait, tc.wait)
@@ -304,7 +302,6 @@ func TestGraphQLErrorClasses(t *testing.T) {
 		cfg.BaseURL = srv.URL
 		c, _ := shopify.New(cfg, time.Second)
 		_, err := c.Order(context.Background(), orderID)
-		c.Close()
 		srv.Close()
 		if class, _ := errand.ClassOf(err); err == nil || class != tc.class {
 			t.Errorf("%s: %v class %v, want %v", tc.body, err, class, tc.class)
@@ -321,7 +318,6 @@ func TestNewDefaultsToTheShopsURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	_, err = c.Order(context.Background(), orderID)
 	if class, _ := errand.ClassOf(err); err == nil || class != errand.Transient || !strings.Contains(err.Error(), "https://acme.invalid/admin/api/2025-07/graphql.json") {
 		t.Fatalf("%v (%v)", err, class)

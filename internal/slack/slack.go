@@ -36,9 +36,6 @@ func New(base string, timeout time.Duration) *Client {
 	return &Client{rc: outbound.New(base, timeout), base: strings.TrimRight(base, "/")}
 }
 
-// Close releases the client's idle connections.
-func (c *Client) Close() { c.rc.GetClient().CloseIdleConnections() }
-
 // Post sends text to the webhook. Errors carry their class and never the
 // webhook's path, which is its secret.
 func (c *Client) Post(ctx context.Context, webhookURL, text string) error {

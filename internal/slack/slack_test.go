@@ -27,7 +27,6 @@ func fake(t *testing.T) (*sandbox.Sandbox, *slack.Client) {
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
 	c := slack.New(srv.URL, 5*time.Second)
-	t.Cleanup(c.Close)
 	return sb, c
 }
 

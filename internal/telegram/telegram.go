@@ -41,9 +41,6 @@ func New(base, token string, timeout time.Duration) *Client {
 	return &Client{rc: outbound.New(base, timeout), base: base, token: token}
 }
 
-// Close releases the client's idle connections.
-func (c *Client) Close() { c.rc.GetClient().CloseIdleConnections() }
-
 // answer is every Bot API response.
 type answer struct {
 	OK          bool            `json:"ok"`

@@ -29,7 +29,6 @@ func fake(t *testing.T, clientToken string) (*sandbox.Sandbox, *telegram.Client)
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
 	c := telegram.New(srv.URL, clientToken, 5*time.Second)
-	t.Cleanup(c.Close)
 	return sb, c
 }
 

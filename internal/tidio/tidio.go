@@ -44,9 +44,6 @@ func New(base, clientID, clientSecret string, timeout time.Duration) *Client {
 	return &Client{rc: rc}
 }
 
-// Close releases the client's idle connections.
-func (c *Client) Close() { c.rc.GetClient().CloseIdleConnections() }
-
 // Contact is a contact as Tidio lists it.
 type Contact struct {
 	ID        string `json:"id"`

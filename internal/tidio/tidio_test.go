@@ -36,7 +36,6 @@ func fake(t *testing.T, secret string, wrap func(http.Handler) http.Handler) (*s
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	c := tidio.New(srv.URL, clientID, secret, 5*time.Second)
-	t.Cleanup(c.Close)
 	return sb, c
 }
 
