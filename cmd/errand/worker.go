@@ -38,6 +38,13 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	if cfg.Worker.Nice > 0 {
+		// Jobs are background work: where the worker shares a machine with
+		// `errand serve`, requests (a bcrypt hash, say) get the CPU first.
+		if err := lowerPriority(cfg.Worker.Nice); err != nil {
+			a.log.Warn("could not lower the worker's CPU priority", "nice", cfg.Worker.Nice, "error", err.Error())
+		}
+	}
 	// A worker started while Redis is briefly away (a restart, a deploy in the
 	// wrong order) waits for it instead of exiting.
 	for {

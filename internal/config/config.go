@@ -95,6 +95,7 @@ type Worker struct {
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	Fetchers        int           `koanf:"fetchers"`
 	PollInterval    time.Duration `koanf:"poll_interval"`
+	Nice            int           `koanf:"nice"`
 }
 
 // Policy holds the failure-policy settings shared by every job type.
@@ -206,6 +207,7 @@ func Defaults() map[string]any {
 		"worker.shutdown_timeout":     "30s",
 		"worker.fetchers":             0,
 		"worker.poll_interval":        "1s",
+		"worker.nice":                 10,
 		"queues.critical":             6,
 		"queues.emails":               3,
 		"queues.notifications":        3,
@@ -355,6 +357,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.Fetchers < 0 {
 		bad("worker.fetchers", "must not be negative (got %d)", c.Worker.Fetchers)
+	}
+	if c.Worker.Nice < 0 || c.Worker.Nice > 19 {
+		bad("worker.nice", "must be 0 (leave as is) to 19 (got %d)", c.Worker.Nice)
 	}
 	if c.Worker.PollInterval < time.Millisecond {
 		bad("worker.poll_interval", "must be at least 1ms (got %s)", c.Worker.PollInterval)
