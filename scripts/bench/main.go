@@ -100,7 +100,7 @@ func main() {
 	flag.IntVar(&b.memoryJobs, "memory-jobs", 10000, "memory: delayed jobs kept in Redis")
 	flag.IntVar(&b.payloadBytes, "payload-bytes", 200, "memory: payload size")
 	flag.DurationVar(&b.webWarmup, "web-warmup", time.Second, "web: warm-up before each measured run (not recorded)")
-	flag.DurationVar(&b.webDuration, "web-duration", 10*time.Second, "web: measured duration of each load run")
+	flag.DurationVar(&b.webDuration, "web-duration", 30*time.Second, "web: measured duration of each load run")
 	flag.IntVar(&b.jobsConc, "jobs-concurrency", 16, "web: concurrent clients for POST /api/jobs")
 	flag.IntVar(&b.usersConc, "users-concurrency", 4, "web: concurrent clients for POST /api/users and for bcrypt alone")
 	flag.DurationVar(&b.slowLatency, "slow-latency", 2*time.Second, "web: how late the slow third-party services answer")
