@@ -2,7 +2,7 @@
 # Measures errand side by side with a plain asynq program on the same Redis
 # (see scripts/bench/main.go for what each scenario does and how).
 #
-#   scripts/bench.sh                       # every scenario, the sizes (~5 min)
+#   scripts/bench.sh                       # every scenario, the sizes (~8 min)
 #   scripts/bench.sh -scenarios drain,web  # some of them
 #   scripts/bench.sh -h                    # every size and option
 #   BENCH_CPUPROFILE=dir scripts/bench.sh  # also writes each worker's CPU profile into dir

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,13 +16,7 @@ import (
 func TestWorkerRunsAtLowerPriority(t *testing.T) {
 	bin := errandBinary(t)
 	s := startStack(t, stackOptions{noWorker: true})
-	log := &syncBuffer{}
-	cmd := exec.Command(bin, "worker", "--config", s.config)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	cmd, log := startBinary(t, bin, "worker", "--config", s.config)
 	s.waitFor(20*time.Second, "the worker to start", func() bool { return strings.Contains(log.String(), "worker started") })
 	tasks, err := filepath.Glob(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "task", "*", "stat"))
 	if err != nil || len(tasks) == 0 {

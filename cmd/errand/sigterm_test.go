@@ -40,6 +40,20 @@ func errandBinary(t *testing.T) string {
 	return binPath
 }
 
+// startBinary runs the built errand binary with args; its output goes to the
+// returned buffer. It is killed when the test ends, if still running.
+func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	return cmd, log
+}
+
 // SIGTERM with jobs in flight: the running jobs finish, the worker exits
 // within shutdown_timeout, the jobs it had not started stay queued, and a new
 // worker delivers every one. Nothing is lost; nothing is sent twice.
@@ -60,16 +74,7 @@ concurrency = 4
 			t.Fatalf("enqueue: %v %s", err, out)
 		}
 	}
-	startWorker := func() (*exec.Cmd, *syncBuffer) {
-		log := &syncBuffer{}
-		cmd := exec.Command(bin, "worker", "--config", s.config)
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-		return cmd, log
-	}
+	startWorker := func() (*exec.Cmd, *syncBuffer) { return startBinary(t, bin, "worker", "--config", s.config) }
 	w1, log1 := startWorker()
 	s.waitFor(20*time.Second, "a few emails", func() bool { return len(s.smtp.Messages()) >= 6 })
 	sent := time.Now()

@@ -126,12 +126,26 @@ end
 return total
 `)
 
+// luaCountFailure adds a failed attempt to a queue's counters, as asynq
+// counts it: processed and failed, for the day (kept until the given expiry)
+// and in total.
+const luaCountFailure = `
+local function countFailure(p, day, expire)
+	for _, k in ipairs({'processed:', 'failed:'}) do
+		local key = p .. k .. day
+		if redis.call('INCR', key) == 1 then redis.call('EXPIREAT', key, expire) end
+	end
+	redis.call('INCR', p .. 'processed')
+	redis.call('INCR', p .. 'failed')
+end
+`
+
 // retryJob puts a failed job back: into the retry set until ARGV[4] (a due
 // score, see dueScore), or, when ARGV[4] is "0", straight onto its pending
 // list. ARGV: queue, id, the
 // updated message, retry at, whether the attempt counts (1/0), day, day's
 // counter expiry, now (ns, for pending_since).
-var retryJob = redis.NewScript(`
+var retryJob = redis.NewScript(luaCountFailure + `
 local p = 'asynq:{' .. ARGV[1] .. '}:'
 local id = ARGV[2]
 if redis.call('LREM', p .. 'active', 0, id) == 0 then return 0 end
@@ -146,21 +160,14 @@ else
 	redis.call('HSET', key, 'msg', ARGV[3], 'state', 'retry')
 	redis.call('PUBLISH', 'errand:wake', 'due:' .. ARGV[4])
 end
-if ARGV[5] == '1' then
-	for _, k in ipairs({'processed:', 'failed:'}) do
-		local day = p .. k .. ARGV[6]
-		if redis.call('INCR', day) == 1 then redis.call('EXPIREAT', day, ARGV[7]) end
-	end
-	redis.call('INCR', p .. 'processed')
-	redis.call('INCR', p .. 'failed')
-end
+if ARGV[5] == '1' then countFailure(p, ARGV[6], ARGV[7]) end
 return 1
 `)
 
 // archiveJob moves a job that failed for good to the archive (errand's failed
 // list), trimmed as asynq trims it. ARGV: queue, id, the updated message, now
 // (s), the cut-off (s), the archive's size limit, day, day's counter expiry.
-var archiveJob = redis.NewScript(`
+var archiveJob = redis.NewScript(luaCountFailure + `
 local p = 'asynq:{' .. ARGV[1] .. '}:'
 local id = ARGV[2]
 if redis.call('LREM', p .. 'active', 0, id) == 0 then return 0 end
@@ -176,12 +183,7 @@ for _, set in ipairs({old, extra}) do
 	end
 end
 redis.call('HSET', p .. 't:' .. id, 'msg', ARGV[3], 'state', 'archived')
-for _, k in ipairs({'processed:', 'failed:'}) do
-	local day = p .. k .. ARGV[7]
-	if redis.call('INCR', day) == 1 then redis.call('EXPIREAT', day, ARGV[8]) end
-end
-redis.call('INCR', p .. 'processed')
-redis.call('INCR', p .. 'failed')
+countFailure(p, ARGV[7], ARGV[8])
 return 1
 `)
 
