@@ -72,7 +72,8 @@ func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts
 // enqueueJob writes a job. KEYS: its task hash, and its queue's pending list
 // (queued now) or scheduled set (delayed). ARGV: id, message, now (ns), due
 // (s with fraction; "0" = now), the queue's name when it is to be added to
-// asynq's set of queues (else ""). A pending job wakes idle workers; a delayed
+// asynq's set of queues (else ""). A pending job wakes idle workers (when its
+// list was empty); a delayed
 // one goes to the scheduled set at its exact due instant and wakes the due
 // forwarders (asynq's own scan only moves it at the whole second after, never
 // before). It answers 0 when the id is taken.
@@ -81,8 +82,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[5] ~= '' then redis.call('SADD', 'asynq:queues', ARGV[5]) end
 if ARGV[4] == '0' then
 	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'pending', 'pending_since', ARGV[3])
-	redis.call('LPUSH', KEYS[2], ARGV[1])
-	redis.call('PUBLISH', 'errand:wake', 'job')
+	-- Only a list that was empty can have idle workers waiting on it: a
+	-- worker sleeps only after finding its lists empty, and comes back by
+	-- itself while there is more than it could take.
+	if redis.call('LPUSH', KEYS[2], ARGV[1]) == 1 then
+		redis.call('PUBLISH', 'errand:wake', 'job')
+	end
 else
 	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'scheduled')
 	redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
