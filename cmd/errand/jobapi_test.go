@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,10 +15,16 @@ import (
 	"time"
 )
 
-const apiTOML = `
+// The API tokens of the tests: at least 16 characters, as errand requires.
+const (
+	firstToken  = "first-token-0123456789"
+	secondToken = "second-token-0123456789"
+)
+
+var apiTOML = fmt.Sprintf(`
 [api]
-tokens = ["first-token", "second-token"]
-`
+tokens = [%q, %q]
+`, firstToken, secondToken)
 
 func (s *stack) api(method, path, token, body string, header ...string) (int, map[string]any, http.Header) {
 	s.t.Helper()
@@ -59,13 +66,13 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 		`{"type":"ops:noop","payload":{},"queue":"nowhere"}`:                                "queue",
 		`{"type":"ops:noop","payload":{},"callback_url":"ftp://x"}`:                         "callback_url",
 	} {
-		code, out, _ := s.api("POST", "/api/jobs", "first-token", body)
+		code, out, _ := s.api("POST", "/api/jobs", firstToken, body)
 		fields, _ := out["fields"].(map[string]any)
 		if code != 422 || fields[field] == nil {
 			t.Fatalf("%s: %d %v, want 422 naming %s", body, code, out, field)
 		}
 	}
-	if code, _, _ := s.api("POST", "/api/jobs", "first-token", `{"type":`); code != 400 {
+	if code, _, _ := s.api("POST", "/api/jobs", firstToken, `{"type":`); code != 400 {
 		t.Fatalf("malformed: %d", code)
 	}
 	out, _ := s.cli("queues", "--json")
@@ -73,7 +80,7 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 		t.Fatalf("a refused request queued something: %s", out)
 	}
 
-	code, acc, hdr := s.api("POST", "/api/jobs", "second-token", `{"type":"ops:noop","payload":{}}`)
+	code, acc, hdr := s.api("POST", "/api/jobs", secondToken, `{"type":"ops:noop","payload":{}}`)
 	if code != 202 || acc["id"] == nil || acc["queue"] != "default" || acc["type"] != "ops:noop" || hdr.Get("Location") == "" {
 		t.Fatalf("202: %d %v", code, acc)
 	}
@@ -83,7 +90,7 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 	path := "/api/jobs/" + acc["id"].(string)
 	var st map[string]any
 	s.waitFor(10*time.Second, "the job to complete", func() bool {
-		_, st, _ = s.api("GET", path, "second-token", "")
+		_, st, _ = s.api("GET", path, secondToken, "")
 		return st["state"] == "completed"
 	})
 	if st["attempts"] != 1.0 || st["max_attempts"] != 3.0 || st["completed_at"] == nil {
@@ -92,17 +99,17 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 	if code, _, _ := s.api("GET", path, "", ""); code != 401 {
 		t.Fatalf("status without token: %d", code)
 	}
-	if code, _, _ := s.api("GET", "/api/jobs/01NOPE", "first-token", ""); code != 404 {
+	if code, _, _ := s.api("GET", "/api/jobs/01NOPE", firstToken, ""); code != 404 {
 		t.Fatalf("unknown id: %d", code)
 	}
 
 	// A delayed job is scheduled, with its next run time.
-	_, acc, _ = s.api("POST", "/api/jobs", "first-token", `{"type":"ops:noop","payload":{},"delay":"1m"}`)
+	_, acc, _ = s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"delay":"1m"}`)
 	if acc["state"] != "scheduled" {
 		t.Fatalf("delayed: %v", acc)
 	}
 	s.waitFor(5*time.Second, "the relay", func() bool {
-		_, st, _ = s.api("GET", "/api/jobs/"+acc["id"].(string), "first-token", "")
+		_, st, _ = s.api("GET", "/api/jobs/"+acc["id"].(string), firstToken, "")
 		return st["state"] == "scheduled" && st["next_run_at"] != nil
 	})
 	next, _ := time.Parse(time.RFC3339Nano, st["next_run_at"].(string))
@@ -114,19 +121,19 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 func TestJobAPIIdempotencyKey(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
 	body := `{"type":"ops:noop","payload":{}}`
-	code, first, _ := s.api("POST", "/api/jobs", "first-token", body, "Idempotency-Key", "order-1001")
+	code, first, _ := s.api("POST", "/api/jobs", firstToken, body, "Idempotency-Key", "order-1001")
 	if code != 202 {
 		t.Fatalf("first: %d %v", code, first)
 	}
-	code, again, hdr := s.api("POST", "/api/jobs", "first-token", body, "Idempotency-Key", "order-1001")
+	code, again, hdr := s.api("POST", "/api/jobs", firstToken, body, "Idempotency-Key", "order-1001")
 	if code != 202 || again["id"] != first["id"] || hdr.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("repeat: %d %v (first %v)", code, again, first)
 	}
-	if code, out, _ := s.api("POST", "/api/jobs", "first-token", `{"type":"ops:noop","payload":{},"delay":"5s"}`, "Idempotency-Key", "order-1001"); code != 409 {
+	if code, out, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"delay":"5s"}`, "Idempotency-Key", "order-1001"); code != 409 {
 		t.Fatalf("same key, other body: %d %v", code, out)
 	}
 	// Keys are per token: another client's key of the same name is its own.
-	if code, other, _ := s.api("POST", "/api/jobs", "second-token", body, "Idempotency-Key", "order-1001"); code != 202 || other["id"] == first["id"] {
+	if code, other, _ := s.api("POST", "/api/jobs", secondToken, body, "Idempotency-Key", "order-1001"); code != 202 || other["id"] == first["id"] {
 		t.Fatalf("other token: %d %v", code, other)
 	}
 	// Ten concurrent retries of one request make one job.
@@ -136,7 +143,7 @@ func TestJobAPIIdempotencyKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, out, _ := s.api("POST", "/api/jobs", "first-token", `{"type":"ops:noop","payload":{"n":1}}`, "Idempotency-Key", "burst")
+			_, out, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{"n":1}}`, "Idempotency-Key", "burst")
 			ids <- out["id"]
 		}()
 	}
@@ -191,8 +198,8 @@ func TestJobAPICallbacks(t *testing.T) {
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 	s.smtp.RejectRecipients("@bounce.test", 550, "no such mailbox")
-	_, ok, _ := s.api("POST", "/api/jobs", "first-token", `{"type":"ops:noop","payload":{},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
-	_, bad, _ := s.api("POST", "/api/jobs", "first-token", `{"type":"user:welcome_email","payload":{"user_id":1,"email":"x@bounce.test","first_name":"X"},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
+	_, ok, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
+	_, bad, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"user:welcome_email","payload":{"user_id":1,"email":"x@bounce.test","first_name":"X"},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
 	s.waitFor(20*time.Second, "two callbacks", func() bool { return len(sink.got()) >= 2 })
 	time.Sleep(500 * time.Millisecond)
 	byID := map[any]map[string]any{}

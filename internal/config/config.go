@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
@@ -43,13 +44,19 @@ type Config struct {
 }
 
 type Redis struct {
-	Addr     string `koanf:"addr"`
+	Addr string `koanf:"addr"`
+	// Username is the Redis ACL user (Redis 6+); empty = the default user.
+	Username string `koanf:"username"`
 	Password string `koanf:"password"`
 	DB       int    `koanf:"db"`
 	TLS      bool   `koanf:"tls"`
 	// TLSCAFile names a PEM file of CAs to trust for Redis's certificate, on
 	// top of the system's (a private CA, a managed Redis).
 	TLSCAFile string `koanf:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile are errand's client certificate, for a
+	// Redis that asks for one (tls-auth-clients).
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // RedisTLS returns the TLS configuration for Redis, or nil without TLS.
@@ -75,6 +82,16 @@ func (r Redis) RedisTLS() (*tls.Config, error) {
 			return nil, fmt.Errorf("redis.tls_ca_file: %s holds no PEM certificate", r.TLSCAFile)
 		}
 		c.RootCAs = pool
+	}
+	switch {
+	case r.TLSCertFile != "" && r.TLSKeyFile != "":
+		pair, err := tls.LoadX509KeyPair(r.TLSCertFile, r.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls_cert_file/tls_key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	case r.TLSCertFile != "" || r.TLSKeyFile != "":
+		return nil, errors.New("redis.tls_cert_file and redis.tls_key_file: give both or neither")
 	}
 	return c, nil
 }
@@ -174,8 +191,20 @@ type Dashboard struct {
 }
 
 type API struct {
+	// Tokens are the bearer tokens of POST /api/jobs, GET /api/jobs/{id} and
+	// PATCH /api/users/{id}: each at least MinTokenLength characters.
 	Tokens []string `koanf:"tokens"`
+	// CallbackSecret signs every callback (X-Errand-Signature), so a receiver
+	// knows the call came from errand; callbacks are refused without it.
+	CallbackSecret string `koanf:"callback_secret"`
+	// AllowPrivateCallbacks lets callbacks reach loopback and private
+	// addresses: for development and tests only.
+	AllowPrivateCallbacks bool `koanf:"allow_private_callbacks"`
 }
+
+// MinTokenLength is the shortest API token or callback secret errand accepts:
+// 16 random characters are beyond guessing online.
+const MinTokenLength = 16
 
 // Reconcile is the periodic check for shipments whose tracking never reached
 // Shopify.
@@ -198,6 +227,9 @@ func Defaults() map[string]any {
 		"redis.db":                    0,
 		"redis.tls":                   false,
 		"redis.tls_ca_file":           "",
+		"redis.tls_cert_file":         "",
+		"redis.tls_key_file":          "",
+		"redis.username":              "",
 		"http.addr":                   ":8080",
 		"http.public_url":             "http://localhost:8080",
 		"database.url":                "file:errand.db",
@@ -242,6 +274,8 @@ func Defaults() map[string]any {
 		"dashboard.username":          "admin",
 		"escalation.to":               []string{},
 		"api.tokens":                  []string{},
+		"api.callback_secret":         "",
+		"api.allow_private_callbacks": false,
 		"notify.default_rep":          "",
 		"smtp.username":               "",
 		"smtp.password":               "",
@@ -425,6 +459,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Reconcile.MaxRequeues < 0 {
 		bad("reconcile.max_requeues", "must not be negative (got %d)", c.Reconcile.MaxRequeues)
+	}
+	for i, tok := range c.API.Tokens {
+		// Never the token itself: this line reaches logs and terminals.
+		switch n := utf8.RuneCountInString(tok); {
+		case n < MinTokenLength:
+			bad("api.tokens", "token %d of %d is %d characters; each must be at least %d (make one with: openssl rand -hex 24)", i+1, len(c.API.Tokens), n, MinTokenLength)
+		case strings.TrimSpace(tok) != tok:
+			bad("api.tokens", "token %d of %d starts or ends with white space", i+1, len(c.API.Tokens))
+		}
+	}
+	if s := c.API.CallbackSecret; s != "" && utf8.RuneCountInString(s) < MinTokenLength {
+		bad("api.callback_secret", "must be at least %d characters (make one with: openssl rand -hex 24)", MinTokenLength)
 	}
 	if !strings.HasPrefix(c.Dashboard.Path, "/") {
 		bad("dashboard.path", "must start with / (got %q)", c.Dashboard.Path)

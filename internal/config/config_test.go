@@ -125,3 +125,27 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("want an error naming the file, got %v", err)
 	}
 }
+
+// An empty or short API token would open the API to guessing: every command
+// refuses to start, with one line naming api.tokens and never the token.
+func TestShortOrEmptyAPITokenRefusesToStart(t *testing.T) {
+	for name, body := range map[string]string{
+		"empty":      `tokens = [""]`,
+		"short":      `tokens = ["0123456789abcdef", "short-secret"]`,
+		"whitespace": `tokens = [" 0123456789abcdef "]`,
+	} {
+		_, err := Load(writeFile(t, "[api]\n"+body+"\n"), true, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "api.tokens") || strings.Contains(err.Error(), "short-secret") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s token: %v; want one line naming api.tokens, without the token", name, err)
+		}
+	}
+	if _, err := Load(writeFile(t, "[api]\ntokens = [\"0123456789abcdef\"]\n"), true, nil, nil); err != nil {
+		t.Errorf("a 16-character token: %v", err)
+	}
+	if _, err := Load(writeFile(t, "[api]\ncallback_secret = \"short\"\n"), true, nil, nil); err == nil || !strings.Contains(err.Error(), "api.callback_secret") {
+		t.Errorf("short callback secret: %v", err)
+	}
+	if _, err := Load(writeFile(t, "[redis]\ntls = true\ntls_cert_file = \"/x.pem\"\n"), true, nil, nil); err == nil || !strings.Contains(err.Error(), "tls_key_file") {
+		t.Errorf("a client certificate without its key: %v", err)
+	}
+}

@@ -24,14 +24,14 @@ const (
 
 // RedisOptions turns the [redis] settings into go-redis options.
 func RedisOptions(c config.Redis) *redis.Options {
-	o := &redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB}
+	o := &redis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
 	o.TLSConfig, _ = c.RedisTLS() // checked by config.Validate
 	return o
 }
 
 // ConnOpt returns the asynq connection option for the [redis] settings.
 func ConnOpt(c config.Redis) asynq.RedisClientOpt {
-	o := asynq.RedisClientOpt{Addr: c.Addr, Password: c.Password, DB: c.DB}
+	o := asynq.RedisClientOpt{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
 	o.TLSConfig, _ = c.RedisTLS() // checked by config.Validate
 	return o
 }

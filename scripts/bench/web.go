@@ -145,7 +145,7 @@ func (ss *sinkSession) Logout() error { return nil }
 
 // --- errand as a user runs it: bin/errand serve / worker ----------------------
 
-const benchToken = "bench-api-token"
+const benchToken = "bench-api-token-0123456789"
 
 // errandEnv is one run of bin/errand processes with their own config file and
 // database in a fresh directory.
