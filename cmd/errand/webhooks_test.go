@@ -190,21 +190,13 @@ func TestFulfillmentTrackingCallback(t *testing.T) {
 
 // PATCH /api/users/{id} queues user:sync_crm carrying only what changed.
 func TestProfileChangeQueuesOnlyChangedFields(t *testing.T) {
-	s := startStack(t, stackOptions{noWorker: true})
+	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
 	_, created := s.post("/api/users", registration("ada@shop.test"))
 	id := int(created["id"].(float64))
 	before := len(s.queued("crm"))
 	patch := func(body string) (int, map[string]any) {
-		req, _ := http.NewRequest("PATCH", fmt.Sprintf("%s/api/users/%d", s.base, id), bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		status, out, _ := s.api("PATCH", fmt.Sprintf("/api/users/%d", id), firstToken, body)
+		return status, out
 	}
 	status, out := patch(`{"last_name":"King","first_name":"Ada"}`)
 	if status != http.StatusOK || out["last_name"] != "King" {
@@ -242,13 +234,7 @@ func TestProfileChangeQueuesOnlyChangedFields(t *testing.T) {
 			t.Fatalf("PATCH %s: %d, want %d", body, status, want)
 		}
 	}
-	req, _ := http.NewRequest("PATCH", s.base+"/api/users/999", bytes.NewReader([]byte(`{"last_name":"X"}`)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("unknown user: %d", resp.StatusCode)
+	if status, _, _ := s.api("PATCH", "/api/users/999", firstToken, `{"last_name":"X"}`); status != http.StatusNotFound {
+		t.Fatalf("unknown user: %d", status)
 	}
 }

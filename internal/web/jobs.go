@@ -28,30 +28,51 @@ const maxAPIDelay = 30 * 24 * time.Hour
 type tokenKey struct{}
 
 // requireToken lets a request through with a valid Authorization: Bearer
-// token from api.tokens, compared in constant time. With no tokens
-// configured the API is closed.
+// token from api.tokens. With no tokens configured the API is closed.
+//
+// The value after "Bearer " is compared exactly as sent: trimming it would
+// let a padded or look-alike value (a no-break space, say) stand for a
+// token. Hashing both sides first gives equal lengths, so the comparison
+// takes the same time whatever the caller sends.
 func (s *Server) requireToken(next http.Handler) http.Handler {
-	hashes := make([][32]byte, len(s.Config.API.Tokens))
-	for i, t := range s.Config.API.Tokens {
-		hashes[i] = sha256.Sum256([]byte(t))
+	var hashes [][32]byte
+	for _, t := range s.Config.API.Tokens {
+		if t != "" { // config refuses empty tokens; this keeps "" from ever matching regardless
+			hashes = append(hashes, sha256.Sum256([]byte(t)))
+		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		tok, ok := bearerToken(r.Header.Get("Authorization"))
+		got := sha256.Sum256([]byte(tok))
 		match := 0
 		for _, h := range hashes {
 			match |= subtle.ConstantTimeCompare(got[:], h[:])
 		}
-		if !ok || tok == "" || match != 1 {
+		if !ok || match != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="errand"`)
 			(&problem{Status: http.StatusUnauthorized, Error: "missing or invalid bearer token"}).send(w)
 			return
 		}
-		// Idempotency keys are kept per token: two clients never share one.
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, hex.EncodeToString(got[:8]))))
+		// Idempotency keys and job statuses are kept per token: two clients
+		// never share one.
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tokenHash(got))))
 	})
 }
+
+// bearerToken returns the token of an Authorization header "Bearer <token>"
+// (the scheme in any case, RFC 6750), untrimmed; ok is false for another
+// scheme or an empty token.
+func bearerToken(auth string) (tok string, ok bool) {
+	scheme, tok, found := strings.Cut(auth, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
+
+// tokenHash names a token in the database (idempotency keys, job owners)
+// without storing the token.
+func tokenHash(sum [32]byte) string { return hex.EncodeToString(sum[:8]) }
 
 // jobRequest is the body of POST /api/jobs.
 type jobRequest struct {

@@ -17,7 +17,9 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux := http.NewServeMux()
 
 	mux.Handle("POST /api/users", s.handleRegister())
-	mux.Handle("PATCH /api/users/{id}", s.handleProfileChange())
+	// Called by the shop's backend only: ids count up, so an open PATCH
+	// would read and rewrite every user.
+	mux.Handle("PATCH /api/users/{id}", s.requireToken(s.handleProfileChange()))
 	mux.Handle("POST /webhooks/shopify/orders-paid", s.handleOrdersPaid())
 	mux.Handle("POST /webhooks/fulfillment/tracking", s.handleTrackingCallback())
 	mux.Handle("POST /api/jobs", s.requireToken(s.handleEnqueue()))
