@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/errandhq/errand/internal/store"
+	"github.com/hibiken/asynq"
 )
 
 // Authorization headers an attacker tries instead of a token: none, a guess,
@@ -79,4 +86,91 @@ func TestAttackJobAPIWithForgedToken(t *testing.T) {
 	if n := len(s.queued("default")); n != 0 {
 		t.Fatalf("forged requests queued %d jobs", n)
 	}
+}
+
+// Token B guesses or learns token A's job id; errand's own jobs (a
+// registration's emails, the callback jobs) are no client's.
+func TestAttackReadJobOfAnotherToken(t *testing.T) {
+	s := startStack(t, stackOptions{toml: apiTOML + `
+callback_secret = "callback-secret-0123456789"
+allow_private_callbacks = true
+`})
+	sink := &callbackSink{}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	code, acc, _ := s.api("POST", "/api/jobs", firstToken,
+		`{"type":"ops:noop","payload":{},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("enqueue: %d %v", code, acc)
+	}
+	path := "/api/jobs/" + acc["id"].(string)
+	_, unknown, _ := s.api("GET", "/api/jobs/01NOPE", secondToken, "")
+
+	// Finished and long out of the outbox: still only A's.
+	s.waitFor(20*time.Second, "the job to complete", func() bool {
+		_, st, _ := s.api("GET", path, firstToken, "")
+		return st["state"] == "completed"
+	})
+	if _, err := s.db().OutboxJob(context.Background(), acc["id"].(string)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the job is still in the outbox (%v); the test would not reach Redis", err)
+	}
+	code, out, _ := s.api("GET", path, secondToken, "")
+	if code != http.StatusNotFound {
+		t.Errorf("token B read token A's job: %d %v", code, out)
+	}
+	if !reflect.DeepEqual(out, unknown) {
+		t.Errorf("another token's job answers %v, an unknown id %v: ids can be probed", out, unknown)
+	}
+	if code, out, _ := s.api("GET", path, firstToken, ""); code != http.StatusOK || out["id"] != acc["id"] {
+		t.Fatalf("token A reads its own job: %d %v", code, out)
+	}
+
+	// The callback errand sent for it is errand's own job.
+	s.waitFor(20*time.Second, "the callback", func() bool { return len(sink.got()) > 0 })
+	cb := "/api/jobs/callback-" + acc["id"].(string) + "-completed"
+	s.waitFor(10*time.Second, "the callback job to complete", func() bool {
+		info, err := asynq.NewInspectorFromRedisClient(s.redis.Client()).GetTaskInfo("default", strings.TrimPrefix(cb, "/api/jobs/"))
+		return err == nil && info.State == asynq.TaskStateCompleted
+	})
+	for _, tok := range []string{firstToken, secondToken} {
+		if code, out, _ := s.api("GET", cb, tok, ""); code != http.StatusNotFound {
+			t.Errorf("a token read errand's callback job: %d %v", code, out)
+		}
+	}
+
+	// A registration's jobs carry the user's email: no token reads them.
+	if code, _ := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+		t.Fatalf("registration: %d", code)
+	}
+	var ids []string
+	s.waitFor(10*time.Second, "the registration's jobs in Redis", func() bool {
+		ids = jobIDs(s, "emails", "notifications", "crm")
+		return len(ids) >= 3
+	})
+	for _, id := range ids {
+		for _, tok := range []string{firstToken, secondToken} {
+			if code, out, _ := s.api("GET", "/api/jobs/"+id, tok, ""); code != http.StatusNotFound {
+				t.Errorf("a token read registration job %s: %d %v", id, code, out)
+			}
+		}
+	}
+}
+
+// jobIDs lists the ids of every job Redis holds in queues, whatever its state.
+func jobIDs(s *stack, queues ...string) []string {
+	s.t.Helper()
+	ins := asynq.NewInspectorFromRedisClient(s.redis.Client())
+	var ids []string
+	for _, q := range queues {
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+			ins.ListPendingTasks, ins.ListScheduledTasks, ins.ListActiveTasks, ins.ListRetryTasks,
+			ins.ListCompletedTasks, ins.ListArchivedTasks,
+		} {
+			tasks, _ := list(q)
+			for _, t := range tasks {
+				ids = append(ids, t.ID)
+			}
+		}
+	}
+	return ids
 }

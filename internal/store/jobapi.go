@@ -44,10 +44,13 @@ type APIJob struct {
 	Envelope      queue.Envelope
 	CallbackURL   string
 	CallbackToken string
+	// TokenHash names the token that queued the job: the only one that may
+	// read its status (JobOwner).
+	TokenHash string
 	// Idempotency, when Key is set, keeps the answer for the key.
-	TokenHash, Key, BodyHash string
-	Status                   int
-	Response                 string
+	Key, BodyHash string
+	Status        int
+	Response      string
 }
 
 // SaveAPIJob queues the job (outbox), its callback and the answer for its
@@ -139,6 +142,10 @@ func (s *Store) saveBatch(batch []*saveReq) {
 					continue
 				}
 			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO api_jobs (job_id, token_hash, created_at) VALUES (?, ?, ?)`,
+				j.Envelope.ID, j.TokenHash, now.UnixMilli()); err != nil {
+				return fmt.Errorf("store: job owner: %w", err)
+			}
 			if j.CallbackURL != "" {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO job_callbacks (job_id, url, token, created_at) VALUES (?, ?, ?, ?)`,
 					j.Envelope.ID, j.CallbackURL, j.CallbackToken, now.UnixMilli()); err != nil {
@@ -167,6 +174,20 @@ func (s *Store) Callback(ctx context.Context, jobID string) (url, token string, 
 		return "", "", ErrNotFound
 	}
 	return url, token, err
+}
+
+// JobOwner returns the token hash that queued job id through the API, or
+// ErrNotFound for a job errand queued itself (or an unknown id).
+func (s *Store) JobOwner(ctx context.Context, jobID string) (string, error) {
+	var owner string
+	err := s.db.QueryRowContext(ctx, `SELECT token_hash FROM api_jobs WHERE job_id = ?`, jobID).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: job owner: %w", err)
+	}
+	return owner, nil
 }
 
 // OutboxJob returns a job still waiting in the outbox (not yet in Redis).

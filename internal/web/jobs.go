@@ -270,11 +270,28 @@ type jobStatus struct {
 	CompletedAt *time.Time `json:"completed_at"`
 }
 
-// handleJobStatus is GET /api/jobs/{id}.
+// handleJobStatus is GET /api/jobs/{id}. A token sees only the jobs it
+// queued: another client's job, or one errand queued itself (a welcome
+// email, a callback), answers as unknown, so ids cannot be probed.
 func (s *Server) handleJobStatus() http.Handler {
 	ins := asynq.NewInspectorFromRedisClient(s.Redis)
+	notFound := &problem{Status: http.StatusNotFound, Error: "no job with that id"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		caller, _ := r.Context().Value(tokenKey{}).(string)
+		owner, err := s.Store.JobOwner(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			notFound.send(w)
+			return
+		case err != nil:
+			s.Log.Error("api: job owner", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		case caller == "" || owner != caller:
+			notFound.send(w)
+			return
+		}
 		if e, err := s.Store.OutboxJob(r.Context(), id); err == nil {
 			// Accepted, not yet in Redis (the relay moves it shortly).
 			st := jobStatus{ID: e.ID, Type: e.Type, Queue: e.Queue, State: "pending", NextRunAt: &e.DueAt}
@@ -293,7 +310,7 @@ func (s *Server) handleJobStatus() http.Handler {
 			writeJSON(w, http.StatusOK, s.statusOf(t))
 			return
 		}
-		(&problem{Status: http.StatusNotFound, Error: "no job with that id"}).send(w)
+		notFound.send(w)
 	})
 }
 
