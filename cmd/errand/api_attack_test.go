@@ -174,3 +174,35 @@ func jobIDs(s *stack, queues ...string) []string {
 	}
 	return ids
 }
+
+// critical carries the developers' escalation emails: a client filling it
+// would hold them up.
+func TestAttackQueueOnCritical(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, toml: apiTOML + `
+[jobs."user:notify_staff"]
+queue = "critical"
+`})
+	for _, body := range []string{
+		`{"type":"ops:noop","payload":{},"queue":"critical"}`,
+		`{"type":"ops:noop","payload":{},"queue":"critical","delay":"1h"}`,
+		// A type whose default queue is critical is sent elsewhere or not at all.
+		`{"type":"user:notify_staff","payload":{"user_id":1,"email":"a@shop.test","first_name":"A","last_name":"B"}}`,
+	} {
+		code, out, _ := s.api("POST", "/api/jobs", firstToken, body)
+		fields, _ := out["fields"].(map[string]any)
+		if code != http.StatusUnprocessableEntity || fields["queue"] == nil {
+			t.Fatalf("%s: %d %v, want 422 naming queue", body, code, out)
+		}
+	}
+	if ids := jobIDs(s, "critical"); len(ids) != 0 {
+		t.Fatalf("jobs on critical: %v", ids)
+	}
+	code, out, _ := s.api("POST", "/api/jobs", firstToken,
+		`{"type":"user:notify_staff","queue":"notifications","payload":{"user_id":1,"email":"a@shop.test","first_name":"A","last_name":"B"}}`)
+	if code != http.StatusAccepted || out["queue"] != "notifications" {
+		t.Fatalf("on another queue: %d %v", code, out)
+	}
+	if ids := jobIDs(s, "critical"); len(ids) != 0 {
+		t.Fatalf("jobs on critical: %v", ids)
+	}
+}

@@ -22,6 +22,10 @@ import (
 // internalTypes cannot be queued through the API: errand queues them itself.
 var internalTypes = map[string]bool{queue.EscalateType: true, queue.CallbackType: true, "ops:reconcile_shipments": true}
 
+// reservedQueue carries the developers' escalation emails (see
+// queue.Digest): an API client filling it would delay them.
+const reservedQueue = "critical"
+
 // maxAPIDelay bounds how far ahead a job may be scheduled.
 const maxAPIDelay = 30 * 24 * time.Hour
 
@@ -127,6 +131,10 @@ func (j *jobRequest) Valid() map[string]string {
 		if _, ok := j.reg.Queues()[j.Queue]; !ok {
 			f["queue"] = "is not a configured queue"
 		}
+	}
+	// A type whose default queue is the reserved one must be sent elsewhere.
+	if q := j.Queue; q == reservedQueue || (q == "" && err == nil && def.Queue == reservedQueue) {
+		f["queue"] = "is reserved for errand's escalations; name another queue"
 	}
 	if j.CallbackURL != "" {
 		u, err := url.Parse(j.CallbackURL)
