@@ -7,6 +7,7 @@
 #
 #   scripts/dev.sh
 #   ERRAND_DEV_REDIS_PORT=6380 scripts/dev.sh   # when 6379 is taken
+#   ERRAND_DEV_API_TOKEN=... scripts/dev.sh      # another API token (16+ characters)
 #
 # Data lives in .dev/ (Redis AOF, SQLite database, caught mail), logs in
 # .dev/logs/<name>.log. Ctrl-C stops every process this script started, and
@@ -22,6 +23,9 @@ SMTP_PORT=1025
 MAILPIT_UI_PORT=8025
 HTTP_PORT=8080
 SANDBOX_PORT=8090
+# The API token of this machine's stack (PATCH /api/users/{id}, /api/jobs);
+# errand wants at least 16 characters. Never use it anywhere else.
+API_TOKEN=${ERRAND_DEV_API_TOKEN:-dev-api-token-0123456789}
 
 dev=$root/.dev
 logs=$dev/logs
@@ -33,6 +37,7 @@ die() {
 	exit 1
 }
 
+((${#API_TOKEN} >= 16)) || die "ERRAND_DEV_API_TOKEN must be at least 16 characters"
 if [[ ! $REDIS_PORT =~ ^[0-9]+$ ]] || ((REDIS_PORT < 1 || REDIS_PORT > 65535)); then
 	die "ERRAND_DEV_REDIS_PORT=$REDIS_PORT is not a port number"
 fi
@@ -313,6 +318,7 @@ errand_env=(
 	"ERRAND_SMTP__PORT=$SMTP_PORT"
 	"ERRAND_SMTP__TLS=none"
 	"ERRAND_DATABASE__URL=file:.dev/errand.db"
+	"ERRAND_API__TOKENS=$API_TOKEN"
 	# Final failures are emailed here, so the escalation shows up in the mail catcher too.
 	"ERRAND_ESCALATION__TO=${ERRAND_ESCALATION__TO:-developers@errand.local}"
 	# A short digest window, so the walk in README does not wait a minute for the email.
@@ -390,6 +396,16 @@ cat <<EOF
 Register a user; the welcome email shows up in the mail catcher about 5 s later:
 
   curl -sS -X POST localhost:$HTTP_PORT/api/users -H 'Content-Type: application/json' -d '{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","password":"correct horse battery"}'
+
+Change that user's name as the shop's backend does, with the API token (1 is the id the registration
+answered); the change goes to the CRM:
+
+  curl -sS -X PATCH localhost:$HTTP_PORT/api/users/1 -H 'Authorization: Bearer $API_TOKEN' -H 'Content-Type: application/json' -d '{"last_name":"King"}'
+
+Queue a job from any language, and read its status with the same token:
+
+  curl -sS -X POST localhost:$HTTP_PORT/api/jobs -H 'Authorization: Bearer $API_TOKEN' -H 'Content-Type: application/json' -d '{"type":"ops:noop","payload":{}}'
+  curl -sS localhost:$HTTP_PORT/api/jobs/<id> -H 'Authorization: Bearer $API_TOKEN'
 
 In another terminal, load the same settings for bin/errand commands:
 
