@@ -197,7 +197,7 @@ func TestGuardedErrorsNameNoInternalAddress(t *testing.T) {
 	closed := "http://" + l.Addr().String() + "/"
 	l.Close()
 	for target, want := range map[string][]string{
-		"http://errand-callback-test.invalid/": {"host not found", "host name lookup failed"},
+		"http://errand-callback-test.invalid/": {"host not found", "host name lookup failed", "timed out"},
 		closed:                                 {"connection refused"},
 	} {
 		resp, err := NewGuarded(5*time.Second, true).R().SetBody("{}").Post(target)
