@@ -323,6 +323,10 @@ errand_env=(
 	"ERRAND_ESCALATION__TO=${ERRAND_ESCALATION__TO:-developers@errand.local}"
 	# A short digest window, so the walk in README does not wait a minute for the email.
 	"ERRAND_ESCALATION__WINDOW=${ERRAND_ESCALATION__WINDOW:-10s}"
+	# Callbacks are signed with this secret; a receiver on this machine checks
+	# X-Errand-Signature with it. Loopback receivers are allowed here only.
+	"ERRAND_API__CALLBACK_SECRET=${ERRAND_API__CALLBACK_SECRET:-dev-callback-signing-secret}"
+	"ERRAND_API__ALLOW_PRIVATE_CALLBACKS=true"
 )
 if ((has_sandbox)); then
 	sandbox_url=http://127.0.0.1:$SANDBOX_PORT

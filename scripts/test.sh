@@ -101,9 +101,13 @@ section "fuzz (a short run of each target; seeds in testdata/fuzz)"
 # ends while a worker is mid-input on a loaded machine (go.dev/issue/75804,
 # fixed in Go 1.27). A count has no deadline to race.
 # FUZZTIME=500000x scripts/test.sh fuzzes longer.
-for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' internal/web/*_test.go | sed 's/^func //'); do
-	echo "$target"
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-20000x}" ./internal/web
-done
+# Every package's targets: -fuzz takes one target in one package at a time.
+while IFS= read -r file; do
+	dir=$(dirname "$file")
+	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //'); do
+		echo "$target ($dir)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-20000x}" "./$dir"
+	done
+done < <(grep -rl --include='*_test.go' '^func Fuzz' . | sed 's|^\./||' | sort)
 
 section "All checks passed"

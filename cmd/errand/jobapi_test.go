@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -172,16 +173,42 @@ func (c *callbackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ts := r.Header.Get("X-Errand-Timestamp")
-	mac := hmac.New(sha256.New, []byte("cb-token"))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	if r.Header.Get("X-Errand-Callback-Token") != "cb-token" || r.Header.Get("X-Errand-Signature") != hex.EncodeToString(mac.Sum(nil)) {
+	if r.Header.Get("X-Errand-Callback-Token") != "cb-token" || verifyCallback(r.Header.Get("X-Errand-Signature"), body, testCallbackSecret, time.Now()) != nil {
 		c.bad = append(c.bad, string(body))
 	}
 	var m map[string]any
 	_ = json.Unmarshal(body, &m)
 	c.calls = append(c.calls, m)
+}
+
+// verifyCallback is what a receiver does with X-Errand-Signature
+// ("t=<unix>,v1=<hex>"): recompute HMAC-SHA256(secret, t + "." + body),
+// compare in constant time, and refuse a t more than 5 minutes away.
+func verifyCallback(header string, body []byte, secret string, now time.Time) error {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return fmt.Errorf("malformed X-Errand-Signature %q", header)
+	}
+	if d := now.Sub(time.Unix(t, 0)); d > 5*time.Minute || d < -5*time.Minute {
+		return fmt.Errorf("signature timestamp %d is %s away", t, d)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	if !hmac.Equal([]byte(sig), []byte(hex.EncodeToString(mac.Sum(nil)))) {
+		return fmt.Errorf("signature does not match")
+	}
+	return nil
 }
 
 func (c *callbackSink) got() []map[string]any {

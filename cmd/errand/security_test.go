@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +16,21 @@ import (
 // password, which errand must use.
 func TestSecretsNeverLeak(t *testing.T) {
 	const password = "Tr0ub4dor&3-never-leak"
-	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.Password("redis-pass-never-leak")}, toml: `
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.Password("redis-pass-never-leak")}, toml: apiTOML + `
 [jobs."user:welcome_email"]
 delay = "0s"
 `})
+	// A signed callback, so what a callback carries is scanned too.
+	var callbacks syncBuffer
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_ = r.Header.Write(&callbacks)
+		_, _ = callbacks.Write(body)
+	}))
+	defer receiver.Close()
+	if code, out, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+receiver.URL+`"}`); code != http.StatusAccepted {
+		t.Fatalf("enqueue with a callback: %d %v", code, out)
+	}
 	code, body := s.post("/api/users", map[string]any{"email": "ada@shop.test", "first_name": "Ada", "last_name": "L", "password": password})
 	if code != http.StatusCreated {
 		t.Fatalf("register: %d %v", code, body)
@@ -31,9 +43,10 @@ delay = "0s"
 	s.smtp.RejectRecipients("@bounce.test", 550, "no")
 	s.post("/api/users", map[string]any{"email": "gone@bounce.test", "first_name": "G", "last_name": "L", "password": password})
 	s.waitFor(20*time.Second, "the escalation", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
+	s.waitFor(20*time.Second, "the callback", func() bool { return strings.Contains(callbacks.String(), "X-Errand-Signature") })
 
 	secrets := []string{password, "redis-pass-never-leak", "tidio-client-secret", "shpat_test_token", "mabang-app-secret",
-		"fulfillment-callback-secret", "shopify-webhook-secret", "123456:test-bot-token"}
+		"fulfillment-callback-secret", "shopify-webhook-secret", "123456:test-bot-token", testCallbackSecret}
 	var places []struct{ name, text string }
 	add := func(name, text string) { places = append(places, struct{ name, text string }{name, text}) }
 	keys := s.redisText()
@@ -43,6 +56,7 @@ delay = "0s"
 	for k, text := range keys {
 		add("redis key "+k, text)
 	}
+	add("callback", callbacks.String())
 	add("serve log", s.serve.String())
 	add("worker log", s.worker.String())
 	for _, m := range s.smtp.Messages() {

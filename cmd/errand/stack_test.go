@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,26 @@ type stackOptions struct {
 	notifyKind  string                          // [notify] kind; "slack" when empty
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
+	// publicCallbacksOnly sets api.allow_private_callbacks = false: callbacks
+	// to loopback, where every test receiver listens, are refused.
+	publicCallbacksOnly bool
+	noCallbackSecret    bool // leaves api.callback_secret empty
+}
+
+// testCallbackSecret is api.callback_secret, which signs the callbacks.
+const testCallbackSecret = "callback-secret-never-leak-0123"
+
+// apiHeader is an [api] table's header line.
+var apiHeader = regexp.MustCompile(`(?m)^[ \t]*\[api\][ \t]*$`)
+
+// withAPIKeys adds keys to the [api] table of a test's extra TOML, or adds
+// the table: TOML allows a table to be defined only once.
+func withAPIKeys(extra, keys string) string {
+	loc := apiHeader.FindStringIndex(extra)
+	if loc == nil {
+		return extra + "\n[api]\n" + keys
+	}
+	return extra[:loc[1]] + "\n" + keys + extra[loc[1]:]
 }
 
 // serviceSecretsTOML points every service at the sandbox (SANDBOX is replaced
@@ -179,7 +200,7 @@ password = %q
 [log]
 level = "debug"
 `, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
-		secrets + o.toml
+		secrets + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -200,6 +221,16 @@ level = "debug"
 		}
 	})
 	return s
+}
+
+// apiKeys are the harness's [api] settings: callbacks signed, and allowed to
+// loopback unless the test attacks that.
+func apiKeys(o stackOptions) string {
+	secret := testCallbackSecret
+	if o.noCallbackSecret {
+		secret = ""
+	}
+	return fmt.Sprintf("callback_secret = %q\nallow_private_callbacks = %v\n", secret, !o.publicCallbacksOnly)
 }
 
 // start runs an errand command in this process until the test ends.

@@ -2,7 +2,8 @@
 // it calls (Slack, Telegram, Tidio, the fulfillment gateway, Shopify): timeouts
 // from config, a User-Agent, no client-level retries (they would hide attempts
 // from the failure policy), and the one place where an HTTP status becomes an
-// error class and a Retry-After header becomes a wait.
+// error class and a Retry-After header becomes a wait. URLs that a caller of
+// errand chose (callbacks) go through NewGuarded instead (guard.go).
 package outbound
 
 import (

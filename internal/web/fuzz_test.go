@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/outbound"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/jobs"
 )
@@ -114,15 +115,20 @@ func FuzzJobRequest(f *testing.F) {
 	f.Add([]byte(`{"type":"ops:noop","payload":{},"delay":"5s"}`))
 	f.Add([]byte(`{"type":"user:welcome_email","payload":{"email":"x"},"delay":3.5,"queue":"emails"}`))
 	f.Add([]byte(`{"type":"ops:noop","callback_url":"http://x","callback_token":"t"}`))
+	f.Add([]byte(`{"type":"ops:noop","callback_url":"http://[::ffff:127.0.0.1]:8080/x"}`))
+	cfg := &config.Config{API: config.API{CallbackSecret: "callback-secret-0123456789"}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var j jobRequest
 		if json.Unmarshal(body, &j) != nil {
 			return
 		}
-		j.reg = reg
+		j.reg, j.cfg = reg, cfg
 		if len(j.Valid()) == 0 {
 			if j.delay < 0 || j.delay > maxAPIDelay || internalTypes[j.Type] {
 				t.Fatalf("accepted %s", body)
+			}
+			if j.CallbackURL != "" && outbound.CheckCallbackURL(j.CallbackURL, false) != nil {
+				t.Fatalf("accepted a callback_url the guard refuses: %s", body)
 			}
 			if _, err := reg.PrepareRaw(j.Type, j.Payload); err != nil {
 				t.Fatalf("accepted a request whose payload does not decode: %s: %v", body, err)

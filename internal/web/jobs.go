@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/outbound"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/hibiken/asynq"
@@ -89,6 +90,7 @@ type jobRequest struct {
 
 	delay time.Duration
 	reg   *queue.Registry
+	cfg   *config.Config
 }
 
 // Valid implements validator.
@@ -137,9 +139,12 @@ func (j *jobRequest) Valid() map[string]string {
 		f["queue"] = "is reserved for errand's escalations; name another queue"
 	}
 	if j.CallbackURL != "" {
-		u, err := url.Parse(j.CallbackURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			f["callback_url"] = "must be an absolute http(s) URL"
+		// The URL is checked as given; names are resolved only when the
+		// callback connects, where the guarded client checks the address.
+		if j.cfg.API.CallbackSecret == "" {
+			f["callback_url"] = "callbacks need api.callback_secret set on the server"
+		} else if err := outbound.CheckCallbackURL(j.CallbackURL, j.cfg.API.AllowPrivateCallbacks); err != nil {
+			f["callback_url"] = err.Error()
 		}
 		if len(j.CallbackToken) > 500 {
 			f["callback_token"] = "must be at most 500 characters"
@@ -197,6 +202,7 @@ func (s *Server) handleEnqueue() http.Handler {
 			return
 		}
 		in.reg = s.Registry
+		in.cfg = s.Config
 		if f := in.Valid(); len(f) > 0 {
 			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: f}).send(w)
 			return
