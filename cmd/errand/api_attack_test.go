@@ -91,10 +91,7 @@ func TestAttackJobAPIWithForgedToken(t *testing.T) {
 // Token B guesses or learns token A's job id; errand's own jobs (a
 // registration's emails, the callback jobs) are no client's.
 func TestAttackReadJobOfAnotherToken(t *testing.T) {
-	s := startStack(t, stackOptions{toml: apiTOML + `
-callback_secret = "callback-secret-0123456789"
-allow_private_callbacks = true
-`})
+	s := startStack(t, stackOptions{toml: apiTOML})
 	sink := &callbackSink{}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
