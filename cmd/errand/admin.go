@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,15 +10,92 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 )
 
+// printJSON writes v as indented JSON. encoding/json escapes C0 controls but
+// writes DEL, C1 controls and bidi controls raw, and a terminal acts on those
+// when the output is read there (or through jq): they are escaped too, which
+// leaves the JSON's meaning unchanged.
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	// The only C0 characters left are the indentation's newlines.
+	rawInJSON := func(r rune) bool { return r >= 0x7f && unsafeForTerminal(r) }
+	out := buf.String()
+	if strings.IndexFunc(out, rawInJSON) >= 0 {
+		var b strings.Builder
+		for _, r := range out {
+			if rawInJSON(r) {
+				fmt.Fprintf(&b, `\u%04x`, r)
+				continue
+			}
+			b.WriteRune(r)
+		}
+		out = b.String()
+	}
+	_, err := io.WriteString(w, out)
+	return err
+}
+
+// unsafeForTerminal reports the characters a terminal acts on instead of
+// showing: C0 controls, DEL, C1 controls (U+0080–U+009F; some terminals take
+// U+009B as CSI), the line and paragraph separators, and the bidi embedding,
+// override and isolate controls, which reorder what is shown (Trojan Source).
+func unsafeForTerminal(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+// termSafe returns s ready for a table on a terminal: text that came from
+// outside (job types, queue names, error texts, written by API clients or
+// third parties) shows every control character as a visible escape (ESC as
+// \x1b, U+202E as \u202e) and a byte that is not UTF-8 as \xNN, so none of
+// it can move the cursor, retitle the window, clear the screen or reorder the
+// line.
+func termSafe(s string) string {
+	clean := true
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if unsafeForTerminal(r) || r == utf8.RuneError && n == 1 {
+			clean = false
+			break
+		}
+		i += n
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeForTerminal(r) && r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeForTerminal(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -44,7 +122,7 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tPENDING\tSCHEDULED\tRETRY\tACTIVE\tFAILED\tDONE TODAY\tFAILED TODAY\tLATENCY\t")
 	for _, s := range stats {
-		name := s.Queue
+		name := termSafe(s.Queue)
 		if s.Paused {
 			name += " (paused)"
 		}
@@ -117,7 +195,7 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			if j.MaxAttempts > 0 {
 				attempts = fmt.Sprintf("%d/%d", j.Attempts, j.MaxAttempts)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Type, j.Queue, attempts,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(j.ID), termSafe(j.Type), termSafe(j.Queue), attempts,
 				j.FailedAt.Local().Format("2006-01-02 15:04:05"), oneLine(j.Error, 100))
 		}
 		return tw.Flush()
@@ -125,7 +203,7 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		if *all {
 			done, err := ins.RetryAll(ctx, *qname)
 			for _, p := range done {
-				fmt.Fprintf(stdout, "%s queued again as %s\n", p[0], p[1])
+				fmt.Fprintf(stdout, "%s queued again as %s\n", termSafe(p[0]), termSafe(p[1]))
 			}
 			if err != nil {
 				return err
@@ -141,7 +219,7 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s queued again as %s, with its full attempts.\n", id, nid)
+		fmt.Fprintf(stdout, "%s queued again as %s, with its full attempts.\n", termSafe(id), termSafe(nid))
 		return nil
 	case "forget":
 		id, err := needID()
@@ -151,7 +229,7 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		if err := ins.Forget(ctx, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s removed from the failed list.\n", id)
+		fmt.Fprintf(stdout, "%s removed from the failed list.\n", termSafe(id))
 		return nil
 	default: // flush
 		n, err := ins.Flush(ctx)
@@ -163,8 +241,11 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	}
 }
 
+// oneLine fits text from outside into one table cell: runs of white space
+// (newlines, CR, tabs) become one space, other controls are escaped
+// (termSafe), and the result is cut at max characters.
 func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = termSafe(strings.Join(strings.Fields(s), " "))
 	if r := []rune(s); len(r) > max {
 		return string(r[:max-1]) + "…"
 	}
@@ -219,7 +300,7 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if err := client.Enqueue(ctx, e); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "queued %s %s on %s, due %s\n", e.Type, e.ID, e.Queue, e.DueAt.Local().Format("15:04:05.000"))
+	fmt.Fprintf(stdout, "queued %s %s on %s, due %s\n", termSafe(e.Type), termSafe(e.ID), termSafe(e.Queue), e.DueAt.Local().Format("15:04:05.000"))
 	return nil
 }
 

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -141,14 +144,48 @@ func (a *app) close() {
 	}
 }
 
-// pingRedis fails with a clear message when Redis cannot be reached.
+// pingRedis fails with a clear message when Redis cannot be reached, or
+// answers but turns errand away (a *redisRefusedError).
 func (a *app) pingRedis(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		if check := refusalSettings(err); check != "" {
+			return &redisRefusedError{addr: a.cfg.Redis.Addr, why: redactErr(err), check: check}
+		}
 		return fmt.Errorf("cannot reach Redis at %s: %v", a.cfg.Redis.Addr, redactErr(err))
 	}
 	return nil
+}
+
+// redisRefusedError is a Redis that answered but refused errand's login or
+// certificate. Unlike a Redis that is down, waiting does not help: serve and
+// worker stop with it instead of retrying.
+type redisRefusedError struct{ addr, why, check string }
+
+func (e *redisRefusedError) Error() string {
+	return fmt.Sprintf("Redis at %s refused errand (%s): check %s", e.addr, e.why, e.check)
+}
+
+// refusalSettings names the settings to check when err is Redis (or its TLS
+// layer) turning errand away, or returns "".
+func refusalSettings(err error) string {
+	msg := err.Error()
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"):
+		return "redis.username and redis.password"
+	case strings.HasPrefix(msg, "NOPERM"):
+		return "the permissions of the ACL user redis.username"
+	case strings.Contains(msg, "tls: certificate required"), strings.Contains(msg, "tls: bad certificate"),
+		strings.Contains(msg, "tls: unknown certificate authority"), strings.Contains(msg, "tls: certificate unknown"):
+		// The server's alert about errand's own (missing or untrusted) certificate.
+		return "redis.tls_cert_file and redis.tls_key_file (Redis asks for a client certificate its CA signed)"
+	case errors.As(err, &verify), errors.As(err, &unknownCA):
+		return "redis.tls_ca_file (errand does not trust Redis's certificate)"
+	}
+	return ""
 }
 
 func redactErr(err error) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +45,10 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		a.log.Info("database migrated", "versions", fmt.Sprint(applied))
 	}
 	if err := a.pingRedis(ctx); err != nil {
+		var refused *redisRefusedError
+		if errors.As(err, &refused) {
+			return err
+		}
 		// Requests are still taken: their jobs wait in the outbox.
 		a.log.Warn("Redis is unreachable; jobs wait in the database until it is back", "error", err.Error())
 	}

@@ -182,7 +182,7 @@ addr = %q
 password = %q
 tls = %v
 tls_ca_file = %q
-[http]
+`+redisLoginTOML(s.redis)+`[http]
 addr = %q
 public_url = %q
 [database]

@@ -125,7 +125,7 @@ func TestShopifyOrdersPaidWebhook(t *testing.T) {
 	}
 	// Malformed JSON, correctly signed: 400; an order without an id: 422.
 	for body, want := range map[string]int{`{"id":`: 400, `{"name":"#1"}`: 422} {
-		h := http.Header{"X-Shopify-Hmac-Sha256": {shopifySign(secret, []byte(body))}}
+		h := http.Header{"X-Shopify-Hmac-Sha256": {shopifySign(secret, []byte(body))}, "X-Shopify-Topic": {"orders/paid"}}
 		if status, _ := s.postRaw("/webhooks/shopify/orders-paid", []byte(body), h); status != want {
 			t.Fatalf("%s: %d, want %d", body, status, want)
 		}

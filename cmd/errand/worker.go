@@ -52,6 +52,10 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		if err == nil {
 			break
 		}
+		var refused *redisRefusedError
+		if errors.As(err, &refused) {
+			return err
+		}
 		a.log.Warn("waiting for Redis", "error", err.Error())
 		select {
 		case <-ctx.Done():

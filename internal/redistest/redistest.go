@@ -41,9 +41,12 @@ const (
 type Option func(*options)
 
 type options struct {
-	appendOnly bool
-	password   string
-	tls        bool
+	appendOnly  bool
+	password    string
+	tls         bool
+	clientCerts bool
+	aclUser     string
+	aclPassword string
 }
 
 // AppendOnly turns on the append-only file with appendfsync always, so every
@@ -55,6 +58,14 @@ func AppendOnly() Option {
 // Password makes the server require AUTH with the given password.
 func Password(password string) Option {
 	return func(o *options) { o.password = password }
+}
+
+// ACLUser adds the Redis ACL user name with the given password and every
+// permission, and turns the default user off (unless Password gives it a
+// password of its own), so only a client that logs in as name gets in.
+// Client, Username and Password then use this user.
+func ACLUser(name, password string) Option {
+	return func(o *options) { o.aclUser, o.aclPassword = name, password }
 }
 
 // Server is a running redis-server child process owned by one test.
@@ -110,8 +121,17 @@ func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
-// Password is the password the server requires, or "" if none.
+// Username is the ACL user Client logs in as, or "" for the default user.
+func (s *Server) Username() string {
+	return s.opts.aclUser
+}
+
+// Password is the password Client logs in with: the ACL user's, else the
+// one the default user requires, or "" if none.
 func (s *Server) Password() string {
+	if s.opts.aclUser != "" {
+		return s.opts.aclPassword
+	}
 	return s.opts.password
 }
 
@@ -199,9 +219,13 @@ func (s *Server) start() error {
 				return fmt.Errorf("certificates: %w", err)
 			}
 		}
+		authClients := "no"
+		if s.opts.clientCerts {
+			authClients = "yes"
+		}
 		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
 			"--tls-cert-file", "server.pem", "--tls-key-file", "server.key",
-			"--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"}
+			"--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", authClients}
 	}
 	args := []string{
 		"--bind", "127.0.0.1",
@@ -219,6 +243,13 @@ func (s *Server) start() error {
 	}
 	if s.opts.password != "" {
 		args = append(args, "--requirepass", s.opts.password)
+	}
+	if s.opts.aclUser != "" {
+		// Each --user is one ACL rule line, as in redis.conf.
+		args = append(args, "--user", s.opts.aclUser, "on", ">"+s.opts.aclPassword, "~*", "&*", "+@all")
+		if s.opts.password == "" {
+			args = append(args, "--user", "default", "off")
+		}
 	}
 
 	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -350,7 +381,8 @@ func (s *Server) newClient(maxRetries int) *redis.Client {
 		Addr:            s.Addr(),
 		MaxRetries:      maxRetries,
 		DialerRetries:   dialRetries,
-		Password:        s.opts.password,
+		Username:        s.Username(),
+		Password:        s.Password(),
 		TLSConfig:       s.TLSConfig(),
 		DisableIdentity: true, // CLIENT SETINFO is unknown before Redis 7.2
 		DialTimeout:     time.Second,

@@ -141,3 +141,57 @@ func TestTLS(t *testing.T) {
 		t.Fatal("a plain-text client was answered by a TLS-only server")
 	}
 }
+
+func TestACLUser(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.ACLUser("errand", "acl-pass"))
+	if srv.Username() != "errand" || srv.Password() != "acl-pass" {
+		t.Fatalf("Username, Password = %q, %q", srv.Username(), srv.Password())
+	}
+	if err := srv.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET as the ACL user: %v", err)
+	}
+	// The default user is off: neither no login nor its name with the right
+	// password gets in.
+	for name, o := range map[string]*redis.Options{
+		"no login":     {Addr: srv.Addr()},
+		"default user": {Addr: srv.Addr(), Password: "acl-pass"},
+		"wrong pass":   {Addr: srv.Addr(), Username: "errand", Password: "nope"},
+	} {
+		o.DisableIdentity, o.MaxRetries = true, -1
+		c := redis.NewClient(o)
+		err := c.Get(ctx, "k").Err()
+		c.Close()
+		if err == nil || !strings.Contains(err.Error(), "NOAUTH") && !strings.Contains(err.Error(), "WRONGPASS") {
+			t.Errorf("%s: GET err = %v, want NOAUTH or WRONGPASS", name, err)
+		}
+	}
+	// The ACL user survives a restart (it is on the command line).
+	srv.Restart()
+	if got, err := srv.Client().Ping(ctx).Result(); err != nil || got != "PONG" {
+		t.Fatalf("PING after restart: %q, %v", got, err)
+	}
+}
+
+func TestClientCerts(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.ClientCerts())
+	if err := srv.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET with the client certificate: %v", err)
+	}
+	if len(srv.TLSConfig().Certificates) != 1 {
+		t.Fatal("TLSConfig presents no client certificate")
+	}
+	// Trusting the server is not enough: without a certificate of its own a
+	// client is turned away.
+	noCert := srv.TLSConfig()
+	noCert.Certificates = nil
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: noCert, DisableIdentity: true, MaxRetries: -1,
+		DialTimeout: time.Second, ReadTimeout: time.Second})
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("a client without a certificate was answered")
+	} else {
+		t.Logf("without a client certificate: %v", err)
+	}
+}

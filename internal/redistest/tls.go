@@ -22,6 +22,20 @@ func TLS() Option {
 	return func(o *options) { o.tls = true }
 }
 
+// ClientCerts makes a TLS server (it implies TLS) that requires every client
+// to present a certificate signed by the test CA (tls-auth-clients yes);
+// ClientCertFile and ClientKeyFile are one, and TLSConfig presents it.
+func ClientCerts() Option {
+	return func(o *options) { o.tls, o.clientCerts = true, true }
+}
+
+// ClientCertFile is the PEM file of a client certificate signed by the test
+// CA (TLS servers only).
+func (s *Server) ClientCertFile() string { return filepath.Join(s.dir, "client.pem") }
+
+// ClientKeyFile is the PEM file of ClientCertFile's private key.
+func (s *Server) ClientKeyFile() string { return filepath.Join(s.dir, "client.key") }
+
 // CAFile is the PEM file of the CA that signed the server's certificate
 // (TLS servers only).
 func (s *Server) CAFile() string { return filepath.Join(s.dir, "ca.pem") }
@@ -36,10 +50,17 @@ func (s *Server) TLSConfig() *tls.Config {
 	if err == nil {
 		pool.AppendCertsFromPEM(ca)
 	}
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	c := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if s.opts.clientCerts {
+		if pair, err := tls.LoadX509KeyPair(s.ClientCertFile(), s.ClientKeyFile()); err == nil {
+			c.Certificates = []tls.Certificate{pair}
+		}
+	}
+	return c
 }
 
-// writeCerts makes a CA and a server certificate for 127.0.0.1 in dir.
+// writeCerts makes a CA, a server certificate for 127.0.0.1 and a client
+// certificate in dir.
 func writeCerts(dir string) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -73,10 +94,29 @@ func writeCerts(dir string) error {
 	if err != nil {
 		return err
 	}
+	cliKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	cliTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "errand"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cliDER, err := x509.CreateCertificate(rand.Reader, cliTmpl, caTmpl, &cliKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	cliKeyDER, err := x509.MarshalECPrivateKey(cliKey)
+	if err != nil {
+		return err
+	}
 	for name, block := range map[string]*pem.Block{
 		"ca.pem":     {Type: "CERTIFICATE", Bytes: caDER},
 		"server.pem": {Type: "CERTIFICATE", Bytes: srvDER},
 		"server.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+		"client.pem": {Type: "CERTIFICATE", Bytes: cliDER},
+		"client.key": {Type: "EC PRIVATE KEY", Bytes: cliKeyDER},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)

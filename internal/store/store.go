@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +49,9 @@ func Open(url string) (*Store, error) {
 	// WAL lets readers run beside the writer; IMMEDIATE transactions take the
 	// write lock at BEGIN, so two writers wait for each other (busy_timeout)
 	// instead of failing half-way.
+	if err := restrictFiles(dsn); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", url, err)
+	}
 	dsn += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -58,6 +63,67 @@ func Open(url string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w (does its directory exist, and may errand write there?)", url, err)
 	}
 	return &Store{db: db, writer: make(chan struct{}, 1), saves: make(chan *saveReq), closed: make(chan struct{})}, nil
+}
+
+// restrictFiles makes the database file, and the -wal, -shm and -journal
+// files beside it, readable by errand's user only: they hold bcrypt hashes,
+// personal data and callback tokens. SQLite creates the -wal and -shm files
+// with the main file's mode, so the main file is created 0600 before SQLite
+// opens it; files left wider by an older errand are tightened.
+func restrictFiles(dsn string) error {
+	path, ok := dbPath(dsn)
+	if !ok {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrExist):
+	default:
+		return fmt.Errorf("create %s: %w (does its directory exist, and may errand write there?)", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			if err := os.Chmod(p, mode&0o700); err != nil {
+				return fmt.Errorf("%s is readable by other users (mode %#o) and errand cannot change that: %w", p, mode, err)
+			}
+		}
+	}
+	return nil
+}
+
+// dbPath returns the file a SQLite URI names ("file:errand.db",
+// "file:///var/lib/errand/errand.db?cache=shared"), decoded as SQLite decodes
+// it, and false for an in-memory or read-only database.
+func dbPath(dsn string) (string, bool) {
+	rest := strings.TrimPrefix(dsn, "file:")
+	rest, query, _ := strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, "#")
+	if after, ok := strings.CutPrefix(rest, "//"); ok {
+		// file://localhost/path or file:///path: the authority is not part
+		// of the path (SQLite refuses any other authority).
+		_, p, _ := strings.Cut(after, "/")
+		rest = "/" + p
+	}
+	path, err := neturl.PathUnescape(rest)
+	if err != nil || path == "" || path == ":memory:" {
+		return "", false
+	}
+	params, _ := neturl.ParseQuery(query)
+	if mode := params.Get("mode"); mode == "memory" || mode == "ro" || params.Get("vfs") == "memdb" {
+		return "", false
+	}
+	return path, true
 }
 
 // Close closes the database.

@@ -43,6 +43,7 @@ func FuzzTrackingCallback(f *testing.F) {
 	f.Add([]byte(`{"order_no":"820982911946154508","tracking_number":"1Z9","carrier":"UPS","tracking_url":"https://ups.test/1Z9","shipped_at":"2026-11-23T10:00:00Z"}`), ts, "")
 	f.Add([]byte(`{"order_no":-1}`), "abc", "zz")
 	f.Add([]byte(`[`), "", "")
+	f.Add([]byte(`null`), ts, "")
 	f.Fuzz(func(t *testing.T, body []byte, timestamp, sig string) {
 		m := hmac.New(sha256.New, []byte("s3cret"))
 		m.Write([]byte(timestamp + "."))
@@ -67,6 +68,7 @@ func FuzzOrderPaid(f *testing.F) {
 	f.Add([]byte(`{"id":820982911946154508,"name":"#1001","email":"a@b.test"}`))
 	f.Add([]byte(`{"id":"12"}`))
 	f.Add([]byte(`{"id":1e400}`))
+	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var o shopifyOrder
 		_ = json.Unmarshal(body, &o)
@@ -116,6 +118,7 @@ func FuzzJobRequest(f *testing.F) {
 	f.Add([]byte(`{"type":"user:welcome_email","payload":{"email":"x"},"delay":3.5,"queue":"emails"}`))
 	f.Add([]byte(`{"type":"ops:noop","callback_url":"http://x","callback_token":"t"}`))
 	f.Add([]byte(`{"type":"ops:noop","callback_url":"http://[::ffff:127.0.0.1]:8080/x"}`))
+	f.Add([]byte(`null`))
 	cfg := &config.Config{API: config.API{CallbackSecret: "callback-secret-0123456789"}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var j jobRequest
@@ -140,6 +143,7 @@ func FuzzJobRequest(f *testing.F) {
 func FuzzRegistration(f *testing.F) {
 	f.Add([]byte(`{"email":"ada@shop.test","first_name":"Ada","last_name":"L","password":"correct horse"}`))
 	f.Add([]byte(`{"email":"<a@b>","first_name":" ","password":"x"}`))
+	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var r registration
 		if json.Unmarshal(body, &r) != nil {

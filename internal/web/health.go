@@ -17,7 +17,9 @@ func handleHealth() http.Handler {
 
 // handleReady answers 200 when Redis and the database both answer, else 503
 // naming what is down. Requests are still taken while Redis is down (jobs wait
-// in the outbox), but a load balancer should know.
+// in the outbox), but a load balancer should know. /readyz is public, so the
+// answer names only what is down; the error itself, with its addresses and
+// paths, goes to the log.
 func (s *Server) handleReady() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -25,10 +27,12 @@ func (s *Server) handleReady() http.Handler {
 		status := http.StatusOK
 		out := map[string]string{"redis": "ok", "database": "ok"}
 		if err := s.Redis.Ping(ctx).Err(); err != nil {
-			status, out["redis"] = http.StatusServiceUnavailable, "unreachable: "+err.Error()
+			status, out["redis"] = http.StatusServiceUnavailable, "unreachable"
+			s.Log.Warn("readyz: Redis does not answer", "error", err.Error())
 		}
 		if err := s.Store.Ping(ctx); err != nil {
-			status, out["database"] = http.StatusServiceUnavailable, "unreachable: "+err.Error()
+			status, out["database"] = http.StatusServiceUnavailable, "unreachable"
+			s.Log.Warn("readyz: the database does not answer", "error", err.Error())
 		}
 		writeJSON(w, status, out)
 	})

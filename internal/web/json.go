@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,9 @@ func decode[T validator](w http.ResponseWriter, r *http.Request) (T, []byte, *pr
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return v, nil, &problem{Status: http.StatusUnsupportedMediaType, Error: "Content-Type must be application/json"}
 	}
+	if p := notObject(body); p != nil {
+		return v, nil, p
+	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
@@ -72,6 +76,18 @@ func decode[T validator](w http.ResponseWriter, r *http.Request) (T, []byte, *pr
 		return v, nil, &problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: fields}
 	}
 	return v, body, nil
+}
+
+// notObject refuses a body that is valid JSON but not an object: `null` would
+// leave a pointer T nil (and Valid would panic on it), and `[]`, `"x"` or `1`
+// are no request errand takes. Malformed JSON is left to the decoder, whose
+// error says where it broke.
+func notObject(body []byte) *problem {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '{' || !json.Valid(body) {
+		return nil
+	}
+	return &problem{Status: http.StatusBadRequest, Error: "request body must be a JSON object"}
 }
 
 func jsonKind(k string) string {

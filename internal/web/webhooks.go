@@ -63,6 +63,9 @@ func validCallbackSignature(secret string, body []byte, timestamp, signature str
 	return true, ""
 }
 
+// shopifyTopicOrdersPaid is the only X-Shopify-Topic the orders-paid URL takes.
+const shopifyTopicOrdersPaid = "orders/paid"
+
 // shopifyOrder is the part of the orders/paid payload errand reads; the whole
 // body is saved as it came.
 type shopifyOrder struct {
@@ -83,6 +86,25 @@ func (s *Server) handleOrdersPaid() http.Handler {
 		}
 		if !validShopifyHMAC(s.Config.Shopify.WebhookSecret, body, r.Header.Get("X-Shopify-Hmac-Sha256")) {
 			(&problem{Status: http.StatusUnauthorized, Error: "invalid or missing X-Shopify-Hmac-Sha256"}).send(w)
+			return
+		}
+		// Every topic of a shop is signed with the same secret, so a
+		// signature alone does not make a refund or a new unpaid order a
+		// paid one. A wrong topic here is a misconfigured subscription:
+		// 400 shows it in Shopify's delivery log, and nothing is stored.
+		if topic := strings.TrimSpace(r.Header.Get("X-Shopify-Topic")); topic != shopifyTopicOrdersPaid {
+			why := "X-Shopify-Topic is missing; this URL takes only " + shopifyTopicOrdersPaid
+			if topic != "" {
+				if len(topic) > 64 {
+					topic = topic[:64] + "…"
+				}
+				why = "X-Shopify-Topic is " + strconv.Quote(topic) + "; this URL takes only " + shopifyTopicOrdersPaid
+			}
+			(&problem{Status: http.StatusBadRequest, Error: why}).send(w)
+			return
+		}
+		if p := notObject(body); p != nil {
+			p.send(w)
 			return
 		}
 		var o shopifyOrder
@@ -165,6 +187,10 @@ func (s *Server) handleTrackingCallback() http.Handler {
 		}
 		if ok, why := validCallbackSignature(s.Config.Fulfill.CallbackSecret, body, r.Header.Get("X-Timestamp"), r.Header.Get("X-Signature"), time.Now()); !ok {
 			(&problem{Status: http.StatusUnauthorized, Error: why}).send(w)
+			return
+		}
+		if p := notObject(body); p != nil {
+			p.send(w)
 			return
 		}
 		var c trackingCallback
