@@ -28,6 +28,10 @@ var secretWords = []string{
 	"authorization", "auth", "cookie", "session", "signature", "credential",
 }
 
+// notSecret are keys that contain a secret word and name no secret: the
+// status "Unauthorized: …" opens many a service's error text.
+var notSecret = map[string]bool{"unauthorized": true, "unauthorised": true}
+
 // Redactor masks secrets in what errand shows of a job outside the worker:
 // payloads and error texts in escalation emails, failure log lines, callbacks
 // and the job's stored last error. The zero value and nil use secretWords.
@@ -69,6 +73,9 @@ func (r *Redactor) IsSecretKey(k string) bool {
 		words = r.words
 	}
 	n := normaliseKey(k)
+	if notSecret[n] {
+		return false
+	}
 	for _, w := range words {
 		if strings.Contains(n, w) {
 			return true

@@ -115,6 +115,7 @@ func TestRedactErrorText(t *testing.T) {
 	for _, plain := range []string{
 		"smtp: 550 5.1.1 mailbox unavailable",
 		"basic validation failed: email: must not be empty",
+		"tidio: find contact: HTTP 401: unauthorized: wrong client id",
 		"timed out after 1m0s: context deadline exceeded",
 		`invalid payload: field "email" must be string, not number`,
 	} {
