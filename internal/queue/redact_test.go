@@ -124,3 +124,28 @@ func TestRedactErrorText(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a payload or an error text holds, the redactor neither panics nor
+// shows more than maxShown bytes of valid UTF-8, and a secret written first
+// as password=… stays masked whatever follows it.
+func FuzzRedactor(f *testing.F) {
+	for _, seed := range []string{
+		"", "{}", `{"password":"x"}`, `[{"name":"Cookie","value":"v"}]`, "a=b&token=c", "Authorization: Bearer x",
+		"Basic YTpi", "https://u:p@h/", `"\"key\":\"v\""`, "bad\xff", `{"a":[{"b":{"secret":1}}]}`, "x='", `\"`,
+	} {
+		f.Add(seed)
+	}
+	r := NewRedactor([]string{"pin"})
+	const secret = "s3cr3tvalue"
+	f.Fuzz(func(t *testing.T, in string) {
+		for _, out := range []string{r.Text(in), r.Payload([]byte(in))} {
+			if !utf8.ValidString(out) || len(out) > maxShown+len("…") {
+				t.Fatalf("%q shown as %q", in, out)
+			}
+		}
+		out := r.Text("password=" + secret + " " + in)
+		if strings.Count(out, secret) > strings.Count(in, secret) {
+			t.Fatalf("the leading secret survived: %q", out)
+		}
+	})
+}
