@@ -145,10 +145,11 @@ var (
 	basic = regexp.MustCompile(`(?i)\b(basic\s+)([A-Za-z0-9+/_\-]+=*)`)
 	// keyValue is key=value, key: value, "key":"value", key='value', with
 	// the key optionally quoted (also \"key\" inside a quoted JSON text) and
-	// an optional auth scheme before the value (Authorization: Token abc).
+	// an optional auth scheme before the value (Authorization: Token abc). A
+	// quote left open runs to the end: a cut text still hides its secret.
 	keyValue = regexp.MustCompile(`(\\?["']?)([A-Za-z0-9_.\-]+)(\\?["']?\s*[:=]\s*)` +
 		`((?i:(?:bearer|basic|token|bot|digest|negotiate|apikey|key|ssws|hmac)\s+)?` +
-		`(?:"(?:[^"\\]|\\.)*"|\\"(?:[^"\\]|\\[^"])*\\"|'[^']*'|\[[^\[\]]*\]|[^\s,;&"'<>(){}\[\]\\]+))`)
+		`(?:"(?:[^"\\]|\\.)*(?:"|$)|\\"(?:[^"\\]|\\[^"])*(?:\\"|$)|'[^']*(?:'|$)|\[[^\[\]]*(?:\]|$)|[^\s,;&"'<>(){}\[\]\\]+))`)
 )
 
 // Text masks the secrets in a free text (an error message, a payload that is

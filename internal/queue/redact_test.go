@@ -71,6 +71,8 @@ func TestRedactNonJSONPayload(t *testing.T) {
 		{"dsn=postgres://errand:dbpass99@db:5432/errand", "dbpass99"},
 		{"url=https://shop.test/cb?access_token=qs-token-1&x=2", "qs-token-1"},
 		{"{'password': 'py-repr-secret'}", "py-repr-secret"},
+		{`password="left open, a secret with spaces`, "a secret with spaces"},
+		{`{"name":"x","api_key":"cut-off-before-the-quote`, "cut-off-before-the-quote"},
 	} {
 		got := r.Payload([]byte(tc.payload))
 		if strings.Contains(got, tc.secret) {
