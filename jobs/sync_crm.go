@@ -3,7 +3,10 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,8 +46,23 @@ func (s SyncCRM) Validate() error {
 	if len(s.Changed) == 0 {
 		return errors.New("changed: must name at least one field")
 	}
+	// The maps are the one place a payload takes any key: only the contact's
+	// fields may travel, so nothing else reaches Redis or the CRM.
+	for _, f := range []struct {
+		name string
+		m    map[string]string
+	}{{"changed", s.Changed}, {"contact", s.Contact}} {
+		for _, k := range slices.Sorted(maps.Keys(f.m)) {
+			if !contactFields[k] {
+				return fmt.Errorf("%s: unknown field %q (allowed: email, first_name, last_name)", f.name, k)
+			}
+		}
+	}
 	return nil
 }
+
+// contactFields are the contact fields errand keeps in the CRM.
+var contactFields = map[string]bool{"email": true, "first_name": true, "last_name": true}
 
 type syncCRM struct{ Deps }
 

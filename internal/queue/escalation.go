@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -30,7 +29,7 @@ type Failure struct {
 	Error       string    `json:"error"`
 	QueuedAt    time.Time `json:"queued_at"`
 	FailedAt    time.Time `json:"failed_at"`
-	// Payload is the job's payload with the escalation.redact fields masked.
+	// Error and Payload are redacted (see Redactor).
 	Payload string `json:"payload"`
 }
 
@@ -79,17 +78,14 @@ type Escalator struct {
 	reg    *Registry
 	ac     *asynq.Client // escalations: asynq's grouping makes the digest
 	client *Client       // callbacks
-	redact map[string]bool
+	redact *Redactor
 }
 
-// NewEscalator returns an escalator that queues through ac and masks the
-// payload fields named in redact (case-insensitive, at any depth).
+// NewEscalator returns an escalator that queues through ac and masks, in what
+// it sends, the secrets the Redactor knows plus the keys named in redact
+// (escalation.redact).
 func NewEscalator(reg *Registry, ac *asynq.Client, redact []string) *Escalator {
-	m := make(map[string]bool, len(redact))
-	for _, k := range redact {
-		m[strings.ToLower(k)] = true
-	}
-	return &Escalator{reg: reg, ac: ac, redact: m}
+	return &Escalator{reg: reg, ac: ac, redact: NewRedactor(redact)}
 }
 
 // Escalate queues the failure for the next digest.
@@ -110,40 +106,6 @@ func (e *Escalator) Escalate(f Failure) error {
 		asynq.Queue(def.Queue), asynq.Group(escalationGroup), asynq.MaxRetry(maxRetrySentry),
 		asynq.Timeout(def.Timeout+timeoutGrace))
 	return err
-}
-
-// Redact returns payload as text with the configured fields masked. A payload
-// that is not JSON is kept as it is, shortened.
-func (e *Escalator) Redact(payload []byte) string {
-	var v any
-	if err := json.Unmarshal(payload, &v); err != nil {
-		s := string(payload)
-		if len(s) > 2000 {
-			s = s[:2000] + "…"
-		}
-		return s
-	}
-	v = e.mask(v)
-	out, _ := json.Marshal(v)
-	return string(out)
-}
-
-func (e *Escalator) mask(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, val := range t {
-			if e.redact[strings.ToLower(k)] {
-				t[k] = "[redacted]"
-			} else {
-				t[k] = e.mask(val)
-			}
-		}
-	case []any:
-		for i := range t {
-			t[i] = e.mask(t[i])
-		}
-	}
-	return v
 }
 
 // aggregate merges the failures of one window into one digest task.

@@ -59,6 +59,8 @@ type Definition struct {
 
 	// check decodes and validates a payload.
 	check func(payload []byte) error
+	// reencode checks a payload and returns it encoded from its decoded type.
+	reencode func(payload []byte) ([]byte, error)
 	// run decodes the payload and does the work; nil where no handler was given
 	// (a process that only enqueues).
 	run func(ctx context.Context, payload []byte) error
@@ -131,6 +133,17 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 	def.check = func(payload []byte) error {
 		_, err := decode[A](payload)
 		return err
+	}
+	def.reencode = func(payload []byte) ([]byte, error) {
+		args, err := decode[A](payload)
+		if err != nil {
+			return nil, err
+		}
+		out, err := json.Marshal(args)
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidPayload, def.Type, err)
+		}
+		return out, nil
 	}
 	if work != nil {
 		def.run = func(ctx context.Context, payload []byte) error {
@@ -269,15 +282,25 @@ func WithID(id string) Option { return func(e *Envelope) { e.ID = id } }
 
 // Prepare builds the envelope of a typed job.
 func (r *Registry) Prepare(args Args, opts ...Option) (Envelope, error) {
+	def, err := r.Lookup(args.Kind())
+	if err != nil {
+		return Envelope{}, err
+	}
 	payload, err := json.Marshal(args)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("queue: encode %s: %w", args.Kind(), err)
 	}
-	return r.PrepareRaw(args.Kind(), payload, opts...)
+	if err := def.check(payload); err != nil {
+		return Envelope{}, err
+	}
+	return r.prepare(def, payload, opts)
 }
 
 // PrepareRaw builds the envelope of a job given as a type name and JSON
-// payload, checking both.
+// payload, checking both. The payload is stored as its type encodes it, not
+// as it was given: fields the type does not know are dropped, so a caller
+// cannot carry anything else (a password, say) into Redis, the dashboard and
+// the escalation emails.
 func (r *Registry) PrepareRaw(typ string, payload []byte, opts ...Option) (Envelope, error) {
 	def, err := r.Lookup(typ)
 	if err != nil {
@@ -286,11 +309,17 @@ func (r *Registry) PrepareRaw(typ string, payload []byte, opts ...Option) (Envel
 	if len(bytes.TrimSpace(payload)) == 0 {
 		payload = []byte("{}")
 	}
-	if err := def.check(payload); err != nil {
+	payload, err = def.reencode(payload)
+	if err != nil {
 		return Envelope{}, err
 	}
+	return r.prepare(def, payload, opts)
+}
+
+// prepare builds the envelope of a checked payload.
+func (r *Registry) prepare(def *Definition, payload []byte, opts []Option) (Envelope, error) {
 	now := time.Now()
-	e := Envelope{ID: NewID(now), Type: typ, Queue: def.Queue, Payload: payload, QueuedAt: now, DueAt: now.Add(def.Delay)}
+	e := Envelope{ID: NewID(now), Type: def.Type, Queue: def.Queue, Payload: payload, QueuedAt: now, DueAt: now.Add(def.Delay)}
 	for _, o := range opts {
 		o(&e)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,6 +97,7 @@ func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
 func (m *Metrics) fold() {
 	names := [3]string{"processed", "retried", "failed"}
 	for k, c := range m.obs {
+		k := obsKey{labelSafe(k.typ), labelSafe(k.queue)}
 		for o, n := range c.outcomes {
 			if n > 0 {
 				m.add(names[o]+sep+k.queue+sep+k.typ, n)
@@ -124,8 +126,17 @@ func (m *Metrics) escalated(typ, queue string) {
 		return
 	}
 	m.mu.Lock()
-	m.add("escalated"+sep+queue+sep+typ, 1)
+	m.add("escalated"+sep+labelSafe(queue)+sep+labelSafe(typ), 1)
 	m.mu.Unlock()
+}
+
+// labelSafe makes s fit to be a Prometheus label value, which must be valid
+// UTF-8: a job's type comes from whatever wrote the job into Redis.
+func labelSafe(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // Flush adds the counts gathered since the last flush to Redis. Counts that
@@ -233,12 +244,20 @@ type histo struct {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	// A series that cannot be made (a label that is not valid UTF-8, written
+	// by an older errand or another program) is left out; a panic here would
+	// end the whole process, and an error would fail the whole scrape.
+	send := func(m prometheus.Metric, err error) {
+		if err == nil {
+			ch <- m
+		}
+	}
 	all, err := c.rdb.HGetAll(ctx, metricsKey).Result()
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, 0)
+		send(prometheus.NewConstMetric(c.scrapeErr, prometheus.GaugeValue, 0))
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, 1)
+	send(prometheus.NewConstMetric(c.scrapeErr, prometheus.GaugeValue, 1))
 	histos := map[string]*histo{}
 	h := func(typ string) *histo {
 		if histos[typ] == nil {
@@ -248,13 +267,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for field, raw := range all {
 		v, err := strconv.ParseFloat(raw, 64)
-		if err != nil {
+		if err != nil || !utf8.ValidString(field) {
 			continue
 		}
 		parts := strings.Split(field, sep)
 		switch {
 		case len(parts) == 3 && c.counters[parts[0]] != nil:
-			ch <- prometheus.MustNewConstMetric(c.counters[parts[0]], prometheus.CounterValue, v, parts[1], parts[2])
+			send(prometheus.NewConstMetric(c.counters[parts[0]], prometheus.CounterValue, v, parts[1], parts[2]))
 		case len(parts) == 3 && parts[0] == "duration_bucket":
 			if parts[2] == "+Inf" {
 				continue
@@ -278,13 +297,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			run += hs.buckets[b]
 			cum[b] = run
 		}
-		ch <- prometheus.MustNewConstHistogram(c.duration, hs.count, hs.sum, cum, typ)
+		send(prometheus.NewConstHistogram(c.duration, hs.count, hs.sum, cum, typ))
 	}
 	queues, err := c.ins.Queues()
 	if err != nil {
 		return
 	}
 	for _, q := range queues {
+		if !utf8.ValidString(q) {
+			continue
+		}
 		info, err := c.ins.GetQueueInfo(q)
 		if err != nil {
 			continue
@@ -294,8 +316,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			"active": info.Active, "failed": info.Archived, "aggregating": info.Aggregating,
 			"completed": info.Completed,
 		} {
-			ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n), q, state)
+			send(prometheus.NewConstMetric(c.size, prometheus.GaugeValue, float64(n), q, state))
 		}
-		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+		send(prometheus.NewConstMetric(c.latency, prometheus.GaugeValue, info.Latency.Seconds(), q))
 	}
 }

@@ -30,26 +30,35 @@ type Policy struct {
 	reg       *Registry
 	escalator *Escalator
 	metrics   *Metrics
+	redact    *Redactor
 	log       *slog.Logger
 	now       func() time.Time
 }
 
 // NewPolicy returns the policy for the jobs in reg.
 func NewPolicy(reg *Registry, esc *Escalator, m *Metrics, log *slog.Logger) *Policy {
-	return &Policy{reg: reg, escalator: esc, metrics: m, log: log, now: time.Now}
+	return &Policy{reg: reg, escalator: esc, metrics: m, redact: esc.redact, log: log, now: time.Now}
 }
 
 // verdict is the policy's decision about one failed attempt. It travels to
 // asynq on the returned error, where IsFailure and RetryDelay read it.
 type verdict struct {
 	err    error
+	text   string // err as shown outside the worker: redacted, shortened
 	class  errand.Class
 	counts bool          // the attempt is used up
 	final  bool          // no further attempt
 	wait   time.Duration // until the next attempt
 }
 
-func (v *verdict) Error() string { return v.err.Error() }
+// Error is the text stored as the job's last error, so it is the redacted one:
+// from there it reaches GET /api/jobs, the dashboard and `errand failed`.
+func (v *verdict) Error() string {
+	if v.text != "" {
+		return v.text
+	}
+	return v.err.Error()
+}
 
 func (v *verdict) Unwrap() []error {
 	if v.final {
@@ -92,6 +101,7 @@ func (p *Policy) judge(def *Definition, retried int, queuedAt time.Time, err err
 		v.wait = def.BackoffFor(used)
 		v.final = used >= def.MaxAttempts
 	}
+	v.text = p.redact.Text(v.err.Error())
 	return v
 }
 
@@ -195,7 +205,7 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	v := p.judge(def, retried, queuedAt, err)
 	if !v.final {
 		p.metrics.observe(def.Type, qname, took, outcomeRetry)
-		jl.get().Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", err.Error())
+		jl.get().Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", v.Error())
 		// The fetcher puts the job in the retry set at its exact time (a
 		// throttled service's wait is respected to the millisecond).
 		return v
@@ -203,8 +213,13 @@ func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)
 }
 
+// maxPanicShown is how much of a panic's value the job's error keeps.
+const maxPanicShown = 300
+
 // run calls the handler with the job's timeout, turning a panic or an overrun
-// into an error the policy can classify.
+// into an error the policy can classify. A panic's stack goes to the log only:
+// the job's error travels to API answers, callbacks and emails, where a stack
+// tells an outsider the program's insides and helps no one.
 func (p *Policy) run(ctx context.Context, def *Definition, payload []byte) (err error) {
 	jctx, cancel := context.WithTimeout(ctx, def.Timeout)
 	defer cancel()
@@ -212,7 +227,9 @@ func (p *Policy) run(ctx context.Context, def *Definition, payload []byte) (err 
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+				value := p.redact.Text(fmt.Sprint(r))
+				Logger(ctx).Error("job panicked", "panic", value, "stack", string(debug.Stack()))
+				done <- fmt.Errorf("panic: %s", cut(value, maxPanicShown))
 			}
 		}()
 		done <- def.run(jctx, payload)
@@ -233,24 +250,28 @@ func (p *Policy) run(ctx context.Context, def *Definition, payload []byte) (err 
 // failed list (asynq's archive).
 func (p *Policy) fail(def *Definition, id, qname string, attempts int, queuedAt time.Time, task *asynq.Task, v *verdict, took time.Duration) error {
 	v.final = true
+	if v.text == "" {
+		v.text = p.redact.Text(v.err.Error())
+	}
 	p.metrics.observe(def.Type, qname, took, outcomeFailed)
 	f := Failure{
 		ID: id, Type: def.Type, Queue: qname,
 		Attempts: attempts, MaxAttempts: def.MaxAttempts,
-		Class: v.class.String(), Error: v.err.Error(),
+		Class: v.class.String(), Error: v.Error(),
 		QueuedAt: queuedAt, FailedAt: p.now(),
 	}
 	log := p.log.With("attempt", attempts)
 	if def.Unbounded {
 		// An escalation that could not be sent for a whole deadline: the last
 		// resort is the log, which carries every failure it held.
-		log.Error("escalation gave up", "job_id", id, "type", def.Type, "queue", qname, "error", v.err.Error(), "payload", string(task.Payload()))
+		// Its payload is a digest, whose failures were redacted when queued.
+		log.Error("escalation gave up", "job_id", id, "type", def.Type, "queue", qname, "error", v.Error(), "payload", string(task.Payload()))
 		return v
 	}
 	if task.Headers()[headerCallback] != "" {
-		p.callBack(log, Outcome{ID: id, Type: def.Type, State: "failed", Attempts: attempts, Error: v.err.Error()})
+		p.callBack(log, Outcome{ID: id, Type: def.Type, State: "failed", Attempts: attempts, Error: v.Error()})
 	}
-	f.Payload = p.escalator.Redact(task.Payload())
+	f.Payload = p.redact.Payload(task.Payload())
 	log.Error("job failed for good", f.LogAttrs()...)
 	if err := p.escalator.Escalate(f); err != nil {
 		log.Error("escalation could not be queued; this log line is the escalation", append(f.LogAttrs(), "queue_error", err.Error())...)
