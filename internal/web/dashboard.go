@@ -199,20 +199,26 @@ func (l *failureLimiter) forget(client string) {
 }
 
 // evict makes room for one more client: it drops the expired entries, and
-// when none has expired, the one that expires first. l.mu is held.
+// when none has expired, the one that expires first among those not locked
+// out, so a caller with many addresses cannot flush the lockouts. l.mu is
+// held.
 func (l *failureLimiter) evict(now time.Time) {
-	var first string
-	var firstUntil time.Time
+	var victim string
+	var victimF failures
 	for c, f := range l.clients {
 		if !now.Before(f.until) {
 			delete(l.clients, c)
 			continue
 		}
-		if first == "" || f.until.Before(firstUntil) {
-			first, firstUntil = c, f.until
+		// Prefer a client under the limit; then the earliest to expire.
+		better := victim == "" ||
+			(f.count < l.max) && (victimF.count >= l.max) ||
+			((f.count < l.max) == (victimF.count < l.max)) && f.until.Before(victimF.until)
+		if better {
+			victim, victimF = c, f
 		}
 	}
-	if len(l.clients) >= l.capacity && first != "" {
-		delete(l.clients, first)
+	if len(l.clients) >= l.capacity && victim != "" {
+		delete(l.clients, victim)
 	}
 }

@@ -88,7 +88,8 @@ func hashPassword(pw string) (string, error) {
 
 // hashGate bounds the bcrypt work of registration, the one thing a public
 // caller can make errand spend CPU on at will: at most cap(slots) hashes run at
-// once, at most cap(queue) requests wait for a slot, each for at most wait.
+// once, at most cap(queue) requests wait for a slot, each for at most wait, so
+// neither the CPU nor the goroutines a flood holds grow without bound.
 // Everything else (the job API, health checks) never takes a slot.
 type hashGate struct {
 	slots chan struct{}
@@ -96,12 +97,15 @@ type hashGate struct {
 	wait  time.Duration
 }
 
-// newHashGate sizes the gate to the CPUs, keeping one free where there are
-// several, so the rest of errand still gets a core during a flood of
-// sign-ups.
+// newHashGate sizes the gate to the CPUs errand may use: a flood of sign-ups
+// keeps at most every core busy hashing, and the Go scheduler still gives the
+// other requests their turn. The queue behind it (32 a core, about 2 s of
+// hashing at bcrypt's default cost) absorbs a real burst of sign-ups, and the
+// wait lets it drain even on a slow or busy machine: what bounds a flood is
+// the queue, beyond which a caller is told at once to come back.
 func newHashGate() *hashGate {
-	n := max(1, runtime.GOMAXPROCS(0)-1)
-	return &hashGate{slots: make(chan struct{}, n), queue: make(chan struct{}, 8*n), wait: 2 * time.Second}
+	n := runtime.GOMAXPROCS(0)
+	return &hashGate{slots: make(chan struct{}, n), queue: make(chan struct{}, 32*n), wait: 30 * time.Second}
 }
 
 // acquire takes a slot and returns its release, or false when none came free
