@@ -71,23 +71,3 @@ func TestRegistrationRefusesNamesWithControlOrBidiCharacters(t *testing.T) {
 		}
 	}
 }
-
-// A sign-up of an address already registered is 409, and the user stays as
-// first registered. (That the repeat costs no bcrypt work is shown in
-// internal/web, where the hash calls can be counted.)
-func TestRegistrationOfATakenEmailIsConflict(t *testing.T) {
-	s := startStack(t, stackOptions{noWorker: true})
-	if status, out := s.post("/api/users", registration("ada@shop.test")); status != http.StatusCreated {
-		t.Fatalf("first sign-up: %d %v", status, out)
-	}
-	again := registration("ADA@shop.test")
-	again["first_name"] = "Mallory"
-	status, out := s.post("/api/users", again)
-	fields, _ := out["fields"].(map[string]any)
-	if status != http.StatusConflict || fields["email"] == nil {
-		t.Fatalf("repeat sign-up: %d %v, want 409 naming email", status, out)
-	}
-	if n, _ := s.db().CountUsers(context.Background()); n != 1 {
-		t.Fatalf("%d users, want 1", n)
-	}
-}
