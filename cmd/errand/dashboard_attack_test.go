@@ -124,6 +124,11 @@ func TestDashboardRefusesCrossSiteActions(t *testing.T) {
 			if code >= 300 || s.paused("default") {
 				t.Fatalf("resume without browser headers: %d %.200s, paused=%v", code, body, s.paused("default"))
 			}
+			// Nor can a hostile page frame the dashboard to steer the operator's
+			// clicks.
+			if _, h, _ := s.dashboardRequest("GET", "/monitoring/", "", user, mode.password); h.Get("X-Frame-Options") != "DENY" {
+				t.Fatalf("dashboard page X-Frame-Options %q, want DENY", h.Get("X-Frame-Options"))
+			}
 		})
 	}
 }

@@ -23,22 +23,22 @@ import (
 	"github.com/errandhq/errand/jobs"
 )
 
-const testToken = "web-test-token-0123456789"
+const webTestToken = "web-test-token-0123456789"
 
-// testServer is errand's HTTP side over a real SQLite database and a real
+// webStack is errand's HTTP side over a real SQLite database and a real
 // redis-server, with the password hash and its gate chosen by the test. Its
 // relay is not run, so queued jobs stay in the outbox to be counted.
-type testServer struct {
+type webStack struct {
 	t     *testing.T
 	url   string
 	store *store.Store
 }
 
-func startServer(t *testing.T, hash func(string) (string, error), gate *hashGate) *testServer {
+func startWebStack(t *testing.T, hash func(string) (string, error), gate *hashGate) *webStack {
 	t.Helper()
 	rd := redistest.Start(t)
 	cfg, err := config.Load("", false, nil, map[string]any{
-		"redis.addr": rd.Addr(), "redis.password": rd.Password(), "api.tokens": []string{testToken},
+		"redis.addr": rd.Addr(), "redis.password": rd.Password(), "api.tokens": []string{webTestToken},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,10 +61,10 @@ func startServer(t *testing.T, hash func(string) (string, error), gate *hashGate
 		Redis: rd.Client(), Log: log, hash: hash, hashGate: gate})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); _ = closeDash() })
-	return &testServer{t: t, url: srv.URL, store: st}
+	return &webStack{t: t, url: srv.URL, store: st}
 }
 
-func (s *testServer) do(method, path, body string, header ...string) (*http.Response, map[string]any) {
+func (s *webStack) do(method, path, body string, header ...string) (*http.Response, map[string]any) {
 	s.t.Helper()
 	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -85,7 +85,7 @@ func (s *testServer) do(method, path, body string, header ...string) (*http.Resp
 	return resp, out
 }
 
-func (s *testServer) register(email string) (*http.Response, map[string]any) {
+func (s *webStack) register(email string) (*http.Response, map[string]any) {
 	return s.do("POST", "/api/users", fmt.Sprintf(`{"email":%q,"first_name":"Ada","last_name":"Lovelace","password":"correct horse battery"}`, email))
 }
 
@@ -93,7 +93,7 @@ func (s *testServer) register(email string) (*http.Response, map[string]any) {
 // answered 409 without a single bcrypt hash.
 func TestRegisteringATakenEmailRunsNoBcrypt(t *testing.T) {
 	var hashes atomic.Int32
-	s := startServer(t, func(pw string) (string, error) {
+	s := startWebStack(t, func(pw string) (string, error) {
 		hashes.Add(1)
 		return hashPassword(pw)
 	}, nil)
@@ -119,7 +119,7 @@ func TestRegisteringATakenEmailRunsNoBcrypt(t *testing.T) {
 func TestRacingRegistrationsOfOneEmailStoreOneUser(t *testing.T) {
 	inHash := make(chan struct{}, 2)
 	release := make(chan struct{})
-	s := startServer(t, func(string) (string, error) {
+	s := startWebStack(t, func(string) (string, error) {
 		inHash <- struct{}{}
 		<-release
 		return "$2a$10$not-a-real-hash", nil
@@ -154,7 +154,7 @@ func TestRegistrationFloodGets503AndSparesTheRest(t *testing.T) {
 	var hashes atomic.Int32
 	inHash := make(chan struct{}, 10)
 	release := make(chan struct{})
-	s := startServer(t, func(string) (string, error) {
+	s := startWebStack(t, func(string) (string, error) {
 		hashes.Add(1)
 		inHash <- struct{}{}
 		<-release // a hash that never ends while the flood lasts
@@ -182,7 +182,7 @@ func TestRegistrationFloodGets503AndSparesTheRest(t *testing.T) {
 	if resp, _ := s.do("GET", "/healthz", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz during the flood: %d", resp.StatusCode)
 	}
-	resp, out = s.do("POST", "/api/jobs", `{"type":"ops:noop","payload":{}}`, "Authorization", "Bearer "+testToken)
+	resp, out = s.do("POST", "/api/jobs", `{"type":"ops:noop","payload":{}}`, "Authorization", "Bearer "+webTestToken)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /api/jobs during the flood: %d %v", resp.StatusCode, out)
 	}
