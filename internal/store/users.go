@@ -56,6 +56,22 @@ func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]
 	})
 }
 
+// EmailRegistered reports whether a user already has email (compared without
+// case, as the unique index does). Registration asks before hashing the
+// password, so a repeat costs no bcrypt work; the unique index still decides
+// a race.
+func (s *Store) EmailRegistered(ctx context.Context, email string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM users WHERE email = ? LIMIT 1`, email).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: look up email: %w", err)
+	}
+	return true, nil
+}
+
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id int64) (*User, error) {
 	var u User

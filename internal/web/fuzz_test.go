@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/outbound"
@@ -144,6 +146,7 @@ func FuzzRegistration(f *testing.F) {
 	f.Add([]byte(`{"email":"ada@shop.test","first_name":"Ada","last_name":"L","password":"correct horse"}`))
 	f.Add([]byte(`{"email":"<a@b>","first_name":" ","password":"x"}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"email":"ada@shop.test","first_name":"Ada\r\nX","last_name":"L\u202e","sales_rep":"\u2066","password":"correct horse"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var r registration
 		if json.Unmarshal(body, &r) != nil {
@@ -151,6 +154,11 @@ func FuzzRegistration(f *testing.F) {
 		}
 		if len(r.Valid()) == 0 && (r.Email == "" || r.FirstName == "" || len(r.Password) < 8 || len(r.Password) > 72) {
 			t.Fatalf("accepted %+v", r)
+		}
+		if len(r.Valid()) == 0 && strings.ContainsFunc(r.Email+r.FirstName+r.LastName+r.SalesRep, func(c rune) bool {
+			return unicode.IsControl(c) || c >= '\u202A' && c <= '\u202E' || c >= '\u2066' && c <= '\u2069' || c == '\u200E' || c == '\u200F' || c == '\u061C'
+		}) {
+			t.Fatalf("accepted a control or bidi character: %+q", r)
 		}
 	})
 }

@@ -26,12 +26,17 @@ type Server struct {
 	// hash turns a password into its stored form (bcrypt); a field so tests
 	// and benchmarks can see its cost apart from the rest.
 	hash func(password string) (string, error)
+	// hashGate bounds how many hashes run at once (see newHashGate).
+	hashGate *hashGate
 }
 
 // New returns the HTTP handler of `errand serve`.
 func New(s *Server) (http.Handler, func() error) {
 	if s.hash == nil {
 		s.hash = hashPassword
+	}
+	if s.hashGate == nil {
+		s.hashGate = newHashGate()
 	}
 	return s.routes()
 }

@@ -1,11 +1,15 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/mail"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/errandhq/errand/internal/queue"
@@ -32,17 +36,22 @@ func (r *registration) Valid() map[string]string {
 	r.SalesRep = strings.TrimSpace(r.SalesRep)
 	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || !strings.Contains(r.Email, "@") || len(r.Email) > 254 {
 		f["email"] = "must be a valid email address"
+	} else if hiddenChar(r.Email) {
+		f["email"] = mustBeVisible
 	}
-	if r.FirstName == "" {
-		f["first_name"] = "must not be empty"
-	} else if utf8.RuneCountInString(r.FirstName) > 100 {
-		f["first_name"] = "must be at most 100 characters"
+	name := func(field, v string, required bool) {
+		switch {
+		case v == "" && required:
+			f[field] = "must not be empty"
+		case utf8.RuneCountInString(v) > 100:
+			f[field] = "must be at most 100 characters"
+		case hiddenChar(v):
+			f[field] = mustBeVisible
+		}
 	}
-	if r.LastName == "" {
-		f["last_name"] = "must not be empty"
-	} else if utf8.RuneCountInString(r.LastName) > 100 {
-		f["last_name"] = "must be at most 100 characters"
-	}
+	name("first_name", r.FirstName, true)
+	name("last_name", r.LastName, true)
+	name("sales_rep", r.SalesRep, false)
 	switch {
 	case utf8.RuneCountInString(r.Password) < 8:
 		f["password"] = "must be at least 8 characters"
@@ -50,16 +59,82 @@ func (r *registration) Valid() map[string]string {
 		// bcrypt reads only the first 72 bytes.
 		f["password"] = "must be at most 72 bytes"
 	}
-	if len(r.SalesRep) > 100 {
-		f["sales_rep"] = "must be at most 100 characters"
-	}
 	return f
+}
+
+const mustBeVisible = "must not contain control, line-break or invisible formatting characters"
+
+// hiddenChar reports whether s holds a character that does not show as
+// itself: control characters (CR/LF split a Slack message or a CRM field),
+// line and paragraph separators, and format characters, among them the bidi
+// overrides that make "Ada\u202Eexe.txt" read as "Adatxt.exe" and the tag
+// characters that hide text. The zero-width joiner and non-joiner stay
+// allowed: Persian and Indic names and emoji sequences need them.
+func hiddenChar(s string) bool {
+	for _, c := range s {
+		switch {
+		case c == '\u200C' || c == '\u200D':
+		case unicode.In(c, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp):
+			return true
+		}
+	}
+	return false
 }
 
 func hashPassword(pw string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	return string(h), err
 }
+
+// hashGate bounds the bcrypt work of registration, the one thing a public
+// caller can make errand spend CPU on at will: at most cap(slots) hashes run at
+// once, at most cap(queue) requests wait for a slot, each for at most wait, so
+// neither the CPU nor the goroutines a flood holds grow without bound.
+// Everything else (the job API, health checks) never takes a slot.
+type hashGate struct {
+	slots chan struct{}
+	queue chan struct{}
+	wait  time.Duration
+}
+
+// newHashGate sizes the gate to the CPUs errand may use: a flood of sign-ups
+// keeps at most every core busy hashing, and the Go scheduler still gives the
+// other requests their turn. The queue behind it (32 a core, about 2 s of
+// hashing at bcrypt's default cost) absorbs a real burst of sign-ups, and the
+// wait lets it drain even on a slow or busy machine: what bounds a flood is
+// the queue, beyond which a caller is told at once to come back.
+func newHashGate() *hashGate {
+	n := runtime.GOMAXPROCS(0)
+	return &hashGate{slots: make(chan struct{}, n), queue: make(chan struct{}, 32*n), wait: 30 * time.Second}
+}
+
+// acquire takes a slot and returns its release, or false when none came free
+// in time (or too many already wait, or the caller left).
+func (g *hashGate) acquire(ctx context.Context) (release func(), ok bool) {
+	release = func() { <-g.slots }
+	select {
+	case g.slots <- struct{}{}:
+		return release, true
+	default:
+	}
+	select {
+	case g.queue <- struct{}{}:
+		defer func() { <-g.queue }()
+	default:
+		return nil, false
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return release, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, false
+}
+
+var emailTaken = &problem{Status: http.StatusConflict, Error: "email already registered", Fields: map[string]string{"email": "is already registered"}}
 
 // handleRegister saves the user and, in the same transaction, the side effects
 // as jobs; the relay moves them to Redis. The answer never waits on SMTP, the
@@ -71,7 +146,26 @@ func (s *Server) handleRegister() http.Handler {
 			p.send(w)
 			return
 		}
+		// A repeat is answered before any bcrypt work; the unique index still
+		// decides between two racing sign-ups.
+		taken, err := s.Store.EmailRegistered(r.Context(), in.Email)
+		if err != nil {
+			s.Log.Error("register: look up email", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+			return
+		}
+		if taken {
+			emailTaken.send(w)
+			return
+		}
+		release, ok := s.hashGate.acquire(r.Context())
+		if !ok {
+			w.Header().Set("Retry-After", "2")
+			(&problem{Status: http.StatusServiceUnavailable, Error: "too many sign-ups at once; try again in a few seconds"}).send(w)
+			return
+		}
 		hash, err := s.hash(in.Password)
+		release()
 		if err != nil {
 			s.Log.Error("register: hash password", "error", err.Error())
 			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
@@ -88,7 +182,7 @@ func (s *Server) handleRegister() http.Handler {
 		})
 		switch {
 		case errors.Is(err, store.ErrEmailTaken):
-			(&problem{Status: http.StatusConflict, Error: "email already registered", Fields: map[string]string{"email": "is already registered"}}).send(w)
+			emailTaken.send(w)
 			return
 		case err != nil:
 			s.Log.Error("register: save user", "error", err.Error())

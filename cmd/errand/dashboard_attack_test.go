@@ -1,0 +1,164 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+)
+
+// dashboardRequest sends method path to the dashboard with the given Host
+// (none: the stack's own), basic auth (user empty: none) and headers.
+func (s *stack) dashboardRequest(method, path, host, user, pass string, header ...string) (int, http.Header, string) {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, nil)
+	if host != "" {
+		req.Host = host
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func (s *stack) paused(queue string) bool {
+	s.t.Helper()
+	info, err := asynq.NewInspectorFromRedisClient(s.redis.Client()).GetQueueInfo(queue)
+	if err != nil {
+		s.t.Fatalf("queue %s: %v", queue, err)
+	}
+	return info.Paused
+}
+
+// DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and
+// reads the dashboard, which trusts loopback when no password is set. The
+// browser sends Host: evil.example; errand must refuse it and show no queue.
+func TestDashboardRefusesDNSRebinding(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`); err != nil {
+		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	port := s.base[strings.LastIndex(s.base, ":")+1:]
+	for _, host := range []string{"evil.example", "evil.example:" + port, "localhost.evil.example:" + port, "127.0.0.1.nip.io:" + port} {
+		for _, path := range []string{"/monitoring/api/queues", "/monitoring/api/queues/emails/pending_tasks", "/monitoring/"} {
+			code, _, body := s.dashboardRequest("GET", path, host, "", "")
+			if code != http.StatusForbidden {
+				t.Errorf("GET %s with Host %s from loopback: %d, want 403", path, host, code)
+			}
+			if strings.Contains(body, "emails") || strings.Contains(body, "ada@shop.test") {
+				t.Errorf("GET %s with Host %s showed queue data: %.200s", path, host, body)
+			}
+		}
+	}
+	// errand's own names still open it.
+	for _, host := range []string{"", "localhost:" + port, "[::1]:" + port} {
+		code, _, body := s.dashboardRequest("GET", "/monitoring/api/queues", host, "", "")
+		if code != http.StatusOK || !strings.Contains(body, `"emails"`) {
+			t.Errorf("GET /monitoring/api/queues with Host %q: %d %.200s, want 200 with the queues", host, code, body)
+		}
+	}
+}
+
+// CSRF: the operator, logged in to the dashboard, visits a hostile page whose
+// form POSTs to the dashboard's actions; the browser adds the saved basic-auth
+// credentials (or, without a password, the dashboard trusts loopback).
+// errand must refuse every cross-origin change and change nothing.
+func TestDashboardRefusesCrossSiteActions(t *testing.T) {
+	for _, mode := range []struct {
+		name, password string
+	}{{"basic auth", "dash-secret"}, {"loopback, no password", ""}} {
+		t.Run(mode.name, func(t *testing.T) {
+			s := startStack(t, stackOptions{noWorker: true, dashboardPW: mode.password})
+			if out, err := s.cli("enqueue", "ops:noop", "--payload", "{}"); err != nil {
+				t.Fatalf("enqueue: %v %s", err, out)
+			}
+			user := ""
+			if mode.password != "" {
+				user = "admin"
+			}
+			form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+			for _, attack := range [][]string{
+				{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"},
+				{"Origin", "https://evil.example"}, // a browser without Sec-Fetch-Site
+				{"Sec-Fetch-Site", "cross-site"},
+				{"Origin", "null", "Sec-Fetch-Site", "cross-site"}, // a sandboxed iframe
+				{"Origin", "http://sub.localhost.evil.example", "Sec-Fetch-Site", "same-site"},
+			} {
+				for _, action := range []struct{ method, path string }{
+					{"POST", "/monitoring/api/queues/default:pause"},
+					{"POST", "/monitoring/api/queues/default/pending_tasks:archive_all"},
+					{"DELETE", "/monitoring/api/queues/default/pending_tasks:delete_all"},
+				} {
+					code, _, body := s.dashboardRequest(action.method, action.path, "", user, mode.password, append(form, attack...)...)
+					if code != http.StatusForbidden {
+						t.Errorf("%s %s with %v: %d %.200s, want 403", action.method, action.path, attack, code, body)
+					}
+				}
+			}
+			if s.paused("default") {
+				t.Fatal("a cross-site POST paused the queue")
+			}
+			if pending, _ := asynq.NewInspectorFromRedisClient(s.redis.Client()).ListPendingTasks("default"); len(pending) != 1 {
+				t.Fatalf("%d pending jobs after the cross-site actions, want the 1 queued", len(pending))
+			}
+			// The dashboard's own page (same origin), and tools without a
+			// browser's headers, still work.
+			code, _, body := s.dashboardRequest("POST", "/monitoring/api/queues/default:pause", "", user, mode.password,
+				"Origin", s.base, "Sec-Fetch-Site", "same-origin")
+			if code >= 300 || !s.paused("default") {
+				t.Fatalf("same-origin pause: %d %.200s, paused=%v", code, body, s.paused("default"))
+			}
+			code, _, body = s.dashboardRequest("POST", "/monitoring/api/queues/default:resume", "", user, mode.password)
+			if code >= 300 || s.paused("default") {
+				t.Fatalf("resume without browser headers: %d %.200s, paused=%v", code, body, s.paused("default"))
+			}
+			// Nor can a hostile page frame the dashboard to steer the operator's
+			// clicks.
+			if _, h, _ := s.dashboardRequest("GET", "/monitoring/", "", user, mode.password); h.Get("X-Frame-Options") != "DENY" {
+				t.Fatalf("dashboard page X-Frame-Options %q, want DENY", h.Get("X-Frame-Options"))
+			}
+		})
+	}
+}
+
+// Password guessing: after 10 wrong passwords from one address within a
+// minute, that address is locked out — the right password included — and
+// told when to come back.
+func TestDashboardLocksOutPasswordGuessing(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, dashboardPW: "dash-secret"})
+	for i := range 10 {
+		if code, _, _ := s.dashboardRequest("GET", "/monitoring/api/queues", "", "admin", "guess-"+strconv.Itoa(i)); code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, code)
+		}
+	}
+	for _, pass := range []string{"guess-10", "dash-secret"} {
+		code, h, body := s.dashboardRequest("GET", "/monitoring/api/queues", "", "admin", pass)
+		if code != http.StatusTooManyRequests {
+			t.Fatalf("password %q after 10 failures: %d %.200s, want 429", pass, code, body)
+		}
+		if secs, err := strconv.Atoi(h.Get("Retry-After")); err != nil || secs < 1 || secs > 60 {
+			t.Fatalf("Retry-After %q, want 1..60 seconds", h.Get("Retry-After"))
+		}
+		if strings.Contains(body, "default") {
+			t.Fatalf("the locked-out answer shows queue data: %.200s", body)
+		}
+	}
+	// The lockout guards the login only: the rest of errand still answers.
+	if resp, err := http.Get(s.base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz during the lockout: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
