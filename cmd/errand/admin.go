@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -127,9 +128,23 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			name += " (paused)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, s.Weight, s.Pending, s.Scheduled, s.Retry, s.Active, s.Failed,
-			s.ProcessedToday, s.FailedToday, queue.FormatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
+			s.ProcessedToday, s.FailedToday, formatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
 	}
 	return tw.Flush()
+}
+
+// formatAge prints a duration the way a person reads it in a table.
+func formatAge(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return strconv.Itoa(int(d.Milliseconds())) + "ms"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	default:
+		return d.Round(time.Second).String()
+	}
 }
 
 func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -38,22 +38,21 @@ func ConnOpt(c config.Redis) asynq.RedisClientOpt {
 
 // Client queues jobs: think-queue's Queue::push and Queue::later.
 //
-// A job is written in asynq's layout (the task hash, the queue's pending list
-// or scheduled set, the set of queues), so asynq's tools and the dashboard see
-// it, by one script that also wakes idle workers: one round trip per job.
+// A job is written in asynq's layout (see internal/rdb), so asynq's tools and
+// the dashboard see it, by one script that also wakes idle workers: one round
+// trip per job.
 type Client struct {
-	reg   *Registry
-	rdb   redis.UniversalClient
-	known sync.Map // queues already in asynq's set of queues
+	reg *Registry
+	rdb *rdb.RDB
 }
 
-// NewClient returns a client over rdb.
-func NewClient(reg *Registry, rdb redis.UniversalClient) *Client {
-	return &Client{reg: reg, rdb: rdb}
+// NewClient returns a client over c.
+func NewClient(reg *Registry, c redis.UniversalClient) *Client {
+	return &Client{reg: reg, rdb: rdb.New(c)}
 }
 
 // ErrDuplicate means a job with the same ID is already queued (or kept).
-var ErrDuplicate = errors.New("job already queued")
+var ErrDuplicate = rdb.ErrDuplicate
 
 // Push queues a typed job now (or after its type's default delay).
 func (c *Client) Push(ctx context.Context, args Args, opts ...Option) (Envelope, error) {
@@ -69,53 +68,6 @@ func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts
 	return c.Push(ctx, args, append(opts, Delay(delay))...)
 }
 
-// enqueueJob writes a job. KEYS: its task hash, and its queue's pending list
-// (queued now) or scheduled set (delayed). ARGV: id, message, now (ns), due
-// (s with fraction; "0" = now), the queue's name when it is to be added to
-// asynq's set of queues (else ""). A pending job wakes idle workers (when its
-// list was empty); a delayed
-// one goes to the scheduled set at its exact due instant and wakes the due
-// forwarders (asynq's own scan only moves it at the whole second after, never
-// before). It answers 0 when the id is taken.
-var enqueueJob = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[5] ~= '' then redis.call('SADD', 'asynq:queues', ARGV[5]) end
-if ARGV[4] == '0' then
-	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'pending', 'pending_since', ARGV[3])
-	-- Only a list that was empty can have idle workers waiting on it: a
-	-- worker sleeps only after finding its lists empty, and comes back by
-	-- itself while there is more than it could take.
-	if redis.call('LPUSH', KEYS[2], ARGV[1]) == 1 then
-		redis.call('PUBLISH', 'errand:wake', 'job')
-	end
-else
-	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'scheduled')
-	redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-	redis.call('PUBLISH', 'errand:wake', 'due:' .. ARGV[4])
-end
-return 1
-`)
-
-// enqueueArgs returns the keys and arguments of enqueueJob for e.
-func (c *Client) enqueueArgs(e Envelope, extra map[string]string) ([]string, []any, error) {
-	msg, err := c.encode(e, extra)
-	if err != nil {
-		return nil, nil, err
-	}
-	prefix := "asynq:{" + e.Queue + "}:"
-	keys := []string{prefix + "t:" + e.ID, prefix + "pending"}
-	due := "0"
-	if e.delayed() {
-		due = dueScore(e.DueAt)
-		keys[1] = prefix + "scheduled"
-	}
-	add := ""
-	if _, known := c.known.Load(e.Queue); !known {
-		add = e.Queue
-	}
-	return keys, []any{e.ID, msg, time.Now().UnixNano(), due, add}, nil
-}
-
 // Enqueue puts a prepared envelope into Redis. Queuing the same envelope twice
 // returns ErrDuplicate and changes nothing.
 func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
@@ -123,78 +75,49 @@ func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
 }
 
 func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]string) error {
-	keys, args, err := c.enqueueArgs(e, extra)
+	t, err := c.task(e, extra)
 	if err != nil {
 		return err
 	}
-	n, err := enqueueJob.Run(ctx, c.rdb, keys, args...).Int()
-	if err != nil {
-		return fmt.Errorf("queue: enqueue %s %s: %w", e.Type, e.ID, err)
+	err = c.rdb.Enqueue(ctx, t)
+	if err != nil && !errors.Is(err, ErrDuplicate) {
+		return fmt.Errorf("queue: %w", err)
 	}
-	c.known.Store(e.Queue, true)
-	if n == 0 {
-		return ErrDuplicate
-	}
-	return nil
+	return err
 }
 
 // EnqueueMany puts prepared envelopes into Redis in one round trip. It
 // returns one error per envelope (nil, ErrDuplicate, or why it failed).
 func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
 	errs := make([]error, len(es))
-	type call struct {
-		i   int
-		cmd *redis.Cmd
-	}
-	run := func() ([]call, error) {
-		calls := make([]call, 0, len(es))
-		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, e := range es {
-				keys, args, err := c.enqueueArgs(e, nil)
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				calls = append(calls, call{i, enqueueJob.EvalSha(ctx, p, keys, args...)})
-			}
-			return nil
-		})
-		return calls, err
-	}
-	calls, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := enqueueJob.Load(ctx, c.rdb).Err(); lerr == nil {
-			calls, _ = run()
+	ts := make([]rdb.Task, 0, len(es))
+	at := make([]int, 0, len(es)) // es index of each task
+	for i, e := range es {
+		t, err := c.task(e, nil)
+		if err != nil {
+			errs[i] = err
+			continue
 		}
+		ts = append(ts, t)
+		at = append(at, i)
 	}
-	for _, cl := range calls {
-		n, err := cl.cmd.Int()
-		if err == nil {
-			c.known.Store(es[cl.i].Queue, true)
+	if len(ts) == 0 {
+		return errs
+	}
+	for k, err := range c.rdb.EnqueueMany(ctx, ts) {
+		if err != nil && !errors.Is(err, ErrDuplicate) {
+			err = fmt.Errorf("queue: %w", err)
 		}
-		switch {
-		case err != nil:
-			errs[cl.i] = fmt.Errorf("queue: enqueue %s %s: %w", es[cl.i].Type, es[cl.i].ID, err)
-		case n == 0:
-			errs[cl.i] = ErrDuplicate
-		}
+		errs[at[k]] = err
 	}
 	return errs
 }
 
-// dueScore is a due instant as a scheduled-set score: Unix seconds with the
-// milliseconds as a fraction, rounded up, so a job is never handed over
-// before its instant.
-func dueScore(t time.Time) string {
-	ms := (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
-	return strconv.FormatInt(ms/1000, 10) + "." + fmt.Sprintf("%03d", ms%1000)
-}
-
-// encode builds the stored task message of e, in asynq's format.
-func (c *Client) encode(e Envelope, extra map[string]string) ([]byte, error) {
+// task is e as a job to write, in asynq's format.
+func (c *Client) task(e Envelope, extra map[string]string) (rdb.Task, error) {
 	def, err := c.reg.Lookup(e.Type)
 	if err != nil {
-		return nil, err
+		return rdb.Task{}, err
 	}
 	headers := map[string]string{}
 	// The first-queued instant bounds throttled retries; it is left out when
@@ -206,14 +129,18 @@ func (c *Client) encode(e Envelope, extra map[string]string) ([]byte, error) {
 		headers[headerCallback] = "1"
 	}
 	maps.Copy(headers, extra)
-	return encodeTaskMsg(taskMsg{
-		Type: e.Type, Payload: e.Payload, Headers: headers, ID: e.ID, Queue: e.Queue,
+	t := rdb.Task{
+		ID: e.ID, Type: e.Type, Queue: e.Queue, Payload: e.Payload, Headers: headers,
 		Retry: maxRetrySentry,
 		// asynq's own deadline comes after errand's, so the policy always
 		// sees the timeout and classifies it.
-		Timeout:   int64((def.Timeout + timeoutGrace) / time.Second),
-		Retention: int64(c.reg.Retention() / time.Second),
-	}), nil
+		Timeout:   def.Timeout + timeoutGrace,
+		Retention: c.reg.Retention(),
+	}
+	if e.delayed() {
+		t.DueAt = e.DueAt
+	}
+	return t, nil
 }
 
 // Close releases nothing: it is there for symmetry with the Redis client the

@@ -5,23 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
-	"github.com/hibiken/asynq"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/redis/go-redis/v9"
 )
 
-// Inspector answers `errand queues` and `errand failed …`.
+// Inspector answers `errand queues` and `errand failed …`: rdb's Inspector,
+// with what this program's registry adds — the configured queues and their
+// weights, each type's attempts, and a retry that queues the job anew.
 type Inspector struct {
 	reg    *Registry
-	ins    *asynq.Inspector
+	ins    *rdb.Inspector
 	client *Client
 }
 
-// NewInspector returns an inspector over rdb.
-func NewInspector(reg *Registry, rdb redis.UniversalClient) *Inspector {
-	return &Inspector{reg: reg, ins: asynq.NewInspectorFromRedisClient(rdb), client: NewClient(reg, rdb)}
+// NewInspector returns an inspector over c.
+func NewInspector(reg *Registry, c redis.UniversalClient) *Inspector {
+	maxAttempts := func(typ string) int {
+		if def, err := reg.Lookup(typ); err == nil && !def.Unbounded {
+			return def.MaxAttempts
+		}
+		return 0 // unbounded, or a type this program does not know
+	}
+	return &Inspector{reg: reg, ins: rdb.NewInspector(c, maxAttempts), client: NewClient(reg, c)}
 }
 
 // QueueStats is one row of `errand queues`.
@@ -43,34 +50,30 @@ type QueueStats struct {
 // Queues returns the stats of every configured queue and any other queue
 // found in Redis.
 func (i *Inspector) Queues(ctx context.Context) ([]QueueStats, error) {
+	existing, err := i.ins.Queues(ctx)
+	if err != nil {
+		return nil, err
+	}
 	names := map[string]bool{}
 	for q := range i.reg.Queues() {
-		names[q] = true
-	}
-	existing, err := i.ins.Queues()
-	if err != nil {
-		return nil, fmt.Errorf("queues: %w", err)
+		names[q] = false
 	}
 	for _, q := range existing {
 		names[q] = true
-	}
-	exists := map[string]bool{}
-	for _, q := range existing {
-		exists[q] = true
 	}
 	var out []QueueStats
-	for q := range names {
+	for q, exists := range names {
 		s := QueueStats{Queue: q, Weight: i.reg.Queues()[q]}
-		if exists[q] {
-			info, err := i.ins.GetQueueInfo(q)
+		if exists {
+			st, err := i.ins.Stats(ctx, q)
 			if err != nil {
-				return nil, fmt.Errorf("queue %s: %w", q, err)
+				return nil, err
 			}
-			s.Pending, s.Scheduled, s.Retry, s.Active = info.Pending, info.Scheduled, info.Retry, info.Active
-			s.Failed, s.Aggregating = info.Archived, info.Aggregating
-			s.ProcessedToday, s.FailedToday = info.Processed, info.Failed
-			s.LatencySeconds = info.Latency.Seconds()
-			s.Paused = info.Paused
+			s.Pending, s.Scheduled, s.Retry, s.Active = st.Pending, st.Scheduled, st.Retry, st.Active
+			s.Failed, s.Aggregating = st.Failed, st.Aggregating
+			s.ProcessedToday, s.FailedToday = st.ProcessedToday, st.FailedToday
+			s.LatencySeconds = st.Latency.Seconds()
+			s.Paused = st.Paused
 		}
 		out = append(out, s)
 	}
@@ -96,127 +99,97 @@ type FailedJob struct {
 	Payload     string    `json:"payload"`
 }
 
-func (i *Inspector) queueNames(only string) ([]string, error) {
+func failedJob(j rdb.Job) FailedJob {
+	f := FailedJob{ID: j.ID, Type: j.Type, Queue: j.Queue, Attempts: j.Attempts, MaxAttempts: j.MaxAttempts,
+		Error: j.LastError, FailedAt: j.FailedAt, Payload: string(j.Payload)}
+	if q, ok := headerMillis(j.Headers, headerQueued); ok {
+		f.QueuedAt = q
+	}
+	return f
+}
+
+func (i *Inspector) queueNames(ctx context.Context, only string) ([]string, error) {
 	if only != "" {
 		return []string{only}, nil
 	}
-	qs, err := i.ins.Queues()
-	if err != nil {
-		return nil, fmt.Errorf("queues: %w", err)
-	}
-	sort.Strings(qs)
-	return qs, nil
+	return i.ins.Queues(ctx)
 }
 
 // Failed lists the failed jobs, oldest failure first, of one queue or all.
 func (i *Inspector) Failed(ctx context.Context, queue string) ([]FailedJob, error) {
-	qs, err := i.queueNames(queue)
+	qs, err := i.queueNames(ctx, queue)
 	if err != nil {
 		return nil, err
 	}
 	var out []FailedJob
 	for _, q := range qs {
-		for page := 1; ; page++ {
-			tasks, err := i.ins.ListArchivedTasks(q, asynq.PageSize(500), asynq.Page(page))
-			if err != nil {
-				if errors.Is(err, asynq.ErrQueueNotFound) {
-					break
-				}
-				return nil, fmt.Errorf("failed list %s: %w", q, err)
-			}
-			for _, t := range tasks {
-				out = append(out, i.failedJob(t))
-			}
-			if len(tasks) < 500 {
-				break
-			}
+		jobs, err := i.ins.Failed(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			out = append(out, failedJob(j))
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].FailedAt.Before(out[b].FailedAt) })
 	return out, nil
 }
 
-func (i *Inspector) failedJob(t *asynq.TaskInfo) FailedJob {
-	f := FailedJob{ID: t.ID, Type: t.Type, Queue: t.Queue, Error: t.LastErr, FailedAt: t.LastFailedAt, Payload: string(t.Payload)}
-	f.Attempts = t.Retried + 1
-	if def, err := i.reg.Lookup(t.Type); err == nil && !def.Unbounded {
-		f.MaxAttempts = def.MaxAttempts
-		if f.Attempts > def.MaxAttempts {
-			f.Attempts = def.MaxAttempts
-		}
-	}
-	if q, ok := headerMillis(t.Headers, headerQueued); ok {
-		f.QueuedAt = q
-	}
-	return f
-}
-
 // ErrNotFound is returned for an ID that is not in the failed list.
 var ErrNotFound = errors.New("no failed job with that id")
 
-func (i *Inspector) findFailed(id string) (*asynq.TaskInfo, error) {
-	qs, err := i.queueNames("")
-	if err != nil {
-		return nil, err
+func (i *Inspector) findFailed(ctx context.Context, id string) (rdb.Job, error) {
+	j, err := i.ins.FindFailed(ctx, id)
+	if errors.Is(err, rdb.ErrNotFound) {
+		return j, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	for _, q := range qs {
-		t, err := i.ins.GetTaskInfo(q, id)
-		if err != nil {
-			continue
-		}
-		if t.State == asynq.TaskStateArchived {
-			return t, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	return j, err
 }
 
 // Retry queues a failed job again with its full attempts, as a new job (new
 // ID, remembering the old one), then removes it from the failed list. It
 // returns the new job's ID.
 func (i *Inspector) Retry(ctx context.Context, id string) (string, error) {
-	t, err := i.findFailed(id)
+	j, err := i.findFailed(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	return i.retryTask(ctx, t)
+	return i.retry(ctx, j)
 }
 
-func (i *Inspector) retryTask(ctx context.Context, t *asynq.TaskInfo) (string, error) {
+func (i *Inspector) retry(ctx context.Context, j rdb.Job) (string, error) {
 	now := time.Now()
-	e := Envelope{ID: NewID(now), Type: t.Type, Queue: t.Queue, Payload: t.Payload, QueuedAt: now, DueAt: now}
-	if err := i.client.enqueue(ctx, e, map[string]string{headerRetryOf: t.ID}); err != nil {
-		return "", fmt.Errorf("retry %s: %w", t.ID, err)
+	e := Envelope{ID: NewID(now), Type: j.Type, Queue: j.Queue, Payload: j.Payload, QueuedAt: now, DueAt: now}
+	if err := i.client.enqueue(ctx, e, map[string]string{headerRetryOf: j.ID}); err != nil {
+		return "", fmt.Errorf("retry %s: %w", j.ID, err)
 	}
 	// Queued first, removed second: a crash in between leaves a duplicate in
 	// the failed list, never a lost job.
-	if err := i.ins.DeleteTask(t.Queue, t.ID); err != nil {
-		return e.ID, fmt.Errorf("retry %s: queued again as %s but could not remove it from the failed list: %w", t.ID, e.ID, err)
+	if err := i.ins.Forget(ctx, j.Queue, j.ID); err != nil {
+		return e.ID, fmt.Errorf("retry %s: queued again as %s but could not remove it from the failed list: %w", j.ID, e.ID, err)
 	}
 	return e.ID, nil
 }
 
-// RetryAll retries every failed job (of one queue, or all). It returns the
-// old → new ID pairs.
+// RetryAll retries every failed job (of one queue, or all) that is in the
+// failed list when it starts. It returns the old → new ID pairs.
 func (i *Inspector) RetryAll(ctx context.Context, queue string) ([][2]string, error) {
-	qs, err := i.queueNames(queue)
+	qs, err := i.queueNames(ctx, queue)
 	if err != nil {
 		return nil, err
 	}
 	var done [][2]string
 	for _, q := range qs {
-		for {
-			tasks, err := i.ins.ListArchivedTasks(q, asynq.PageSize(500), asynq.Page(1))
-			if err != nil || len(tasks) == 0 {
-				break
+		jobs, err := i.ins.Failed(ctx, q)
+		if err != nil {
+			return done, err
+		}
+		for _, j := range jobs {
+			nid, err := i.retry(ctx, j)
+			if err != nil {
+				return done, err
 			}
-			for _, t := range tasks {
-				nid, err := i.retryTask(ctx, t)
-				if err != nil {
-					return done, err
-				}
-				done = append(done, [2]string{t.ID, nid})
-			}
+			done = append(done, [2]string{j.ID, nid})
 		}
 	}
 	return done, nil
@@ -224,59 +197,34 @@ func (i *Inspector) RetryAll(ctx context.Context, queue string) ([][2]string, er
 
 // Forget removes one job from the failed list.
 func (i *Inspector) Forget(ctx context.Context, id string) error {
-	t, err := i.findFailed(id)
+	j, err := i.findFailed(ctx, id)
 	if err != nil {
 		return err
 	}
-	return i.ins.DeleteTask(t.Queue, t.ID)
+	return i.ins.Forget(ctx, j.Queue, j.ID)
 }
 
 // Flush empties the failed list of every queue. It returns how many jobs it
 // removed.
 func (i *Inspector) Flush(ctx context.Context) (int, error) {
-	qs, err := i.queueNames("")
+	qs, err := i.ins.Queues(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, q := range qs {
-		k, err := i.ins.DeleteAllArchivedTasks(q)
-		if err != nil {
-			return n, fmt.Errorf("flush %s: %w", q, err)
-		}
+		k, err := i.ins.Flush(ctx, q)
 		n += k
+		if err != nil {
+			return n, err
+		}
 	}
 	return n, nil
-}
-
-// FormatAge prints a duration the way a person reads it in a table.
-func FormatAge(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < time.Second:
-		return strconv.Itoa(int(d.Milliseconds())) + "ms"
-	case d < time.Minute:
-		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
-	default:
-		return d.Round(time.Second).String()
-	}
 }
 
 // Alive reports whether the job id is still to run on queue: pending,
 // scheduled, waiting to retry, running, or waiting in a group. A job that
 // completed, failed for good or is unknown is not alive.
 func (i *Inspector) Alive(queue, id string) (bool, error) {
-	t, err := i.ins.GetTaskInfo(queue, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	switch t.State {
-	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateActive, asynq.TaskStateAggregating:
-		return true, nil
-	}
-	return false, nil
+	return i.ins.Alive(context.Background(), queue, id)
 }

@@ -49,6 +49,7 @@ func (l *lockedBuffer) String() string {
 // stored error that GET /api/jobs shows, not the escalation).
 func TestPanicStoresValueNotStack(t *testing.T) {
 	rs := redistest.Start(t)
+	rs.Client().AddHook(redistest.SlotCheck(t))
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -103,18 +104,19 @@ func (qs QueueSet) String() string {
 // errand's fetcher (fetch.go) takes the jobs and runs them under the policy;
 // one asynq server runs the engine's background duties beside it (whole-second
 // schedules, recovery of lost workers' jobs, expired results, the escalation
-// digest's aggregation, heartbeats), with its own dequeue loop switched off.
+// digest's aggregation, heartbeats), with its own dequeue answered "nothing
+// pending" (rdb.SilenceAsynqDequeue).
 type Worker struct {
-	engine  *asynq.Server
-	bg      *redis.Client // the engine's connection, when it has its own
-	fetch   *fetcher
-	due     *dueForwarder
-	policy  *Policy
-	metrics *Metrics
-	rdb     redis.UniversalClient
-	queues  QueueSet
-	timeout time.Duration
-	log     *slog.Logger
+	engine      *asynq.Server
+	closeEngine func() error // the engine's connection, when it has its own
+	fetch       *fetcher
+	due         *dueForwarder
+	policy      *Policy
+	metrics     *Metrics
+	rdb         *rdb.RDB
+	queues      QueueSet
+	timeout     time.Duration
+	log         *slog.Logger
 }
 
 // dueCheck is how often the due forwarder looks at the scheduled and retry
@@ -122,32 +124,30 @@ type Worker struct {
 // than errand (asynq's recoverer). Jobs errand schedules wake it themselves.
 const dueCheck = 5 * time.Second
 
-// NewWorker returns a worker for cfg.Worker over rdb, running the jobs of reg.
-func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log *slog.Logger) (*Worker, error) {
+// NewWorker returns a worker for cfg.Worker over c, running the jobs of reg.
+func NewWorker(cfg *config.Config, reg *Registry, c redis.UniversalClient, log *slog.Logger) (*Worker, error) {
 	qs, err := ParseQueues(cfg.Worker.Queues, cfg.Queues, cfg.Worker.Strict)
 	if err != nil {
 		return nil, err
 	}
-	metrics := NewMetrics(rdb, log)
-	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(rdb), cfg.Escalation.Redact)
-	esc.client = NewClient(reg, rdb)
+	r := rdb.New(c)
+	metrics := NewMetrics(c, log)
+	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(c), cfg.Escalation.Redact)
+	esc.client = NewClient(reg, c)
 	policy := NewPolicy(reg, esc, metrics, log)
-	w := &Worker{policy: policy, metrics: metrics, rdb: rdb, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
-		due:   newDueForwarder(rdb, qs.Order, dueCheck, log),
-		fetch: newFetcher(rdb, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
+	w := &Worker{policy: policy, metrics: metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
+		due:   newDueForwarder(r, qs.Order, dueCheck, log),
+		fetch: newFetcher(r, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
-	engineRedis, shown := rdb, 1
-	if c, ok := rdb.(*redis.Client); ok {
-		o := *c.Options()
-		o.PoolSize = 4
-		w.bg = redis.NewClient(&o)
-		w.bg.AddHook(noDequeue{})
-		// Its dequeue loop is off, so its concurrency is only what the
-		// dashboard shows for this worker: the fetcher's.
-		engineRedis, shown = w.bg, cfg.Worker.Concurrency
-	}
+	engineRedis, closeEngine := engineClient(c)
+	// Whatever the client, the engine's processor takes no job: errand's
+	// fetcher takes them all.
+	rdb.SilenceAsynqDequeue(engineRedis)
+	w.closeEngine = closeEngine
 	w.engine = asynq.NewServerFromRedisClient(engineRedis, asynq.Config{
-		Concurrency:     shown,
+		// Its dequeue is silenced, so its concurrency is only what the
+		// dashboard shows for this worker: the fetcher's.
+		Concurrency:     cfg.Worker.Concurrency,
 		Queues:          qs.Weights,
 		StrictPriority:  qs.Strict,
 		IsFailure:       IsFailure,
@@ -167,6 +167,25 @@ func NewWorker(cfg *config.Config, reg *Registry, rdb redis.UniversalClient, log
 	return w, nil
 }
 
+// engineClient returns the client the asynq server runs on: a small pool of
+// its own where c's kind can be copied, so its background traffic never
+// waits behind the fetcher's; else c itself, shared.
+func engineClient(c redis.UniversalClient) (redis.UniversalClient, func() error) {
+	switch c := c.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize = 4
+		e := redis.NewClient(&o)
+		return e, e.Close
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize = 4
+		e := redis.NewClusterClient(&o)
+		return e, e.Close
+	}
+	return c, func() error { return nil }
+}
+
 // Queues returns what the worker works.
 func (w *Worker) Queues() QueueSet { return w.queues }
 
@@ -178,7 +197,7 @@ var ErrForcedExit = errors.New("stopped at once by a second signal; unfinished j
 // rest back. A second signal returns ErrForcedExit at once.
 func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	if err := w.engine.Start(w.policy); err != nil {
-		w.closeBG()
+		_ = w.closeEngine()
 		return fmt.Errorf("worker: start: %w", err)
 	}
 	bgctx, stopBG := context.WithCancel(context.Background())
@@ -241,15 +260,9 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	w.fetch.stopJob()
 	stopBG()
 	bgwg.Wait()
-	w.closeBG()
+	_ = w.closeEngine()
 	w.log.Info("worker stopped")
 	return nil
-}
-
-func (w *Worker) closeBG() {
-	if w.bg != nil {
-		_ = w.bg.Close()
-	}
 }
 
 // asynqLogger sends asynq's own log lines to slog.

@@ -64,6 +64,9 @@ type harness struct {
 func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 	t.Helper()
 	rs := redistest.Start(t)
+	// Every script the worker and the client run must be fit for Redis
+	// Cluster.
+	rs.Client().AddHook(redistest.SlotCheck(t))
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)

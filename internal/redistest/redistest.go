@@ -47,6 +47,7 @@ type options struct {
 	clientCerts bool
 	aclUser     string
 	aclPassword string
+	cluster     bool
 }
 
 // AppendOnly turns on the append-only file with appendfsync always, so every
@@ -75,6 +76,7 @@ type Server struct {
 	dir  string
 	log  string
 	port int
+	bus  int // the cluster bus port, in cluster mode
 	opts options
 
 	mu       sync.Mutex
@@ -82,6 +84,7 @@ type Server struct {
 	logShown bool          // a failure message already carried the log
 	exited   chan struct{} // closed when cmd has been waited for
 	client   *redis.Client
+	cluster  *redis.ClusterClient
 }
 
 // Start starts redis-server on a free loopback port and waits until it
@@ -106,6 +109,11 @@ func Start(tb testing.TB, opts ...Option) *Server {
 			tb.Fatalf("redistest: find a free port: %v", err)
 		}
 		s.port = port
+		if s.opts.cluster {
+			if s.bus, err = freePort(); err != nil {
+				tb.Fatalf("redistest: find a free port: %v", err)
+			}
+		}
 		err = s.start()
 		if err == nil {
 			return s
@@ -244,6 +252,7 @@ func (s *Server) start() error {
 	if s.opts.password != "" {
 		args = append(args, "--requirepass", s.opts.password)
 	}
+	args = append(args, s.clusterArgs()...)
 	if s.opts.aclUser != "" {
 		// Each --user is one ACL rule line, as in redis.conf.
 		args = append(args, "--user", s.opts.aclUser, "on", ">"+s.opts.aclPassword, "~*", "&*", "+@all")
@@ -278,7 +287,11 @@ func (s *Server) start() error {
 	}()
 	s.cmd, s.exited = cmd, exited
 
-	if err := s.waitReady(); err != nil {
+	err = s.waitReady()
+	if err == nil && s.opts.cluster {
+		err = s.serveAllSlots()
+	}
+	if err != nil {
 		s.kill()
 		if log := s.logBytes(); int64(len(log)) > logStart &&
 			bytes.Contains(log[logStart:], []byte("Address already in use")) {
@@ -402,6 +415,10 @@ func (s *Server) cleanup() {
 	if s.client != nil {
 		_ = s.client.Close()
 		s.client = nil
+	}
+	if s.cluster != nil {
+		_ = s.cluster.Close()
+		s.cluster = nil
 	}
 	if s.running() {
 		s.kill()

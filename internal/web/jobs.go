@@ -8,16 +8,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/outbound"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/store"
-	"github.com/hibiken/asynq"
 )
 
 // internalTypes cannot be queued through the API: errand queues them itself.
@@ -288,7 +289,7 @@ type jobStatus struct {
 // queued: another client's job, or one errand queued itself (a welcome
 // email, a callback), answers as unknown, so ids cannot be probed.
 func (s *Server) handleJobStatus() http.Handler {
-	ins := asynq.NewInspectorFromRedisClient(s.Redis)
+	ins := rdb.NewInspector(s.Redis, s.maxAttempts)
 	notFound := &problem{Status: http.StatusNotFound, Error: "no job with that id"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -308,23 +309,24 @@ func (s *Server) handleJobStatus() http.Handler {
 		}
 		if e, err := s.Store.OutboxJob(r.Context(), id); err == nil {
 			// Accepted, not yet in Redis (the relay moves it shortly).
-			st := jobStatus{ID: e.ID, Type: e.Type, Queue: e.Queue, State: "pending", NextRunAt: &e.DueAt}
+			st := jobStatus{ID: e.ID, Type: e.Type, Queue: e.Queue, State: rdb.StatePending, NextRunAt: &e.DueAt}
 			if e.DueAt.After(time.Now()) {
-				st.State = "scheduled"
+				st.State = rdb.StateScheduled
 			}
 			st.MaxAttempts = s.maxAttempts(e.Type)
 			writeJSON(w, http.StatusOK, st)
 			return
 		}
-		for q := range s.Registry.Queues() {
-			t, err := ins.GetTaskInfo(q, id)
-			if err != nil {
-				continue
-			}
-			writeJSON(w, http.StatusOK, s.statusOf(t))
-			return
+		j, err := ins.Job(r.Context(), id, slices.Sorted(maps.Keys(s.Registry.Queues()))...)
+		switch {
+		case errors.Is(err, rdb.ErrNotFound):
+			notFound.send(w)
+		case err != nil:
+			s.Log.Error("api: job status", "error", err.Error())
+			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
+		default:
+			writeJSON(w, http.StatusOK, statusOf(j))
 		}
-		notFound.send(w)
 	})
 }
 
@@ -335,33 +337,18 @@ func (s *Server) maxAttempts(typ string) int {
 	return 0
 }
 
-func (s *Server) statusOf(t *asynq.TaskInfo) jobStatus {
-	st := jobStatus{ID: t.ID, Type: t.Type, Queue: t.Queue, LastError: t.LastErr, MaxAttempts: s.maxAttempts(t.Type)}
-	st.Attempts = t.Retried
-	switch t.State {
-	case asynq.TaskStatePending, asynq.TaskStateAggregating:
-		st.State = "pending"
-	case asynq.TaskStateScheduled:
-		st.State = "scheduled"
-	case asynq.TaskStateRetry:
-		st.State = "retrying"
-	case asynq.TaskStateActive:
-		st.State, st.Attempts = "running", t.Retried+1
-	case asynq.TaskStateArchived:
-		st.State, st.Attempts = "failed", t.Retried+1
-	case asynq.TaskStateCompleted:
-		st.State, st.Attempts = "completed", t.Retried+1
-		c := t.CompletedAt
-		st.CompletedAt = &c
-	default:
-		st.State = strings.ToLower(fmt.Sprint(t.State))
-	}
-	if st.MaxAttempts > 0 && st.Attempts > st.MaxAttempts {
-		st.Attempts = st.MaxAttempts
-	}
-	if !t.NextProcessAt.IsZero() && (st.State == "pending" || st.State == "scheduled" || st.State == "retrying") {
-		n := t.NextProcessAt
+// statusOf is GET /api/jobs/{id}'s view of a job (rdb holds the one mapping
+// from asynq's data).
+func statusOf(j rdb.Job) jobStatus {
+	st := jobStatus{ID: j.ID, Type: j.Type, Queue: j.Queue, State: j.State, Attempts: j.Attempts,
+		MaxAttempts: j.MaxAttempts, LastError: j.LastError}
+	if !j.NextRunAt.IsZero() {
+		n := j.NextRunAt
 		st.NextRunAt = &n
+	}
+	if j.State == rdb.StateCompleted {
+		c := j.CompletedAt
+		st.CompletedAt = &c
 	}
 	return st
 }

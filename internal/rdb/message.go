@@ -1,4 +1,4 @@
-package queue
+package rdb
 
 import (
 	"errors"
@@ -9,17 +9,19 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// taskMsg is the part of asynq's stored task message (a protobuf, in the
-// hash asynq:{queue}:t:<id>, field "msg") that errand's fetcher needs. The
-// field numbers are asynq's wire format (TaskMessage in its asynq.proto).
-type taskMsg struct {
+// Message is the part of asynq's stored task message (a protobuf, field msg
+// of the task hash, see TaskKey) that errand reads and writes. The field
+// numbers are asynq v0.26.0's wire format (TaskMessage in its
+// internal/proto/asynq.proto); encoding it here spares errand a generated
+// copy of a proto file asynq keeps private.
+type Message struct {
 	Type      string
 	Payload   []byte
 	Headers   map[string]string
 	ID        string
 	Queue     string
-	Retry     int
-	Retried   int
+	Retry     int // asynq's limit on retries; errand sets it out of reach
+	Retried   int // failed attempts that counted
 	UniqueKey string
 	Timeout   int64 // seconds
 	Retention int64 // seconds
@@ -41,23 +43,23 @@ const (
 	fieldHeaders     = 15
 )
 
-var errBadMsg = errors.New("task message: malformed")
+var errBadMessage = errors.New("task message: malformed")
 
-// decodeTaskMsg reads a stored task message. Fields it does not use are
+// decodeMessage reads a stored task message. Fields it does not use are
 // skipped; a field given twice keeps its last value, as protobuf decoders do.
-func decodeTaskMsg(b []byte) (taskMsg, error) {
-	var m taskMsg
+func decodeMessage(b []byte) (Message, error) {
+	var m Message
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return m, errBadMsg
+			return m, errBadMessage
 		}
 		b = b[n:]
 		switch typ {
 		case protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return m, errBadMsg
+				return m, errBadMessage
 			}
 			b = b[n:]
 			switch num {
@@ -73,7 +75,7 @@ func decodeTaskMsg(b []byte) (taskMsg, error) {
 		case protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return m, errBadMsg
+				return m, errBadMessage
 			}
 			b = b[n:]
 			switch num {
@@ -100,20 +102,20 @@ func decodeTaskMsg(b []byte) (taskMsg, error) {
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return m, errBadMsg
+				return m, errBadMessage
 			}
 			b = b[n:]
 		}
 	}
 	if m.Type == "" || m.ID == "" {
-		return m, fmt.Errorf("%w: no type or id", errBadMsg)
+		return m, fmt.Errorf("%w: no type or id", errBadMessage)
 	}
 	return m, nil
 }
 
-// encodeTaskMsg writes a task message as asynq stores it (zero fields left
+// encodeMessage writes a task message as asynq stores it (zero fields left
 // out, as protobuf does).
-func encodeTaskMsg(m taskMsg) []byte {
+func encodeMessage(m Message) []byte {
 	b := make([]byte, 0, 64+len(m.Type)+len(m.Payload)+len(m.ID)+len(m.Queue)+32*len(m.Headers))
 	str := func(num protowire.Number, v string) {
 		if v != "" {
@@ -155,12 +157,12 @@ func decodeMapEntry(b []byte) (key, val string, err error) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || typ != protowire.BytesType {
-			return "", "", errBadMsg
+			return "", "", errBadMessage
 		}
 		b = b[n:]
 		v, n := protowire.ConsumeBytes(b)
 		if n < 0 {
-			return "", "", errBadMsg
+			return "", "", errBadMessage
 		}
 		b = b[n:]
 		switch num {
@@ -173,7 +175,7 @@ func decodeMapEntry(b []byte) (key, val string, err error) {
 	return key, val, nil
 }
 
-// The updates errand's fetcher writes back replace single fields in the
+// The updates errand writes back when a job completes or fails replace single fields in the
 // stored bytes: the other fields, including any this code does not know,
 // are kept as they are.
 

@@ -1,0 +1,136 @@
+package rdb
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Task is a job to write into Redis.
+type Task struct {
+	ID, Type, Queue string
+	Payload         []byte
+	Headers         map[string]string
+	// Retry is asynq's limit on retries, stored in the message.
+	Retry int
+	// Timeout is asynq's deadline for one attempt; Retention how long a
+	// completed job is kept (0: deleted at once). Both in whole seconds.
+	Timeout, Retention time.Duration
+	// DueAt is when a delayed job is due; zero for a job to run now.
+	DueAt time.Time
+}
+
+func (t Task) message() []byte {
+	return encodeMessage(Message{
+		Type: t.Type, Payload: t.Payload, Headers: t.Headers, ID: t.ID, Queue: t.Queue,
+		Retry:     t.Retry,
+		Timeout:   int64(t.Timeout / time.Second),
+		Retention: int64(t.Retention / time.Second),
+	})
+}
+
+// enqueueScript writes a new job: asynq v0.26.0's enqueueCmd (a job to run
+// now) and scheduleCmd (a job for later) in one script, which also wakes idle
+// workers. A delayed job is scored by its exact due instant (DueScore), not
+// the whole second asynq writes: asynq's forwarder moves it at the second
+// after, errand's due forwarder at its instant, neither before.
+//
+// KEYS[1] -> asynq:{<q>}:t:<id>
+// KEYS[2] -> asynq:{<q>}:pending (now) or asynq:{<q>}:scheduled (later)
+// ARGV[1] -> task id
+// ARGV[2] -> the encoded message
+// ARGV[3] -> now, Unix ns (pending_since)
+// ARGV[4] -> due score (DueScore), or "0" for now
+// ARGV[5] -> the queue's name, for the wake-up
+//
+// Returns 1, or 0 when the id is taken.
+var enqueueScript = newScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[4] == '0' then
+	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'pending', 'pending_since', ARGV[3])
+	-- Only a list that was empty can have idle workers waiting on it: a
+	-- worker sleeps only after finding its lists empty, and comes back by
+	-- itself while there is more than it could take.
+	if redis.call('LPUSH', KEYS[2], ARGV[1]) == 1 then
+		redis.call('PUBLISH', WAKE, 'job:' .. ARGV[5])
+	end
+else
+	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'scheduled')
+	redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+	redis.call('PUBLISH', WAKE, 'due:' .. ARGV[4])
+end
+return 1
+`)
+
+func (r *RDB) enqueueCall(t Task, now time.Time) *evalCall {
+	keys := []string{TaskKey(t.Queue, t.ID), PendingKey(t.Queue)}
+	due := "0"
+	if !t.DueAt.IsZero() {
+		due = DueScore(t.DueAt)
+		keys[1] = ScheduledKey(t.Queue)
+	}
+	return &evalCall{script: enqueueScript, keys: keys, args: []any{t.ID, t.message(), now.UnixNano(), due, t.Queue}}
+}
+
+// Enqueue writes a job. A job whose id is taken returns ErrDuplicate and
+// changes nothing.
+func (r *RDB) Enqueue(ctx context.Context, t Task) error {
+	return r.EnqueueMany(ctx, []Task{t})[0]
+}
+
+// EnqueueMany writes jobs in one round trip: one script per job, and asynq's
+// set of queues learns the queues this process has not added yet. It returns
+// one error per job: nil, ErrDuplicate, or why it failed.
+func (r *RDB) EnqueueMany(ctx context.Context, ts []Task) []error {
+	now := time.Now()
+	calls := make([]*evalCall, len(ts))
+	var newQueues []string
+	for i, t := range ts {
+		calls[i] = r.enqueueCall(t, now)
+		if _, known := r.known.Load(t.Queue); !known && !slices.Contains(newQueues, t.Queue) {
+			newQueues = append(newQueues, t.Queue)
+		}
+	}
+	var added *redis.IntCmd
+	var extra func(redis.Pipeliner)
+	if len(newQueues) > 0 {
+		extra = func(p redis.Pipeliner) {
+			added = p.SAdd(ctx, AllQueuesKey, anys(newQueues)...)
+		}
+	}
+	if extra == nil && len(calls) == 1 {
+		// The common case, one job on a known queue: no pipeline to build.
+		c := calls[0]
+		c.cmd = c.script.Run(ctx, r.c, c.keys, c.args...)
+	} else {
+		r.runPipelined(ctx, calls, extra)
+	}
+	// A failed SADD leaves the queues unknown: the next job tries again.
+	if added != nil && added.Err() == nil {
+		for _, q := range newQueues {
+			r.known.Store(q, true)
+		}
+	}
+	errs := make([]error, len(ts))
+	for i, c := range calls {
+		n, err := c.cmd.Int()
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("enqueue %s %s: %w", ts[i].Type, ts[i].ID, err)
+		case n == 0:
+			errs[i] = ErrDuplicate
+		}
+	}
+	return errs
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
