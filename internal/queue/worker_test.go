@@ -2,12 +2,15 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // probe is a job type that records when each job started.
@@ -29,17 +33,22 @@ func (probe) Defaults() queue.Defaults {
 }
 
 type recorder struct {
-	mu     sync.Mutex
-	starts map[int]time.Time
-	order  []probe
-	delay  time.Duration
+	mu      sync.Mutex
+	starts  map[int]time.Time
+	order   []probe
+	delay   time.Duration
+	byAsynq int // jobs handed over by asynq's own processor, not errand's fetcher
 }
 
 func (r *recorder) work(ctx context.Context, p probe) error {
 	now := time.Now()
+	_, fromAsynq := asynq.GetTaskID(ctx)
 	r.mu.Lock()
 	r.starts[p.N] = now
 	r.order = append(r.order, p)
+	if fromAsynq {
+		r.byAsynq++
+	}
 	r.mu.Unlock()
 	if r.delay > 0 {
 		time.Sleep(r.delay)
@@ -58,6 +67,7 @@ type harness struct {
 	reg *queue.Registry
 	rec *recorder
 	rs  *redistest.Server
+	c   redis.UniversalClient // what the worker and the client run on
 	cli *queue.Client
 }
 
@@ -67,6 +77,11 @@ func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 	// Every script the worker and the client run must be fit for Redis
 	// Cluster.
 	rs.Client().AddHook(redistest.SlotCheck(t))
+	return newHarnessOn(t, rs, rs.Client(), mutate)
+}
+
+func newHarnessOn(t *testing.T, rs *redistest.Server, c redis.UniversalClient, mutate func(*config.Config)) *harness {
+	t.Helper()
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +98,7 @@ func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{cfg: cfg, reg: reg, rec: rec, rs: rs, cli: queue.NewClient(reg, rs.Client())}
+	return &harness{cfg: cfg, reg: reg, rec: rec, rs: rs, c: c, cli: queue.NewClient(reg, c)}
 }
 
 func (h *harness) startWorker(t *testing.T) {
@@ -92,7 +107,7 @@ func (h *harness) startWorker(t *testing.T) {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	w, err := queue.NewWorker(h.cfg, h.reg, h.rs.Client(), log)
+	w, err := queue.NewWorker(h.cfg, h.reg, h.c, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,4 +297,69 @@ func TestJobsReadableByAsynqInspector(t *testing.T) {
 	if qi.Processed != 1 || qi.Scheduled != 1 || qi.Active != 0 || qi.Pending != 0 {
 		t.Fatalf("queue as asynq reads it: %+v", qi)
 	}
+}
+
+// countDequeues is a go-redis hook that counts asynq's dequeue script (a
+// queue's pending list, paused flag, active list and lease set, in that
+// order: asynq's own keys, whatever its script's text) passing through it.
+type countDequeues struct{ n atomic.Int64 }
+
+func (h *countDequeues) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countDequeues) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *countDequeues) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		a := cmd.Args()
+		if name, _ := a[0].(string); (name == "evalsha" || name == "eval") && len(a) >= 7 && fmt.Sprint(a[2]) == "4" &&
+			strings.HasSuffix(fmt.Sprint(a[3]), "}:pending") && strings.HasSuffix(fmt.Sprint(a[6]), "}:lease") {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A worker given a client of another kind than *redis.Client (a Ring here)
+// still silences the dequeue of the asynq server it runs: asynq's processor
+// asks, and nothing reaches Redis. Every job runs through errand's fetcher.
+func TestWorkerSilencesAsynqOnAnyClient(t *testing.T) {
+	rs := redistest.Start(t)
+	ring := rs.Ring()
+	ring.AddHook(redistest.SlotCheck(t))
+	asked := &countDequeues{}
+	ring.AddHook(asked) // outside the worker's silencer: sees every dequeue
+	h := newHarnessOn(t, rs, ring, func(c *config.Config) { c.Worker.PollInterval = 200 * time.Millisecond })
+	enqueueBoth(t, h, 10)
+	sent := &countDequeues{}
+	h.startWorker(t)
+	ring.AddHook(sent) // inside it: sees only what reaches Redis
+	waitUntil(t, 20*time.Second, "asynq's processor to ask for jobs, twice", func() bool { return asked.n.Load() >= 2 })
+	waitUntil(t, 20*time.Second, "the 20 jobs", func() bool { return h.rec.count() == 20 })
+	if n := sent.n.Load(); n != 0 {
+		t.Fatalf("%d of asynq's dequeues reached Redis", n)
+	}
+	h.rec.mu.Lock()
+	defer h.rec.mu.Unlock()
+	if h.rec.byAsynq != 0 {
+		t.Fatalf("asynq's processor ran %d jobs", h.rec.byAsynq)
+	}
+}
+
+// The whole worker runs on Redis Cluster (a real one, of one node): jobs
+// queued now, later and by asynq's own client all run.
+func TestWorkerOnRedisCluster(t *testing.T) {
+	rs := redistest.Start(t, redistest.Cluster())
+	c := rs.ClusterClient()
+	c.AddHook(redistest.SlotCheck(t))
+	h := newHarnessOn(t, rs, c, func(c *config.Config) { c.Worker.PollInterval = 200 * time.Millisecond })
+	h.startWorker(t)
+	enqueueBoth(t, h, 5)
+	if _, err := h.cli.Later(context.Background(), 500*time.Millisecond, probe{N: 100}); err != nil {
+		t.Fatal(err)
+	}
+	ac := asynq.NewClientFromRedisClient(c)
+	if _, err := ac.Enqueue(asynq.NewTask("test:probe", []byte(`{"n":101}`)), asynq.Queue("crm")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the 12 jobs", func() bool { return h.rec.count() == 12 })
 }

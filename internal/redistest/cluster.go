@@ -80,3 +80,25 @@ func (s *Server) ClusterClient() *redis.ClusterClient {
 	}
 	return s.cluster
 }
+
+// Ring returns a go-redis Ring of one shard, this server: a client of
+// another kind than *redis.Client on a standalone server, for code that must
+// work with any redis.UniversalClient. It is shared by every call and closed
+// when the test ends.
+func (s *Server) Ring() *redis.Ring {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		s.ring = redis.NewRing(&redis.RingOptions{
+			Addrs:           map[string]string{"only": s.Addr()},
+			Username:        s.Username(),
+			Password:        s.Password(),
+			TLSConfig:       s.TLSConfig(),
+			DisableIdentity: true,
+			DialTimeout:     time.Second,
+			ReadTimeout:     5 * time.Second,
+			WriteTimeout:    5 * time.Second,
+		})
+	}
+	return s.ring
+}

@@ -85,6 +85,7 @@ type Server struct {
 	exited   chan struct{} // closed when cmd has been waited for
 	client   *redis.Client
 	cluster  *redis.ClusterClient
+	ring     *redis.Ring
 }
 
 // Start starts redis-server on a free loopback port and waits until it
@@ -419,6 +420,10 @@ func (s *Server) cleanup() {
 	if s.cluster != nil {
 		_ = s.cluster.Close()
 		s.cluster = nil
+	}
+	if s.ring != nil {
+		_ = s.ring.Close()
+		s.ring = nil
 	}
 	if s.running() {
 		s.kill()
