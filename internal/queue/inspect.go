@@ -160,13 +160,12 @@ func (i *Inspector) Retry(ctx context.Context, id string) (string, error) {
 func (i *Inspector) retry(ctx context.Context, j rdb.Job) (string, error) {
 	now := time.Now()
 	e := Envelope{ID: NewID(now), Type: j.Type, Queue: j.Queue, Payload: j.Payload, QueuedAt: now, DueAt: now}
-	if err := i.client.enqueue(ctx, e, map[string]string{headerRetryOf: j.ID}); err != nil {
+	t, err := i.client.task(e, map[string]string{headerRetryOf: j.ID})
+	if err != nil {
 		return "", fmt.Errorf("retry %s: %w", j.ID, err)
 	}
-	// Queued first, removed second: a crash in between leaves a duplicate in
-	// the failed list, never a lost job.
-	if err := i.ins.Forget(ctx, j.Queue, j.ID); err != nil {
-		return e.ID, fmt.Errorf("retry %s: queued again as %s but could not remove it from the failed list: %w", j.ID, e.ID, err)
+	if err := i.ins.Retry(ctx, j, t); err != nil {
+		return "", err
 	}
 	return e.ID, nil
 }

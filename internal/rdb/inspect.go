@@ -66,6 +66,7 @@ var ErrNotFound = errors.New("no such job")
 // asynq's own Inspector, so it sees exactly what the dashboard sees.
 type Inspector struct {
 	ins         *asynq.Inspector
+	rdb         *RDB
 	maxAttempts func(typ string) int
 }
 
@@ -75,7 +76,7 @@ func NewInspector(c redis.UniversalClient, maxAttempts func(typ string) int) *In
 	if maxAttempts == nil {
 		maxAttempts = func(string) int { return 0 }
 	}
-	return &Inspector{ins: asynq.NewInspectorFromRedisClient(c), maxAttempts: maxAttempts}
+	return &Inspector{ins: asynq.NewInspectorFromRedisClient(c), rdb: New(c), maxAttempts: maxAttempts}
 }
 
 // jobOf is the one mapping of asynq's task data to errand's view of a job.
@@ -209,6 +210,20 @@ func (i *Inspector) FindFailed(ctx context.Context, id string) (Job, error) {
 		}
 	}
 	return Job{}, fmt.Errorf("%w in the failed list: %s", ErrNotFound, id)
+}
+
+// Retry queues again, as the new job again, the job failed that is in the
+// failed list, then removes failed from the list. Queued first, removed
+// second: a crash in between leaves a duplicate in the failed list, never a
+// lost job.
+func (i *Inspector) Retry(ctx context.Context, failed Job, again Task) error {
+	if err := i.rdb.Enqueue(ctx, again); err != nil {
+		return fmt.Errorf("retry %s: %w", failed.ID, err)
+	}
+	if err := i.ins.DeleteTask(failed.Queue, failed.ID); err != nil {
+		return fmt.Errorf("retry %s: queued again as %s but could not remove it from the failed list: %w", failed.ID, again.ID, err)
+	}
+	return nil
 }
 
 // Forget removes job id of queue q (which is not running).

@@ -492,12 +492,29 @@ func TestAsynqStatesReadByErrand(t *testing.T) {
 		t.Fatalf("stats %+v, %v; asynq's %+v, %v", st, err, qi, qerr)
 	}
 
-	// Forget and flush the failed list.
-	enqueue("archived-too")
-	if err := ains.ArchiveTask("emails", "archived-too"); err != nil {
+	// Retry (as a new job), forget and flush the failed list.
+	failedJob, err := ins.FindFailed(ctx, "archived")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ins.Forget(ctx, "emails", "archived"); err != nil {
+	again := newTask("again")
+	again.Payload = failedJob.Payload
+	if err := ins.Retry(ctx, failedJob, again); err != nil {
+		t.Fatal(err)
+	}
+	if info := wantState(t, ains, "emails", "again", asynq.TaskStatePending); string(info.Payload) != `{"id":"archived"}` {
+		t.Fatalf("the retried job: %+v", info)
+	}
+	if _, err := ins.FindFailed(ctx, "archived"); !errors.Is(err, rdb.ErrNotFound) {
+		t.Fatalf("the retried job is still in the failed list: %v", err)
+	}
+	for _, id := range []string{"forgotten", "flushed"} {
+		enqueue(id)
+		if err := ains.ArchiveTask("emails", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ins.Forget(ctx, "emails", "forgotten"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := ins.Flush(ctx, "emails"); err != nil || n != 1 {
