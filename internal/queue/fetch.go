@@ -224,7 +224,8 @@ func (f *fetcher) fetch(ctx context.Context, n int) ([]*rdb.Fetched, error) {
 // an empty list publishes one) or the knowledge is a poll interval old: jobs
 // queued by other programs, or moved by asynq's own forwarder, wake no one.
 // So a drain of one queue costs one script per batch, whatever the number of
-// queues, and an idle worker one LLEN per queue per poll.
+// queues, and an idle worker, per poll, one script and an LLEN per other
+// queue.
 type depths struct {
 	queues []string
 	poll   time.Duration

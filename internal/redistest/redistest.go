@@ -3,6 +3,11 @@
 // Each server runs as a child process on a free loopback port with its data
 // in a t.TempDir(), and is killed when the test ends. Tests that prove
 // durability use AppendOnly together with Kill or Stop and Restart.
+//
+// Code meant for any Redis deployment is tested with clients of other kinds
+// (Ring, and ClusterClient on a server started with Cluster, a real cluster of
+// one node), and with the SlotCheck hook, which fails a test for any script
+// Redis Cluster would refuse.
 package redistest
 
 import (
