@@ -78,7 +78,19 @@ func (r *RDB) enqueueCall(t Task, now time.Time) *evalCall {
 // Enqueue writes a job. A job whose id is taken returns ErrDuplicate and
 // changes nothing.
 func (r *RDB) Enqueue(ctx context.Context, t Task) error {
-	return r.EnqueueMany(ctx, []Task{t})[0]
+	if _, known := r.known.Load(t.Queue); !known {
+		return r.EnqueueMany(ctx, []Task{t})[0]
+	}
+	// The common case, a queue already added: one script, no pipeline.
+	c := r.enqueueCall(t, time.Now())
+	n, err := c.script.Run(ctx, r.c, c.keys, c.args...).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("enqueue %s %s: %w", t.Type, t.ID, err)
+	case n == 0:
+		return ErrDuplicate
+	}
+	return nil
 }
 
 // EnqueueMany writes jobs in one round trip: one script per job, and asynq's
@@ -101,13 +113,7 @@ func (r *RDB) EnqueueMany(ctx context.Context, ts []Task) []error {
 			added = p.SAdd(ctx, AllQueuesKey, anys(newQueues)...)
 		}
 	}
-	if extra == nil && len(calls) == 1 {
-		// The common case, one job on a known queue: no pipeline to build.
-		c := calls[0]
-		c.cmd = c.script.Run(ctx, r.c, c.keys, c.args...)
-	} else {
-		r.runPipelined(ctx, calls, extra)
-	}
+	r.runPipelined(ctx, calls, extra)
 	// A failed SADD leaves the queues unknown: the next job tries again.
 	if added != nil && added.Err() == nil {
 		for _, q := range newQueues {
