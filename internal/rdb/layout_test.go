@@ -616,3 +616,35 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 		}
 	}
 }
+
+// A Redis that lost its scripts (restarted, failed over) answers NOSCRIPT to
+// the pipelined scripts: they are sent again with their source, and run once.
+func TestPipelinedScriptsSurviveAScriptFlush(t *testing.T) {
+	ctx := context.Background()
+	rs, r, _ := newRedis(t)
+	a, b := newTask("a"), newTask("b")
+	b.Queue = "crm"
+	for _, err := range r.EnqueueMany(ctx, []rdb.Task{a, b}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := r.Fetch(ctx, []rdb.Take{{Queue: "emails", N: 5}, {Queue: "crm", N: 5}}, time.Now().Add(rdb.LeaseDuration))
+	if err != nil || len(taken[0].Jobs) != 1 || len(taken[1].Jobs) != 1 {
+		t.Fatalf("fetch after SCRIPT FLUSH: %+v, %v", taken, err)
+	}
+	if err := rs.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Complete(ctx, append(taken[0].Jobs, taken[1].Jobs...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"emails", "crm"} {
+		if n, _ := rs.Client().Get(ctx, rdb.ProcessedTotalKey(q)).Int(); n != 1 {
+			t.Errorf("%s counts %d processed jobs, want 1", q, n)
+		}
+	}
+}
