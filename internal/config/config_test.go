@@ -241,3 +241,34 @@ func TestServiceConfigsNameTheirKeys(t *testing.T) {
 		}
 	}
 }
+
+// A list key set from the environment is comma-separated, whichever list it
+// is: the defaults tell Load which keys are lists.
+func TestEnvironmentListsAreSplit(t *testing.T) {
+	c, err := Load("", false, []string{
+		"ERRAND_API__TOKENS=0123456789abcdef, fedcba9876543210",
+		"ERRAND_ESCALATION__TO=a@shop.test,b@shop.test",
+		"ERRAND_ESCALATION__REDACT=pin,iban",
+		`ERRAND_JOBS__USER:WELCOME_EMAIL__BACKOFF=1s,2s`,
+		"ERRAND_NOTIFY__REPS__ALICE__SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T/B/a,b",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.API.Tokens, "|"); got != "0123456789abcdef|fedcba9876543210" {
+		t.Errorf("api.tokens = %q", got)
+	}
+	if got := strings.Join(c.Escalation.To, "|"); got != "a@shop.test|b@shop.test" {
+		t.Errorf("escalation.to = %q", got)
+	}
+	if got := strings.Join(c.Escalation.Redact, "|"); got != "pin|iban" {
+		t.Errorf("escalation.redact = %q", got)
+	}
+	if got := c.Jobs["user:welcome_email"].Backoff; len(got) != 2 || got[0] != time.Second || got[1] != 2*time.Second {
+		t.Errorf("jobs.user:welcome_email.backoff = %v", got)
+	}
+	// Not a list: a comma stays.
+	if got := c.Notify.Reps["alice"].SlackWebhookURL; got != "https://hooks.slack.com/services/T/B/a,b" {
+		t.Errorf("notify.reps.alice.slack_webhook_url = %q", got)
+	}
+}
