@@ -1,4 +1,16 @@
-package sandbox
+// Package shopifytest is a fake of Shopify's GraphQL Admin API for tests and
+// the sandbox: POST /admin/api/{version}/graphql.json, a tiny subset — the
+// order query (fulfillmentOrders, fulfillments) and the fulfillmentCreate and
+// fulfillmentTrackingInfoUpdate mutations. It does not parse GraphQL: it
+// finds which field the query asks for and reads the inputs from
+// "variables", which is how errand sends them, and answers the whole object
+// whatever the selection. Like Shopify it checks the access token, answers
+// 200 with "errors" or "userErrors" for what it refuses, sends
+// extensions.cost with every answer, and throttles with HTTP 200 and a
+// THROTTLED error. It also builds the orders/paid webhooks Shopify sends
+// errand (OrderPaid). The sandbox (internal/sandbox) serves it with fault
+// injection and a call log.
+package shopifytest
 
 import (
 	"crypto/hmac"
@@ -12,35 +24,51 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/errandhq/errand/internal/shopify"
 )
 
-// The Shopify fake: POST /admin/api/{version}/graphql.json, a tiny subset of
-// the GraphQL Admin API — the order query (fulfillmentOrders, fulfillments)
-// and the fulfillmentCreate and fulfillmentTrackingInfoUpdate mutations. It
-// does not parse GraphQL: it finds which field the query asks for and reads
-// the inputs from "variables", which is how errand sends them, and answers
-// the whole object whatever the selection. Like Shopify it checks the access
-// token, answers 200 with "errors" or "userErrors" for what it refuses, sends
-// extensions.cost with every answer, and throttles with HTTP 200 and a
-// THROTTLED error.
-func init() {
-	registrars = append(registrars, func(s *Sandbox) {
-		s.Handle(Shopify, "POST /admin/api/{version}/graphql.json", s.shopifyGraphQL)
-	})
-	throttlers[Shopify] = shopifyThrottled
+// Service names the fake in the sandbox's faults and call log.
+const Service = "shopify"
+
+// Fake is one shop's Admin API.
+type Fake struct {
+	accessToken, apiVersion string
+
+	mu         sync.Mutex
+	autoCreate bool
+	orders     map[int64]*order
+	lastID     int
+}
+
+// New returns the shop of cfg: it takes cfg's access token and serves cfg's
+// API version (any well-formed one when it is empty). With no access token,
+// every call is refused.
+func New(cfg shopify.Config) *Fake {
+	return &Fake{accessToken: cfg.AccessToken, apiVersion: cfg.APIVersion, orders: map[int64]*order{}}
+}
+
+// Service implements sandbox.Fake.
+func (s *Fake) Service() string { return Service }
+
+// Routes implements sandbox.Fake.
+func (s *Fake) Routes() map[string]func(http.ResponseWriter, *http.Request, []byte) (int, string) {
+	return map[string]func(http.ResponseWriter, *http.Request, []byte) (int, string){
+		"POST /admin/api/{version}/graphql.json": s.graphQL,
+	}
 }
 
 // Shopify's cost figures on a standard plan: a 2000-point bucket refilled at
 // 100 points a second.
 const (
-	shopifyBucket      = 2000.0
-	shopifyRestoreRate = 100.0
+	bucket      = 2000.0
+	restoreRate = 100.0
 )
 
-// shopifyThrottled answers the way Shopify does when the bucket is empty:
-// HTTP 200, a THROTTLED error and the cost figures. The query is 100 points
-// short, so a client waiting as told waits one second.
-func shopifyThrottled(w http.ResponseWriter) int {
+// Throttle answers the way Shopify does when the bucket is empty: HTTP 200, a
+// THROTTLED error and the cost figures. The query is 100 points short, so a
+// client waiting as told waits one second.
+func (s *Fake) Throttle(w http.ResponseWriter) int {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"errors": []any{map[string]any{
 			"message":    "Throttled",
@@ -49,104 +77,90 @@ func shopifyThrottled(w http.ResponseWriter) int {
 		"extensions": map[string]any{"cost": map[string]any{
 			"requestedQueryCost": 112,
 			"actualQueryCost":    nil,
-			"throttleStatus":     map[string]any{"maximumAvailable": shopifyBucket, "currentlyAvailable": 12.0, "restoreRate": shopifyRestoreRate},
+			"throttleStatus":     map[string]any{"maximumAvailable": bucket, "currentlyAvailable": 12.0, "restoreRate": restoreRate},
 		}},
 	})
 	return http.StatusOK
 }
 
-// ShopifyFulfillment is a fulfillment the Shopify fake holds.
-type ShopifyFulfillment struct {
-	ID                  string            `json:"id"`
-	Status              string            `json:"status"`
-	CreatedAt           time.Time         `json:"createdAt"`
-	TrackingInfo        []ShopifyTracking `json:"trackingInfo"`
-	FulfillmentOrderIDs []string          `json:"-"`
-	NotifyCustomer      bool              `json:"-"`
+// Fulfillment is a fulfillment the fake holds.
+type Fulfillment struct {
+	ID                  string     `json:"id"`
+	Status              string     `json:"status"`
+	CreatedAt           time.Time  `json:"createdAt"`
+	TrackingInfo        []Tracking `json:"trackingInfo"`
+	FulfillmentOrderIDs []string   `json:"-"`
+	NotifyCustomer      bool       `json:"-"`
 	// TrackingUpdates counts fulfillmentTrackingInfoUpdate calls on it.
 	TrackingUpdates int `json:"-"`
 }
 
-// ShopifyTracking is a fulfillment's tracking information.
-type ShopifyTracking struct {
+// Tracking is a fulfillment's tracking information.
+type Tracking struct {
 	Company string `json:"company"`
 	Number  string `json:"number"`
 	URL     string `json:"url"`
 }
 
-type shopifyState struct {
-	mu         sync.Mutex
-	autoCreate bool
-	orders     map[int64]*shopifyOrder
-	lastID     int
-}
-
-type shopifyOrder struct {
+type order struct {
 	id           int64
-	fos          []*shopifyFO
-	fulfillments []*ShopifyFulfillment
+	fos          []*fulfillmentOrder
+	fulfillments []*Fulfillment
 }
 
-type shopifyFO struct {
+type fulfillmentOrder struct {
 	id     string
 	status string
-	lines  []*shopifyFOLine
+	lines  []*foLine
 }
 
-type shopifyFOLine struct {
+type foLine struct {
 	id               string
 	total, remaining int
 }
 
-func (s *Sandbox) shopify() *shopifyState {
-	return State(s, Shopify, func() *shopifyState { return &shopifyState{orders: map[int64]*shopifyOrder{}} })
-}
-
-// gid returns a new GraphQL id of kind; st.mu must be held.
-func (st *shopifyState) gid(kind string) string {
-	st.lastID++
-	return fmt.Sprintf("gid://shopify/%s/%d", kind, st.lastID)
+// gid returns a new GraphQL id of kind; s.mu must be held.
+func (s *Fake) gid(kind string) string {
+	s.lastID++
+	return fmt.Sprintf("gid://shopify/%s/%d", kind, s.lastID)
 }
 
 // addOrder creates order id with one open fulfillment order of lineItems
-// lines of one unit each; st.mu must be held.
-func (st *shopifyState) addOrder(id int64, lineItems int) *shopifyOrder {
-	o := &shopifyOrder{id: id}
-	fo := &shopifyFO{id: st.gid("FulfillmentOrder"), status: "OPEN"}
+// lines of one unit each; s.mu must be held.
+func (s *Fake) addOrder(id int64, lineItems int) *order {
+	o := &order{id: id}
+	fo := &fulfillmentOrder{id: s.gid("FulfillmentOrder"), status: "OPEN"}
 	for range max(lineItems, 1) {
-		fo.lines = append(fo.lines, &shopifyFOLine{id: st.gid("FulfillmentOrderLineItem"), total: 1, remaining: 1})
+		fo.lines = append(fo.lines, &foLine{id: s.gid("FulfillmentOrderLineItem"), total: 1, remaining: 1})
 	}
 	o.fos = append(o.fos, fo)
-	st.orders[id] = o
+	s.orders[id] = o
 	return o
 }
 
-// ShopifyAddOrder makes order id exist in the shop, paid and unfulfilled:
+// AddOrder makes order id exist in the shop, paid and unfulfilled:
 // one open fulfillment order with lineItems lines (at least one).
-func (s *Sandbox) ShopifyAddOrder(id int64, lineItems int) {
-	st := s.shopify()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.addOrder(id, lineItems)
+func (s *Fake) AddOrder(id int64, lineItems int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addOrder(id, lineItems)
 }
 
-// ShopifyAutoCreateOrders makes the fake invent any order it is asked about
+// AutoCreateOrders makes the fake invent any order it is asked about
 // and does not know (one line item), so a person trying errand locally can
 // send any order id.
-func (s *Sandbox) ShopifyAutoCreateOrders(on bool) {
-	st := s.shopify()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.autoCreate = on
+func (s *Fake) AutoCreateOrders(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.autoCreate = on
 }
 
-// ShopifyHoldOrder puts order id's open fulfillment orders on hold, as a
+// HoldOrder puts order id's open fulfillment orders on hold, as a
 // merchant does while checking an order: Shopify then refuses to fulfill them.
-func (s *Sandbox) ShopifyHoldOrder(id int64) {
-	st := s.shopify()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if o := st.orders[id]; o != nil {
+func (s *Fake) HoldOrder(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.orders[id]; o != nil {
 		for _, fo := range o.fos {
 			if fo.status == "OPEN" || fo.status == "IN_PROGRESS" {
 				fo.status = "ON_HOLD"
@@ -155,19 +169,18 @@ func (s *Sandbox) ShopifyHoldOrder(id int64) {
 	}
 }
 
-// ShopifyFulfillments returns the fulfillments of order id, oldest first.
-func (s *Sandbox) ShopifyFulfillments(orderID int64) []ShopifyFulfillment {
-	st := s.shopify()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	o := st.orders[orderID]
+// Fulfillments returns the fulfillments of order id, oldest first.
+func (s *Fake) Fulfillments(orderID int64) []Fulfillment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.orders[orderID]
 	if o == nil {
 		return nil
 	}
-	out := make([]ShopifyFulfillment, 0, len(o.fulfillments))
+	out := make([]Fulfillment, 0, len(o.fulfillments))
 	for _, f := range o.fulfillments {
 		c := *f
-		c.TrackingInfo = append([]ShopifyTracking(nil), f.TrackingInfo...)
+		c.TrackingInfo = append([]Tracking(nil), f.TrackingInfo...)
 		c.FulfillmentOrderIDs = append([]string(nil), f.FulfillmentOrderIDs...)
 		out = append(out, c)
 	}
@@ -182,19 +195,18 @@ var (
 	apiVersionPattern    = regexp.MustCompile(`^(20[0-9]{2}-(01|04|07|10)|unstable)$`)
 )
 
-func (s *Sandbox) shopifyGraphQL(w http.ResponseWriter, r *http.Request, body []byte) (int, string) {
-	cfg := s.Config().Shopify
+func (s *Fake) graphQL(w http.ResponseWriter, r *http.Request, body []byte) (int, string) {
 	token := r.Header.Get("X-Shopify-Access-Token")
-	if token == "" || !hmac.Equal([]byte(token), []byte(cfg.AccessToken)) {
+	if token == "" || !hmac.Equal([]byte(token), []byte(s.accessToken)) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"})
 		return http.StatusUnauthorized, "bad access token"
 	}
 	// Shopify serves a retired version as the oldest supported one; the fake
 	// is stricter, so a client building the wrong path finds out.
 	version := r.PathValue("version")
-	if !apiVersionPattern.MatchString(version) || (cfg.APIVersion != "" && version != cfg.APIVersion) {
+	if !apiVersionPattern.MatchString(version) || (s.apiVersion != "" && version != s.apiVersion) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"errors": "Not Found"})
-		return http.StatusNotFound, "API version " + version + " not served (want " + cfg.APIVersion + ")"
+		return http.StatusNotFound, "API version " + version + " not served (want " + s.apiVersion + ")"
 	}
 	var req struct {
 		Query     string         `json:"query"`
@@ -205,24 +217,23 @@ func (s *Sandbox) shopifyGraphQL(w http.ResponseWriter, r *http.Request, body []
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]any{"query": "Required parameter missing or invalid"}})
 		return http.StatusBadRequest, "no query"
 	}
-	st := s.shopify()
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var data map[string]any
 	var note string
 	switch {
 	case gqlFulfillmentCreate.MatchString(req.Query):
-		data, note = st.fulfillmentCreate(req.Variables)
+		data, note = s.fulfillmentCreate(req.Variables)
 	case gqlTrackingUpdate.MatchString(req.Query):
-		data, note = st.trackingInfoUpdate(req.Variables)
+		data, note = s.trackingInfoUpdate(req.Variables)
 	case gqlOrder.MatchString(req.Query):
 		var problem string
-		if data, note, problem = st.orderQuery(req.Variables); problem != "" {
-			shopifyAnswer(w, nil, []any{gqlError(problem, "argumentLiteralsIncompatible")}, 1, 1)
+		if data, note, problem = s.orderQuery(req.Variables); problem != "" {
+			answer(w, nil, []any{gqlError(problem, "argumentLiteralsIncompatible")}, 1, 1)
 			return http.StatusOK, problem
 		}
 	default:
-		shopifyAnswer(w, nil, []any{gqlError("the sandbox serves only order, fulfillmentCreate and fulfillmentTrackingInfoUpdate", "undefinedField")}, 1, 1)
+		answer(w, nil, []any{gqlError("the sandbox serves only order, fulfillmentCreate and fulfillmentTrackingInfoUpdate", "undefinedField")}, 1, 1)
 		return http.StatusOK, "unsupported query"
 	}
 	// The order query asks for up to 10 × 25 line items but reads a few; a
@@ -231,7 +242,7 @@ func (s *Sandbox) shopifyGraphQL(w http.ResponseWriter, r *http.Request, body []
 	if _, isOrder := data["order"]; isOrder {
 		requested, actual = 282, 7
 	}
-	shopifyAnswer(w, data, nil, requested, actual)
+	answer(w, data, nil, requested, actual)
 	return http.StatusOK, note
 }
 
@@ -239,13 +250,13 @@ func gqlError(msg, code string) map[string]any {
 	return map[string]any{"message": msg, "extensions": map[string]any{"code": code}}
 }
 
-// shopifyAnswer writes a GraphQL answer with Shopify's cost figures.
-func shopifyAnswer(w http.ResponseWriter, data map[string]any, errs []any, requested, actual int) {
+// answer writes a GraphQL answer with Shopify's cost figures.
+func answer(w http.ResponseWriter, data map[string]any, errs []any, requested, actual int) {
 	out := map[string]any{
 		"extensions": map[string]any{"cost": map[string]any{
 			"requestedQueryCost": requested,
 			"actualQueryCost":    actual,
-			"throttleStatus":     map[string]any{"maximumAvailable": shopifyBucket, "currentlyAvailable": shopifyBucket - float64(actual), "restoreRate": shopifyRestoreRate},
+			"throttleStatus":     map[string]any{"maximumAvailable": bucket, "currentlyAvailable": bucket - float64(actual), "restoreRate": restoreRate},
 		}},
 	}
 	if data != nil {
@@ -257,17 +268,17 @@ func shopifyAnswer(w http.ResponseWriter, data map[string]any, errs []any, reque
 	writeJSON(w, http.StatusOK, out)
 }
 
-// orderQuery answers order(id:), or says what is wrong with the id; st.mu
+// orderQuery answers order(id:), or says what is wrong with the id; s.mu
 // must be held.
-func (st *shopifyState) orderQuery(vars map[string]any) (data map[string]any, note, problem string) {
+func (s *Fake) orderQuery(vars map[string]any) (data map[string]any, note, problem string) {
 	gid, _ := vars["id"].(string)
 	id, ok := parseGID(gid, "Order")
 	if !ok {
 		return nil, "", fmt.Sprintf("Invalid global id '%s'", gid)
 	}
-	o := st.orders[id]
-	if o == nil && st.autoCreate {
-		o = st.addOrder(id, 1)
+	o := s.orders[id]
+	if o == nil && s.autoCreate {
+		o = s.addOrder(id, 1)
 	}
 	if o == nil {
 		return map[string]any{"order": nil}, fmt.Sprintf("order %d unknown", id), ""
@@ -285,13 +296,11 @@ func (st *shopifyState) orderQuery(vars map[string]any) (data map[string]any, no
 		fs = append(fs, f)
 	}
 	return map[string]any{"order": map[string]any{
-		"id":                orderGID(id),
+		"id":                shopify.OrderGID(id),
 		"fulfillmentOrders": map[string]any{"nodes": fos},
 		"fulfillments":      fs,
 	}}, fmt.Sprintf("order %d", id), ""
 }
-
-func orderGID(id int64) string { return "gid://shopify/Order/" + strconv.FormatInt(id, 10) }
 
 func parseGID(gid, kind string) (int64, bool) {
 	rest, ok := strings.CutPrefix(gid, "gid://shopify/"+kind+"/")
@@ -310,8 +319,8 @@ func userErrors(mutation string, field []string, msg string) (map[string]any, st
 	}}, "userErrors: " + msg
 }
 
-// fulfillmentCreate serves the mutation of that name; st.mu must be held.
-func (st *shopifyState) fulfillmentCreate(vars map[string]any) (map[string]any, string) {
+// fulfillmentCreate serves the mutation of that name; s.mu must be held.
+func (s *Fake) fulfillmentCreate(vars map[string]any) (map[string]any, string) {
 	const m = "fulfillmentCreate"
 	in, _ := vars["fulfillment"].(map[string]any)
 	groups, _ := in["lineItemsByFulfillmentOrder"].([]any)
@@ -323,19 +332,19 @@ func (st *shopifyState) fulfillmentCreate(vars map[string]any) (map[string]any, 
 		return userErrors(m, []string{"fulfillment", "trackingInfo"}, problem)
 	}
 	type take struct {
-		line *shopifyFOLine
+		line *foLine
 		qty  int
 	}
 	var (
-		order *shopifyOrder
-		fos   []*shopifyFO
+		order *order
+		fos   []*fulfillmentOrder
 		takes []take
 	)
 	for i, g := range groups {
 		field := []string{"fulfillment", "lineItemsByFulfillmentOrder", strconv.Itoa(i)}
 		gm, _ := g.(map[string]any)
 		foID, _ := gm["fulfillmentOrderId"].(string)
-		o, fo := st.findFO(foID)
+		o, fo := s.findFO(foID)
 		switch {
 		case fo == nil:
 			return userErrors(m, append(field, "fulfillmentOrderId"), "Fulfillment order does not exist.")
@@ -359,7 +368,7 @@ func (st *shopifyState) fulfillmentCreate(vars map[string]any) (map[string]any, 
 			wm, _ := w.(map[string]any)
 			lineID, _ := wm["id"].(string)
 			qty, _ := wm["quantity"].(float64)
-			var line *shopifyFOLine
+			var line *foLine
 			for _, l := range fo.lines {
 				if l.id == lineID {
 					line = l
@@ -377,11 +386,11 @@ func (st *shopifyState) fulfillmentCreate(vars map[string]any) (map[string]any, 
 	for _, t := range takes {
 		t.line.remaining -= t.qty
 	}
-	f := &ShopifyFulfillment{ID: st.gid("Fulfillment"), Status: "SUCCESS", CreatedAt: time.Now().UTC(), NotifyCustomer: in["notifyCustomer"] == true}
+	f := &Fulfillment{ID: s.gid("Fulfillment"), Status: "SUCCESS", CreatedAt: time.Now().UTC(), NotifyCustomer: in["notifyCustomer"] == true}
 	if tracking != nil {
-		f.TrackingInfo = []ShopifyTracking{*tracking}
+		f.TrackingInfo = []Tracking{*tracking}
 	} else {
-		f.TrackingInfo = []ShopifyTracking{}
+		f.TrackingInfo = []Tracking{}
 	}
 	for _, fo := range fos {
 		f.FulfillmentOrderIDs = append(f.FulfillmentOrderIDs, fo.id)
@@ -397,12 +406,12 @@ func (st *shopifyState) fulfillmentCreate(vars map[string]any) (map[string]any, 
 		fmt.Sprintf("order %d: %s created", order.id, f.ID)
 }
 
-// trackingInfoUpdate serves fulfillmentTrackingInfoUpdate; st.mu must be held.
-func (st *shopifyState) trackingInfoUpdate(vars map[string]any) (map[string]any, string) {
+// trackingInfoUpdate serves fulfillmentTrackingInfoUpdate; s.mu must be held.
+func (s *Fake) trackingInfoUpdate(vars map[string]any) (map[string]any, string) {
 	const m = "fulfillmentTrackingInfoUpdate"
 	id, _ := vars["fulfillmentId"].(string)
-	var f *ShopifyFulfillment
-	for _, o := range st.orders {
+	var f *Fulfillment
+	for _, o := range s.orders {
 		for _, cand := range o.fulfillments {
 			if cand.ID == id {
 				f = cand
@@ -422,7 +431,7 @@ func (st *shopifyState) trackingInfoUpdate(vars map[string]any) (map[string]any,
 	if problem != "" {
 		return userErrors(m, []string{"trackingInfoInput"}, problem)
 	}
-	f.TrackingInfo = []ShopifyTracking{*tracking}
+	f.TrackingInfo = []Tracking{*tracking}
 	f.TrackingUpdates++
 	if vars["notifyCustomer"] == true {
 		f.NotifyCustomer = true
@@ -430,8 +439,8 @@ func (st *shopifyState) trackingInfoUpdate(vars map[string]any) (map[string]any,
 	return map[string]any{m: map[string]any{"fulfillment": f, "userErrors": []any{}}}, f.ID + ": tracking updated"
 }
 
-func (st *shopifyState) findFO(id string) (*shopifyOrder, *shopifyFO) {
-	for _, o := range st.orders {
+func (s *Fake) findFO(id string) (*order, *fulfillmentOrder) {
+	for _, o := range s.orders {
 		for _, fo := range o.fos {
 			if fo.id == id {
 				return o, fo
@@ -443,12 +452,12 @@ func (st *shopifyState) findFO(id string) (*shopifyOrder, *shopifyFO) {
 
 // readTracking reads a FulfillmentTrackingInput: nil when absent, or what is
 // wrong with it.
-func readTracking(v any) (*ShopifyTracking, string) {
+func readTracking(v any) (*Tracking, string) {
 	m, ok := v.(map[string]any)
 	if !ok || len(m) == 0 {
 		return nil, ""
 	}
-	t := &ShopifyTracking{}
+	t := &Tracking{}
 	t.Company, _ = m["company"].(string)
 	t.Number, _ = m["number"].(string)
 	t.URL, _ = m["url"].(string)
@@ -461,4 +470,10 @@ func readTracking(v any) (*ShopifyTracking, string) {
 		}
 	}
 	return t, ""
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

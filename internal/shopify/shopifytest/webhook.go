@@ -1,30 +1,25 @@
-package sandbox
+package shopifytest
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
-	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/shopify"
 )
 
-// SampleOrderPaid builds a Shopify orders/paid webhook delivery for order
-// orderID as Shopify sends it: the order JSON (two line items, a shipping
-// address) and the headers, signed with shopify.webhook_secret. eventID is
+// OrderPaid builds an orders/paid webhook delivery for order orderID as
+// Shopify sends it to the shop cfg: the order JSON (two line items, a
+// shipping address) and the headers, signed with cfg.WebhookSecret. eventID is
 // X-Shopify-Event-Id, which tells repeats of one delivery apart from new ones.
-func SampleOrderPaid(cfg *config.Config, orderID int64, eventID string) (body []byte, header http.Header) {
+func OrderPaid(cfg shopify.Config, orderID int64, eventID string) (body []byte, header http.Header) {
 	number := 1000 + orderID%9000
 	now := time.Now().UTC()
 	order := map[string]any{
 		"id":                   orderID,
-		"admin_graphql_api_id": orderGID(orderID),
+		"admin_graphql_api_id": shopify.OrderGID(orderID),
 		"name":                 fmt.Sprintf("#%d", number),
 		"order_number":         number,
 		"email":                "ada@example.com",
@@ -64,41 +59,16 @@ func SampleOrderPaid(cfg *config.Config, orderID int64, eventID string) (body []
 		},
 	}
 	body, _ = json.Marshal(order)
-	mac := hmac.New(sha256.New, []byte(cfg.Shopify.WebhookSecret))
-	mac.Write(body)
 	header = http.Header{}
 	header.Set("Content-Type", "application/json")
 	header.Set("X-Shopify-Topic", "orders/paid")
-	header.Set("X-Shopify-Hmac-Sha256", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-	header.Set("X-Shopify-Shop-Domain", cfg.Shopify.Shop)
-	header.Set("X-Shopify-API-Version", cfg.Shopify.APIVersion)
+	header.Set("X-Shopify-Hmac-Sha256", shopify.SignWebhook(cfg.WebhookSecret, body))
+	header.Set("X-Shopify-Shop-Domain", cfg.Shop)
+	header.Set("X-Shopify-API-Version", cfg.APIVersion)
 	header.Set("X-Shopify-Event-Id", eventID)
 	// Derived from eventID, so the same sample sent twice is a repeated delivery.
 	h := sha256.Sum256([]byte(eventID))
 	header.Set("X-Shopify-Webhook-Id", fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16]))
 	header.Set("X-Shopify-Triggered-At", now.Format(time.RFC3339Nano))
-	return body, header
-}
-
-// SampleTrackingCallback builds the fulfillment platform's shipped callback
-// for order orderID: tracking number tracking with UPS, sent — and shipped —
-// at at, signed with fulfillment.callback_secret over at's unix seconds, ".",
-// and the body. A stale at makes a callback errand must refuse.
-func SampleTrackingCallback(cfg *config.Config, orderID int64, tracking string, at time.Time) (body []byte, header http.Header) {
-	body, _ = json.Marshal(map[string]any{
-		"order_no":        strconv.FormatInt(orderID, 10),
-		"tracking_number": tracking,
-		"carrier":         "UPS",
-		"tracking_url":    "https://www.ups.com/track?tracknum=" + url.QueryEscape(tracking),
-		"shipped_at":      at.UTC().Format(time.RFC3339),
-	})
-	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(cfg.Fulfill.CallbackSecret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	header = http.Header{}
-	header.Set("Content-Type", "application/json")
-	header.Set("X-Timestamp", ts)
-	header.Set("X-Signature", hex.EncodeToString(mac.Sum(nil)))
 	return body, header
 }

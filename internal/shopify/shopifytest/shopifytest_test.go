@@ -1,18 +1,25 @@
-package sandbox
+package shopifytest_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/shopify/shopifytest"
 )
 
 // The Shopify fake's own checks, before any GraphQL is read.
 func TestShopifyFakeRefusesWhatShopifyRefuses(t *testing.T) {
-	sb := New(&config.Config{Shopify: config.Shopify{AccessToken: "shpat_ok", APIVersion: "2025-07"}})
-	sb.ShopifyAddOrder(1, 1)
+	fake := shopifytest.New(shopify.Config{AccessToken: "shpat_ok", APIVersion: "2025-07"})
+	fake.AddOrder(1, 1)
+	sb := sandbox.Of(fake)
 	for _, tc := range []struct {
 		name, path, token, contentType, body string
 		status                               int
@@ -50,5 +57,40 @@ func TestShopifyFakeRefusesWhatShopifyRefuses(t *testing.T) {
 		if w.Code == http.StatusOK && !strings.Contains(w.Body.String(), `"throttleStatus"`) {
 			t.Errorf("%s: no cost figures: %s", tc.name, w.Body.String())
 		}
+	}
+}
+
+// The sample orders/paid delivery is what Shopify sends: checked here
+// against the documented signature, computed independently.
+func TestOrderPaidIsSignedLikeShopify(t *testing.T) {
+	body, h := shopifytest.OrderPaid(shopify.Config{Shop: "acme.myshopify.com", APIVersion: "2025-07", WebhookSecret: "shopify-webhook-secret"}, 5123456789, "evt-42")
+	mac := hmac.New(sha256.New, []byte("shopify-webhook-secret"))
+	mac.Write(body)
+	if h.Get("X-Shopify-Hmac-Sha256") != base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+		t.Fatal("X-Shopify-Hmac-Sha256 is not base64(HMAC-SHA256(webhook_secret, body))")
+	}
+	if h.Get("X-Shopify-Topic") != "orders/paid" || h.Get("X-Shopify-Event-Id") != "evt-42" || h.Get("X-Shopify-Shop-Domain") != "acme.myshopify.com" {
+		t.Fatalf("headers %v", h)
+	}
+	var o struct {
+		ID          json.Number `json:"id"`
+		Name, Email string
+		Currency    string
+		TotalPrice  string `json:"total_price"`
+		LineItems   []struct {
+			SKU, Title, Price string
+			Quantity          int
+		} `json:"line_items"`
+		ShippingAddress struct {
+			Name, Address1, City, Zip string
+			CountryCode               string `json:"country_code"`
+		} `json:"shipping_address"`
+	}
+	if err := json.Unmarshal(body, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.ID.String() != "5123456789" || o.Email == "" || o.Currency != "USD" || o.TotalPrice != "64.00" || len(o.LineItems) != 2 ||
+		o.LineItems[0].SKU == "" || o.LineItems[0].Quantity < 1 || o.ShippingAddress.CountryCode != "GB" || o.ShippingAddress.Address1 == "" {
+		t.Fatalf("order %+v", o)
 	}
 }
