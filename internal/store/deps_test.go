@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,7 @@ func TestStoreDependsOnNoQueueEngine(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	deps := strings.Fields(string(out))
-	if !contains(deps, "github.com/errandhq/errand/internal/job") {
+	if !slices.Contains(deps, "github.com/errandhq/errand/internal/job") {
 		t.Fatalf("internal/store no longer imports internal/job; the list below is not what this test expects:\n%s", out)
 	}
 	for _, d := range deps {
@@ -26,13 +27,4 @@ func TestStoreDependsOnNoQueueEngine(t *testing.T) {
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
