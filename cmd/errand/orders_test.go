@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/fulfillment/fulfillmenttest"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/shopify/shopifytest"
@@ -67,7 +67,7 @@ func (o *orderStack) saveShipment(orderID int64, tracking string) (*store.Shipme
 	o.t.Helper()
 	sh := &store.Shipment{OrderID: orderID, TrackingNumber: tracking, Carrier: "UPS",
 		TrackingURL: "https://www.ups.com/track?tracknum=" + tracking, ShippedAt: time.Now().UTC().Format(time.RFC3339)}
-	if err := o.st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]queue.Envelope, error) { return nil, nil }); err != nil {
+	if err := o.st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]job.Envelope, error) { return nil, nil }); err != nil {
 		o.t.Fatal(err)
 	}
 	p, _ := json.Marshal(map[string]any{"shipment_id": sh.ID, "order_id": orderID, "tracking_number": tracking,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -42,13 +43,13 @@ func ConnOpt(c config.Redis) asynq.RedisClientOpt {
 // or scheduled set, the set of queues), so asynq's tools and the dashboard see
 // it, by one script that also wakes idle workers: one round trip per job.
 type Client struct {
-	reg   *Registry
+	reg   *job.Registry
 	rdb   redis.UniversalClient
 	known sync.Map // queues already in asynq's set of queues
 }
 
 // NewClient returns a client over rdb.
-func NewClient(reg *Registry, rdb redis.UniversalClient) *Client {
+func NewClient(reg *job.Registry, rdb redis.UniversalClient) *Client {
 	return &Client{reg: reg, rdb: rdb}
 }
 
@@ -56,7 +57,7 @@ func NewClient(reg *Registry, rdb redis.UniversalClient) *Client {
 var ErrDuplicate = errors.New("job already queued")
 
 // Push queues a typed job now (or after its type's default delay).
-func (c *Client) Push(ctx context.Context, args Args, opts ...Option) (Envelope, error) {
+func (c *Client) Push(ctx context.Context, args job.Args, opts ...job.Option) (job.Envelope, error) {
 	e, err := c.reg.Prepare(args, opts...)
 	if err != nil {
 		return e, err
@@ -65,8 +66,8 @@ func (c *Client) Push(ctx context.Context, args Args, opts ...Option) (Envelope,
 }
 
 // Later queues a typed job to run no earlier than delay from now.
-func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts ...Option) (Envelope, error) {
-	return c.Push(ctx, args, append(opts, Delay(delay))...)
+func (c *Client) Later(ctx context.Context, delay time.Duration, args job.Args, opts ...job.Option) (job.Envelope, error) {
+	return c.Push(ctx, args, append(opts, job.Delay(delay))...)
 }
 
 // enqueueJob writes a job. KEYS: its task hash, and its queue's pending list
@@ -97,7 +98,7 @@ return 1
 `)
 
 // enqueueArgs returns the keys and arguments of enqueueJob for e.
-func (c *Client) enqueueArgs(e Envelope, extra map[string]string) ([]string, []any, error) {
+func (c *Client) enqueueArgs(e job.Envelope, extra map[string]string) ([]string, []any, error) {
 	msg, err := c.encode(e, extra)
 	if err != nil {
 		return nil, nil, err
@@ -105,7 +106,7 @@ func (c *Client) enqueueArgs(e Envelope, extra map[string]string) ([]string, []a
 	prefix := "asynq:{" + e.Queue + "}:"
 	keys := []string{prefix + "t:" + e.ID, prefix + "pending"}
 	due := "0"
-	if e.delayed() {
+	if e.Delayed() {
 		due = dueScore(e.DueAt)
 		keys[1] = prefix + "scheduled"
 	}
@@ -118,11 +119,11 @@ func (c *Client) enqueueArgs(e Envelope, extra map[string]string) ([]string, []a
 
 // Enqueue puts a prepared envelope into Redis. Queuing the same envelope twice
 // returns ErrDuplicate and changes nothing.
-func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
+func (c *Client) Enqueue(ctx context.Context, e job.Envelope) error {
 	return c.enqueue(ctx, e, nil)
 }
 
-func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]string) error {
+func (c *Client) enqueue(ctx context.Context, e job.Envelope, extra map[string]string) error {
 	keys, args, err := c.enqueueArgs(e, extra)
 	if err != nil {
 		return err
@@ -140,7 +141,7 @@ func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]strin
 
 // EnqueueMany puts prepared envelopes into Redis in one round trip. It
 // returns one error per envelope (nil, ErrDuplicate, or why it failed).
-func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
+func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
 	errs := make([]error, len(es))
 	type call struct {
 		i   int
@@ -191,15 +192,15 @@ func dueScore(t time.Time) string {
 }
 
 // encode builds the stored task message of e, in asynq's format.
-func (c *Client) encode(e Envelope, extra map[string]string) ([]byte, error) {
+func (c *Client) encode(e job.Envelope, extra map[string]string) ([]byte, error) {
 	def, err := c.reg.Lookup(e.Type)
 	if err != nil {
 		return nil, err
 	}
 	headers := map[string]string{}
 	// The first-queued instant bounds throttled retries; it is left out when
-	// the job's ID (time-ordered, see NewID) already tells it.
-	if t, ok := idTime(e.ID); !ok || !t.Equal(e.QueuedAt.Truncate(time.Millisecond)) {
+	// the job's ID (time-ordered, see job.NewID) already tells it.
+	if t, ok := job.IDTime(e.ID); !ok || !t.Equal(e.QueuedAt.Truncate(time.Millisecond)) {
 		headers[headerQueued] = strconv.FormatInt(e.QueuedAt.UnixMilli(), 10)
 	}
 	if e.Callback {
@@ -230,11 +231,4 @@ func headerMillis(h map[string]string, key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true
-}
-
-// delayed reports whether the job is to wait: it was queued with a delay and
-// its time has not come. An immediate job goes straight to its queue's
-// pending list, in the order it was queued.
-func (e Envelope) delayed() bool {
-	return e.DueAt.After(e.QueuedAt) && e.DueAt.After(time.Now())
 }

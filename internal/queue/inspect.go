@@ -8,19 +8,20 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/errandhq/errand/internal/job"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
 // Inspector answers `errand queues` and `errand failed …`.
 type Inspector struct {
-	reg    *Registry
+	reg    *job.Registry
 	ins    *asynq.Inspector
 	client *Client
 }
 
 // NewInspector returns an inspector over rdb.
-func NewInspector(reg *Registry, rdb redis.UniversalClient) *Inspector {
+func NewInspector(reg *job.Registry, rdb redis.UniversalClient) *Inspector {
 	return &Inspector{reg: reg, ins: asynq.NewInspectorFromRedisClient(rdb), client: NewClient(reg, rdb)}
 }
 
@@ -184,7 +185,7 @@ func (i *Inspector) Retry(ctx context.Context, id string) (string, error) {
 
 func (i *Inspector) retryTask(ctx context.Context, t *asynq.TaskInfo) (string, error) {
 	now := time.Now()
-	e := Envelope{ID: NewID(now), Type: t.Type, Queue: t.Queue, Payload: t.Payload, QueuedAt: now, DueAt: now}
+	e := job.Envelope{ID: job.NewID(now), Type: t.Type, Queue: t.Queue, Payload: t.Payload, QueuedAt: now, DueAt: now}
 	if err := i.client.enqueue(ctx, e, map[string]string{headerRetryOf: t.ID}); err != nil {
 		return "", fmt.Errorf("retry %s: %w", t.ID, err)
 	}

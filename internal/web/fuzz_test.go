@@ -14,8 +14,8 @@ import (
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/fulfillment"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbound"
-	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/jobs"
 )
@@ -83,12 +83,12 @@ func FuzzOrderPaid(f *testing.F) {
 	})
 }
 
-func testRegistry(t testing.TB) *queue.Registry {
+func testRegistry(t testing.TB) *job.Registry {
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	jobs.Register(reg, jobs.Deps{Config: cfg})
 	if err := reg.Configure(nil); err != nil {
 		t.Fatal(err)

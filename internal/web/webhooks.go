@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/fulfillment"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/jobs"
@@ -158,7 +158,7 @@ func (s *Server) handleTrackingCallback() http.Handler {
 		orderID, _ := strconv.ParseInt(strings.TrimSpace(c.OrderNo), 10, 64)
 		sh := &store.Shipment{OrderID: orderID, TrackingNumber: c.TrackingNumber, Carrier: c.Carrier, TrackingURL: c.TrackingURL, ShippedAt: c.ShippedAt}
 		var jobID string
-		err := s.Store.SaveShipment(r.Context(), sh, func(sh *store.Shipment) ([]queue.Envelope, error) {
+		err := s.Store.SaveShipment(r.Context(), sh, func(sh *store.Shipment) ([]job.Envelope, error) {
 			out, err := s.prepare(jobs.SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL})
 			if err == nil {
 				jobID = out[0].ID

@@ -1,4 +1,7 @@
-package queue
+// Package metrics counts what workers do and shows it to Prometheus: every
+// worker adds its counts to one Redis hash, so one /metrics endpoint (on
+// `errand serve`) reports the whole fleet, with the queues' sizes beside them.
+package metrics
 
 import (
 	"context"
@@ -21,20 +24,23 @@ const metricsKey = "errand:metrics"
 
 const sep = "|"
 
-type outcome int
+// Outcome is how an attempt ended, as counted.
+type Outcome int
 
+// The outcomes, in the order of their counters.
 const (
-	outcomeDone outcome = iota
-	outcomeRetry
-	outcomeFailed
+	Done   Outcome = iota // the job completed
+	Retry                 // it failed and will run again
+	Failed                // it failed for good
 )
 
 // durationBuckets are the handler-duration histogram's upper bounds, in seconds.
 var durationBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
-// Metrics counts what the worker does and adds the counts to Redis every
-// second, in one round trip, instead of one write per job.
-type Metrics struct {
+// Recorder counts what a worker does and adds the counts to Redis every
+// second, in one round trip, instead of one write per job. Observe and
+// Escalated on a nil Recorder count nothing.
+type Recorder struct {
 	rdb redis.UniversalClient
 	log *slog.Logger
 
@@ -43,12 +49,12 @@ type Metrics struct {
 	obs     map[obsKey]*obsCounts
 }
 
-// NewMetrics returns a counter set that flushes to rdb.
-func NewMetrics(rdb redis.UniversalClient, log *slog.Logger) *Metrics {
-	return &Metrics{rdb: rdb, log: log, pending: map[string]float64{}, obs: map[obsKey]*obsCounts{}}
+// NewRecorder returns a counter set that flushes to rdb.
+func NewRecorder(rdb redis.UniversalClient, log *slog.Logger) *Recorder {
+	return &Recorder{rdb: rdb, log: log, pending: map[string]float64{}, obs: map[obsKey]*obsCounts{}}
 }
 
-func (m *Metrics) add(field string, v float64) {
+func (m *Recorder) add(field string, v float64) {
 	m.pending[field] += v
 }
 
@@ -63,7 +69,9 @@ type obsCounts struct {
 	count    float64
 }
 
-func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
+// Observe counts one attempt of a job of type typ on queue, which ran for
+// took (zero when it never ran) and ended with o.
+func (m *Recorder) Observe(typ, queue string, took time.Duration, o Outcome) {
 	if m == nil {
 		return
 	}
@@ -76,7 +84,7 @@ func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
 		m.obs[k] = c
 	}
 	c.outcomes[o]++
-	if took <= 0 && o == outcomeFailed {
+	if took <= 0 && o == Failed {
 		return // failed before running: no duration to record
 	}
 	s := took.Seconds()
@@ -94,7 +102,7 @@ func (m *Metrics) observe(typ, queue string, took time.Duration, o outcome) {
 
 // fold moves the gathered counts into pending, as Redis hash fields. m.mu is
 // held.
-func (m *Metrics) fold() {
+func (m *Recorder) fold() {
 	names := [3]string{"processed", "retried", "failed"}
 	for k, c := range m.obs {
 		k := obsKey{labelSafe(k.typ), labelSafe(k.queue)}
@@ -121,7 +129,9 @@ func (m *Metrics) fold() {
 	clear(m.obs)
 }
 
-func (m *Metrics) escalated(typ, queue string) {
+// Escalated counts a final failure queued for the developers' escalation
+// email.
+func (m *Recorder) Escalated(typ, queue string) {
 	if m == nil {
 		return
 	}
@@ -141,7 +151,7 @@ func labelSafe(s string) string {
 
 // Flush adds the counts gathered since the last flush to Redis. Counts that
 // cannot be written are kept for the next flush.
-func (m *Metrics) Flush(ctx context.Context) error {
+func (m *Recorder) Flush(ctx context.Context) error {
 	m.mu.Lock()
 	m.fold()
 	batch := m.pending
@@ -171,7 +181,7 @@ func (m *Metrics) Flush(ctx context.Context) error {
 }
 
 // Run flushes every interval until ctx ends, then once more.
-func (m *Metrics) Run(ctx context.Context, interval time.Duration) {
+func (m *Recorder) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -1,4 +1,4 @@
-package queue
+package redact
 
 import (
 	"strings"
@@ -20,7 +20,7 @@ func secretsIn(shown string, secrets ...string) []string {
 // A caller who names secrets in any of the usual spellings, at any depth,
 // sees none of them come back in what errand shows of the job.
 func TestRedactPayloadSecretKeysInAnySpelling(t *testing.T) {
-	r := NewRedactor([]string{"password", "token", "secret", "access_token", "authorization"})
+	r := New([]string{"password", "token", "secret", "access_token", "authorization"})
 	payload := `{
 		"email": "ada@shop.test", "order_id": 12345678901234567,
 		"client_secret": "s-client-secret-1", "api_key": "s-api-key-2", "refresh_token": "s-refresh-3",
@@ -48,7 +48,7 @@ func TestRedactPayloadSecretKeysInAnySpelling(t *testing.T) {
 // The configured escalation.redact entries are normalised too: "Customer
 // PIN" masks customer_pin.
 func TestRedactConfiguredKeys(t *testing.T) {
-	r := NewRedactor([]string{"Customer PIN", "", "  "})
+	r := New([]string{"Customer PIN", "", "  "})
 	got := r.Payload([]byte(`{"customer_pin":"4711","CustomerPin":"4712","email":"a@b.test"}`))
 	if leaked := secretsIn(got, "4711", "4712"); len(leaked) > 0 {
 		t.Fatalf("configured keys not masked: %s", got)
@@ -137,7 +137,7 @@ func FuzzRedactor(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	r := NewRedactor([]string{"pin"})
+	r := New([]string{"pin"})
 	const secret = "s3cr3tvalue"
 	f.Fuzz(func(t *testing.T, in string) {
 		for _, out := range []string{r.Text(in), r.Payload([]byte(in))} {

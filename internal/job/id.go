@@ -1,4 +1,4 @@
-package queue
+package job
 
 import (
 	"crypto/rand"
@@ -29,9 +29,9 @@ func NewID(t time.Time) string {
 	return string(out[:])
 }
 
-// idTime returns the instant (to the millisecond) an ID made by NewID was
+// IDTime returns the instant (to the millisecond) an ID made by NewID was
 // made; ok is false for an ID of another form.
-func idTime(id string) (time.Time, bool) {
+func IDTime(id string) (time.Time, bool) {
 	// 26 base32 digits hold 130 bits and an ID 128: its first digit is < 8.
 	if len(id) != 26 || strings.IndexByte(crockford[:8], id[0]) < 0 {
 		return time.Time{}, false

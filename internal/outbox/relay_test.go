@@ -1,4 +1,4 @@
-package store_test
+package outbox_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/store"
@@ -25,7 +27,7 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	jobs.Register(reg, jobs.Deps{Config: cfg})
 	if err := reg.Configure(nil); err != nil {
 		t.Fatal(err)
@@ -42,9 +44,9 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 	const n = 300
 	for i := range n {
 		u := &store.User{Email: fmt.Sprintf("u%d@shop.test", i), FirstName: "U", LastName: "L", PasswordHash: "x"}
-		err := st.CreateUser(ctx, u, func(u *store.User) ([]queue.Envelope, error) {
+		err := st.CreateUser(ctx, u, func(u *store.User) ([]job.Envelope, error) {
 			e, err := reg.Prepare(jobs.Noop{})
-			return []queue.Envelope{e}, err
+			return []job.Envelope{e}, err
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -52,9 +54,9 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 	}
 	// A change that fails after its jobs were written leaves no job behind.
 	err = st.CreateUser(ctx, &store.User{Email: "u1@shop.test", FirstName: "Dup", LastName: "L", PasswordHash: "x"},
-		func(u *store.User) ([]queue.Envelope, error) {
+		func(u *store.User) ([]job.Envelope, error) {
 			e, err := reg.Prepare(jobs.Noop{})
-			return []queue.Envelope{e}, err
+			return []job.Envelope{e}, err
 		})
 	if err != store.ErrEmailTaken {
 		t.Fatalf("duplicate email: %v", err)
@@ -62,7 +64,7 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var wg sync.WaitGroup
 	for range 2 {
-		relay := queue.NewRelay(st, queue.NewClient(reg, rs.Client()), log)
+		relay := outbox.NewRelay(st, queue.NewClient(reg, rs.Client()), log)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,4 +1,7 @@
-package queue
+// Package redact masks secrets in what errand shows of a job outside the
+// worker: payloads and error texts in escalation emails, failure log lines,
+// callbacks and the job's stored last error.
+package redact
 
 import (
 	"bytes"
@@ -39,9 +42,9 @@ type Redactor struct {
 	words []string // normalised
 }
 
-// NewRedactor returns a redactor for secretWords plus extra (escalation.redact),
+// New returns a redactor for secretWords plus extra (escalation.redact),
 // normalised the same way.
-func NewRedactor(extra []string) *Redactor {
+func New(extra []string) *Redactor {
 	r := &Redactor{words: append([]string(nil), secretWords...)}
 	for _, w := range extra {
 		// An entry that normalises to nothing would match every key.
@@ -217,12 +220,12 @@ func looksLikeBasic(cred string) bool {
 	return false
 }
 
-// shorten cuts s to maxShown bytes; see cut.
-func shorten(s string) string { return cut(s, maxShown) }
+// shorten cuts s to maxShown bytes; see Cut.
+func shorten(s string) string { return Cut(s, maxShown) }
 
-// cut makes s valid UTF-8 and cuts it to n bytes on a character boundary,
+// Cut makes s valid UTF-8 and cuts it to n bytes on a character boundary,
 // marking the cut.
-func cut(s string, n int) string {
+func Cut(s string, n int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s

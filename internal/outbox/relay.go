@@ -1,16 +1,21 @@
-package queue
+// Package outbox relays jobs saved in the database with the change that caused
+// them (the transactional outbox) to Redis.
+package outbox
 
 import (
 	"context"
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/queue"
 )
 
-// Outbox is where jobs wait, in the database, until the relay has put them in
+// Store is where jobs wait, in the database, until the relay has put them in
 // Redis.
-type Outbox interface {
-	ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]Envelope, error)
+type Store interface {
+	ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]job.Envelope, error)
 	DeleteOutbox(ctx context.Context, ids []string) error
 	ReleaseOutbox(ctx context.Context, ids []string, reason string) error
 }
@@ -20,14 +25,14 @@ type Outbox interface {
 // and deleting) is queued once. Several relays may run against one database:
 // each claims its batch for a lease.
 type Relay struct {
-	box    Outbox
-	client *Client
+	box    Store
+	client *queue.Client
 	log    *slog.Logger
 	kick   chan struct{}
 }
 
 // NewRelay returns a relay from box into client.
-func NewRelay(box Outbox, client *Client, log *slog.Logger) *Relay {
+func NewRelay(box Store, client *queue.Client, log *slog.Logger) *Relay {
 	return &Relay{box: box, client: client, log: log, kick: make(chan struct{}, 1)}
 }
 
@@ -92,7 +97,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	var firstErr error
 	for i, err := range r.client.EnqueueMany(ctx, batch) {
 		e := batch[i]
-		if err == nil || errors.Is(err, ErrDuplicate) {
+		if err == nil || errors.Is(err, queue.ErrDuplicate) {
 			sent = append(sent, e.ID)
 			continue
 		}

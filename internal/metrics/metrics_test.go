@@ -1,4 +1,4 @@
-package queue
+package metrics
 
 import (
 	"context"
@@ -36,9 +36,9 @@ func TestMetricsLeaveOutInvalidLabels(t *testing.T) {
 	if err := rdb.SAdd(ctx, "asynq:queues", "bad\xffqueue", "default").Err(); err != nil {
 		t.Fatal(err)
 	}
-	m := NewMetrics(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	m.observe("other\xfetype", "default", 10*time.Millisecond, outcomeFailed)
-	m.escalated("other\xfetype", "default")
+	m := NewRecorder(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.Observe("other\xfetype", "default", 10*time.Millisecond, Failed)
+	m.Escalated("other\xfetype", "default")
 	if err := m.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
