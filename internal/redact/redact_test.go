@@ -151,3 +151,19 @@ func FuzzRedactor(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkText is the cost every failed attempt pays: an error text with
+// nothing to mask, and one with a secret.
+func BenchmarkText(b *testing.B) {
+	r := New(nil)
+	for name, text := range map[string]string{
+		"plain":  "tidio: create contact: HTTP 503: service unavailable",
+		"secret": "tidio: GET https://u:pw@api.test/contacts?token=abc: Authorization: Bearer xyz",
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				r.Text(text)
+			}
+		})
+	}
+}
