@@ -7,15 +7,88 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbound"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 )
+
+// CallbackType is the job that reports a job's outcome to the callback URL
+// given with POST /api/jobs.
+const CallbackType = "ops:callback"
+
+// Outcome is how a job ended, as reported to its callback URL: the payload of
+// ops:callback.
+type Outcome struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	State    string `json:"state"` // completed | failed
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Kind implements job.Args.
+func (Outcome) Kind() string { return CallbackType }
+
+// Defaults implements job.Args.
+func (Outcome) Defaults() job.Defaults {
+	return job.Defaults{Queue: "default", MaxAttempts: 5, Timeout: 30 * time.Second,
+		Backoff: []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}}
+}
+
+// Validate implements job.Validator.
+func (o Outcome) Validate() error {
+	if o.ID == "" || (o.State != "completed" && o.State != "failed") {
+		return fmt.Errorf("id and state (completed or failed) are required")
+	}
+	return nil
+}
+
+// Callbacks queues the reports of finished jobs that asked for one: the
+// failure policy's CallBack.
+type Callbacks struct {
+	reg    *job.Registry
+	client *queue.Client
+}
+
+// NewCallbacks returns a reporter that queues ops:callback jobs of reg
+// through client.
+func NewCallbacks(reg *job.Registry, client *queue.Client) *Callbacks {
+	return &Callbacks{reg: reg, client: client}
+}
+
+// Report queues the callback of a finished job. The callback's id is derived
+// from the job's, so a job reported twice (a worker lost after finishing it)
+// calls back once.
+func (c *Callbacks) Report(ctx context.Context, end queue.Ending) error {
+	o := Outcome{ID: end.ID, Type: end.Type, State: end.State, Attempts: end.Attempts}
+	if end.State == "failed" {
+		o.Error = end.Error
+	}
+	def, err := c.reg.Lookup(CallbackType)
+	if err != nil {
+		return err
+	}
+	payload, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = c.client.Enqueue(ctx, job.Envelope{ID: "callback-" + o.ID + "-" + o.State, Type: CallbackType,
+		Queue: def.Queue, Payload: payload, QueuedAt: now, DueAt: now})
+	if errors.Is(err, queue.ErrDuplicate) {
+		return nil
+	}
+	return err
+}
 
 type callback struct{ Deps }
 
@@ -27,7 +100,7 @@ type callback struct{ Deps }
 // the database; they never travel through a queue. The URL was chosen by a
 // caller of the API, so it goes through the guarded client: public addresses
 // only, no redirects, and nothing of the answer but its status.
-func (h *callback) Work(ctx context.Context, o queue.Outcome) error {
+func (h *callback) Work(ctx context.Context, o Outcome) error {
 	target, token, err := h.Store.Callback(ctx, o.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errand.Permanentf("callback: no callback recorded for job %s", o.ID)

@@ -7,8 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/mail"
-	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -23,32 +23,32 @@ type Deps struct {
 	// marks the shipment synced).
 	Store *store.Store
 	// Registry and Redis let periodic jobs inspect and queue other jobs.
-	Registry *queue.Registry
+	Registry *job.Registry
 	Redis    redis.UniversalClient
 }
 
 // Register adds every job type to r. With deps.Mailer nil the types are
 // registered for enqueueing only.
-func Register(r *queue.Registry, deps Deps) {
+func Register(r *job.Registry, deps Deps) {
 	if deps.Mailer == nil {
-		queue.Register[WelcomeEmail](r, nil)
-		queue.Register[NotifyStaff](r, nil)
-		queue.Register[SyncCRM](r, nil)
-		queue.Register[PushFulfillment](r, nil)
-		queue.Register[SyncTracking](r, nil)
-		queue.Register[queue.Digest](r, nil)
-		queue.Register[ReconcileShipments](r, nil)
-		queue.Register[queue.Outcome](r, nil)
-		queue.Register[Noop](r, nil)
+		job.Register[WelcomeEmail](r, nil)
+		job.Register[NotifyStaff](r, nil)
+		job.Register[SyncCRM](r, nil)
+		job.Register[PushFulfillment](r, nil)
+		job.Register[SyncTracking](r, nil)
+		job.Register[Digest](r, nil)
+		job.Register[ReconcileShipments](r, nil)
+		job.Register[Outcome](r, nil)
+		job.Register[Noop](r, nil)
 		return
 	}
-	queue.Register(r, (&welcomeEmail{deps}).Work)
-	queue.Register(r, (&notifyStaff{deps}).Work)
-	queue.Register(r, (&syncCRM{deps}).Work)
-	queue.Register(r, (&pushFulfillment{deps}).Work)
-	queue.Register(r, (&syncTracking{deps}).Work)
-	queue.Register(r, (&escalate{deps}).Work)
-	queue.Register(r, (&reconcileShipments{deps}).Work)
-	queue.Register(r, (&callback{deps}).Work)
-	queue.Register(r, Noop{}.Work)
+	job.Register(r, (&welcomeEmail{deps}).Work)
+	job.Register(r, (&notifyStaff{deps}).Work)
+	job.Register(r, (&syncCRM{deps}).Work)
+	job.Register(r, (&pushFulfillment{deps}).Work)
+	job.Register(r, (&syncTracking{deps}).Work)
+	job.Register(r, (&escalate{deps}).Work)
+	job.Register(r, (&reconcileShipments{deps}).Work)
+	job.Register(r, (&callback{deps}).Work)
+	job.Register(r, Noop{}.Work)
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -27,13 +27,13 @@ var full = map[string]string{
 	"ops:callback":            `{"id":"J1","type":"ops:noop","state":"failed","attempts":3,"error":"boom"}`,
 }
 
-func registry(t *testing.T) *queue.Registry {
+func registry(t *testing.T) *job.Registry {
 	t.Helper()
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	jobs.Register(reg, jobs.Deps{})
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestEveryJobTypeRoundTripsAndDropsUnknownFields(t *testing.T) {
 	}
 }
 
-func mustDef(t *testing.T, reg *queue.Registry, typ string) *queue.Definition {
+func mustDef(t *testing.T, reg *job.Registry, typ string) *job.Definition {
 	t.Helper()
 	def, err := reg.Lookup(typ)
 	if err != nil {
@@ -107,7 +107,7 @@ func TestSyncCRMRefusesFieldsOtherThanTheContacts(t *testing.T) {
 		`{"email":"ada@shop.test","changed":{"email":"ada@shop.test"},"contact":{"api_key":"smuggled-secret-value"}}`,
 	} {
 		_, err := reg.PrepareRaw("user:sync_crm", []byte(p))
-		if !errors.Is(err, queue.ErrInvalidPayload) || !strings.Contains(err.Error(), "unknown field") {
+		if !errors.Is(err, job.ErrInvalidPayload) || !strings.Contains(err.Error(), "unknown field") {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
@@ -116,14 +116,14 @@ func TestSyncCRMRefusesFieldsOtherThanTheContacts(t *testing.T) {
 // Typed jobs keep their payload as the type encodes it.
 func TestPrepareKeepsTypedPayload(t *testing.T) {
 	reg := registry(t)
-	e, err := reg.Prepare(jobs.WelcomeEmail{UserID: 1, Email: "a@b.test", FirstName: "A"}, queue.Delay(time.Second))
+	e, err := reg.Prepare(jobs.WelcomeEmail{UserID: 1, Email: "a@b.test", FirstName: "A"}, job.Delay(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(e.Payload) != `{"user_id":1,"email":"a@b.test","first_name":"A","last_name":""}` || e.Queue != "emails" {
 		t.Fatalf("envelope: %+v (payload %s)", e, e.Payload)
 	}
-	if _, err := reg.Prepare(jobs.WelcomeEmail{}); !errors.Is(err, queue.ErrInvalidPayload) {
+	if _, err := reg.Prepare(jobs.WelcomeEmail{}); !errors.Is(err, job.ErrInvalidPayload) {
 		t.Fatalf("an invalid typed job was prepared: %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/slack"
 	"github.com/errandhq/errand/internal/telegram"
 )
@@ -23,15 +23,15 @@ type NotifyStaff struct {
 	SalesRep  string `json:"sales_rep,omitempty"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (NotifyStaff) Kind() string { return "user:notify_staff" }
 
-// Defaults implements queue.Args.
-func (NotifyStaff) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "notifications", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+// Defaults implements job.Args.
+func (NotifyStaff) Defaults() job.Defaults {
+	return job.Defaults{Queue: "notifications", Backoff: []time.Duration{10 * time.Second, time.Minute}}
 }
 
-// Validate implements queue.Validator.
+// Validate implements job.Validator.
 func (n NotifyStaff) Validate() error {
 	if n.Email == "" {
 		return errors.New("email: must not be empty")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/fulfillment"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 )
 
@@ -19,15 +19,15 @@ type PushFulfillment struct {
 	OrderID int64 `json:"order_id"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (PushFulfillment) Kind() string { return "order:push_fulfillment" }
 
-// Defaults implements queue.Args.
-func (PushFulfillment) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "fulfillment", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+// Defaults implements job.Args.
+func (PushFulfillment) Defaults() job.Defaults {
+	return job.Defaults{Queue: "fulfillment", Backoff: []time.Duration{10 * time.Second, time.Minute}}
 }
 
-// Validate implements queue.Validator.
+// Validate implements job.Validator.
 func (p PushFulfillment) Validate() error {
 	if p.OrderID <= 0 {
 		return errors.New("order_id: must be a Shopify order id")
@@ -49,7 +49,7 @@ func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
 	}
 	push, err := fulfillment.OrderFromShopify(o.ID, []byte(o.Payload))
 	if errors.Is(err, fulfillment.ErrNothingToShip) {
-		queue.Logger(ctx).Info("order not pushed to the fulfillment platform: nothing in it needs shipping", "order_id", o.ID)
+		job.Logger(ctx).Info("order not pushed to the fulfillment platform: nothing in it needs shipping", "order_id", o.ID)
 		return nil
 	}
 	if err != nil {
@@ -64,9 +64,9 @@ func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
 		return err
 	}
 	if res.AlreadyCreated {
-		queue.Logger(ctx).Info("order was already at the fulfillment platform", "order_id", o.ID)
+		job.Logger(ctx).Info("order was already at the fulfillment platform", "order_id", o.ID)
 	} else {
-		queue.Logger(ctx).Info("order pushed to the fulfillment platform", "order_id", o.ID, "items", len(push.Items))
+		job.Logger(ctx).Info("order pushed to the fulfillment platform", "order_id", o.ID, "items", len(push.Items))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 )
@@ -17,12 +18,12 @@ import (
 // reconcile.interval.
 type ReconcileShipments struct{}
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (ReconcileShipments) Kind() string { return "ops:reconcile_shipments" }
 
-// Defaults implements queue.Args.
-func (ReconcileShipments) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "default", MaxAttempts: 1, Timeout: 2 * time.Minute}
+// Defaults implements job.Args.
+func (ReconcileShipments) Defaults() job.Defaults {
+	return job.Defaults{Queue: "default", MaxAttempts: 1, Timeout: 2 * time.Minute}
 }
 
 type reconcileShipments struct{ Deps }
@@ -58,13 +59,13 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 			}
 		}
 		if sh.Requeues >= cfg.MaxRequeues {
-			queue.Logger(ctx).Warn("shipment still not synced to Shopify; not queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "requeues", sh.Requeues)
+			job.Logger(ctx).Warn("shipment still not synced to Shopify; not queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "requeues", sh.Requeues)
 			continue
 		}
 		n := sh.Requeues + 1
 		id := fmt.Sprintf("shipment-%d-requeue-%d", sh.ID, n)
 		e, err := h.Registry.Prepare(SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL},
-			queue.WithID(id), queue.Delay(0))
+			job.WithID(id), job.Delay(0))
 		if err != nil {
 			return err
 		}
@@ -77,10 +78,10 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 			return err
 		}
 		requeued++
-		queue.Logger(ctx).Info("stuck shipment queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "new_job", id, "previous_job", sh.JobID)
+		job.Logger(ctx).Info("stuck shipment queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "new_job", id, "previous_job", sh.JobID)
 	}
 	if requeued > 0 {
-		queue.Logger(ctx).Info("reconcile: shipments queued again", "count", requeued)
+		job.Logger(ctx).Info("reconcile: shipments queued again", "count", requeued)
 	}
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbound"
-	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/tidio"
 )
 
@@ -30,15 +30,15 @@ type SyncCRM struct {
 	Contact map[string]string `json:"contact,omitempty"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (SyncCRM) Kind() string { return "user:sync_crm" }
 
-// Defaults implements queue.Args.
-func (SyncCRM) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "crm", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+// Defaults implements job.Args.
+func (SyncCRM) Defaults() job.Defaults {
+	return job.Defaults{Queue: "crm", Backoff: []time.Duration{10 * time.Second, time.Minute}}
 }
 
-// Validate implements queue.Validator.
+// Validate implements job.Validator.
 func (s SyncCRM) Validate() error {
 	if s.Email == "" {
 		return errors.New("email: must not be empty")

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/store"
 )
@@ -22,15 +22,15 @@ type SyncTracking struct {
 	TrackingURL    string `json:"tracking_url"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (SyncTracking) Kind() string { return "order:sync_tracking" }
 
-// Defaults implements queue.Args.
-func (SyncTracking) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "shopify", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+// Defaults implements job.Args.
+func (SyncTracking) Defaults() job.Defaults {
+	return job.Defaults{Queue: "shopify", Backoff: []time.Duration{10 * time.Second, time.Minute}}
 }
 
-// Validate implements queue.Validator.
+// Validate implements job.Validator.
 func (s SyncTracking) Validate() error {
 	var errs []error
 	if s.ShipmentID <= 0 {
@@ -65,7 +65,7 @@ func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
 			sh.ID, sh.OrderID, sh.TrackingNumber, s.OrderID, s.TrackingNumber)
 	}
 	if sh.SyncState == "synced" {
-		queue.Logger(ctx).Info("shipment already synced to Shopify", "shipment_id", sh.ID, "order_id", sh.OrderID)
+		job.Logger(ctx).Info("shipment already synced to Shopify", "shipment_id", sh.ID, "order_id", sh.OrderID)
 		return nil
 	}
 	c, err := shopify.New(h.Config.Shopify, 0)
@@ -79,6 +79,6 @@ func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
 	if err := h.Store.MarkShipmentSynced(ctx, s.ShipmentID); err != nil {
 		return fmt.Errorf("order:sync_tracking: tracking is on Shopify (%s) but the shipment was not marked: %w", outcome, err)
 	}
-	queue.Logger(ctx).Info("tracking synced to Shopify", "shipment_id", s.ShipmentID, "order_id", s.OrderID, "outcome", string(outcome), "fulfillment", f.ID)
+	job.Logger(ctx).Info("tracking synced to Shopify", "shipment_id", s.ShipmentID, "order_id", s.OrderID, "outcome", string(outcome), "fulfillment", f.ID)
 	return nil
 }

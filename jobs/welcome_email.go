@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 )
 
 // WelcomeEmail greets a new customer: an HTML and text email over SMTP, five
@@ -19,12 +19,12 @@ type WelcomeEmail struct {
 	LastName  string `json:"last_name"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (WelcomeEmail) Kind() string { return "user:welcome_email" }
 
-// Defaults implements queue.Args.
-func (WelcomeEmail) Defaults() queue.Defaults {
-	return queue.Defaults{
+// Defaults implements job.Args.
+func (WelcomeEmail) Defaults() job.Defaults {
+	return job.Defaults{
 		Queue:       "emails",
 		Delay:       5 * time.Second,
 		MaxAttempts: 3,
@@ -33,7 +33,7 @@ func (WelcomeEmail) Defaults() queue.Defaults {
 	}
 }
 
-// Validate implements queue.Validator.
+// Validate implements job.Validator.
 func (w WelcomeEmail) Validate() error {
 	var errs []error
 	if _, err := mail.ParseAddress(w.Email); err != nil || !strings.Contains(w.Email, "@") {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check errand's CI runs: gofmt, go vet, staticcheck and the whole
 # test suite with the race detector. Installs what the tests need and is
-# missing: redis-server and chromium (Debian packages), a C compiler for
+# missing: redis-server, chromium and php-cli (Debian packages), a C compiler for
 # -race, and staticcheck. Works from any directory; needs Go 1.26 on PATH.
 #
 #   scripts/test.sh
@@ -53,6 +53,12 @@ if ! command -v chromium >/dev/null 2>&1; then
 	apt_install chromium
 fi
 chromium --version 2>/dev/null || echo "chromium: $(command -v chromium)"
+
+if ! command -v php >/dev/null 2>&1; then
+	echo "php is missing; installing php-cli (README's PHP callback receiver is run by a test)"
+	apt_install php-cli
+fi
+php --version | head -n 1
 
 # The race detector needs cgo, and cgo a C compiler.
 export CGO_ENABLED=1

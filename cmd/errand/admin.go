@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 )
@@ -280,16 +281,16 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 		f.Usage()
 		return usageError{errors.New("enqueue: give exactly one job TYPE")}
 	}
-	var opts []queue.Option
+	var opts []job.Option
 	if *delay != "" {
 		d, err := time.ParseDuration(*delay)
 		if err != nil || d < 0 {
 			return fmt.Errorf("enqueue: --delay %q is not a duration like 5s or 2m", *delay)
 		}
-		opts = append(opts, queue.Delay(d))
+		opts = append(opts, job.Delay(d))
 	}
 	if *qname != "" {
-		opts = append(opts, queue.OnQueue(*qname))
+		opts = append(opts, job.OnQueue(*qname))
 	}
 	if !json.Valid([]byte(*payload)) {
 		return fmt.Errorf("enqueue: --payload is not valid JSON")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
@@ -101,7 +102,7 @@ type app struct {
 	cfg *config.Config
 	log *slog.Logger
 	rdb *redis.Client
-	reg *queue.Registry
+	reg *job.Registry
 	st  *store.Store // open only where handlers run
 }
 
@@ -109,7 +110,7 @@ type app struct {
 // when withHandlers.
 func newApp(cfg *config.Config, stderr io.Writer, withHandlers bool) (*app, error) {
 	log := newLogger(cfg, stderr)
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	deps := jobs.Deps{Config: cfg, Log: log}
 	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
 	deps.Registry, deps.Redis = reg, rdb

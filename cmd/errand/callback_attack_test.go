@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/jobs"
 )
@@ -125,12 +125,12 @@ func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	jobs.Register(reg, jobs.Deps{Config: cfg})
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
-	e, err := reg.PrepareRaw("ops:noop", []byte(`{}`), queue.WithCallback())
+	e, err := reg.PrepareRaw("ops:noop", []byte(`{}`), job.WithCallback())
 	if err != nil {
 		t.Fatal(err)
 	}

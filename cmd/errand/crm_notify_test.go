@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/slack/slacktest"
+	"github.com/errandhq/errand/internal/telegram/telegramtest"
+	"github.com/errandhq/errand/internal/tidio/tidiotest"
 )
 
 // crmNotifyRetries runs the CRM and notification jobs' attempts a second
@@ -21,10 +24,6 @@ backoff = ["1s"]
 [jobs."ops:escalate"]
 backoff = ["500ms", "1s"]
 `
-
-// secrets are the credentials errand holds for the services; no log line or
-// escalation may show them.
-var secrets = []string{"test-bot-token", "tidio-client-secret", "B000/alice", "B000/bob"}
 
 // sideEffect is one service errand calls from a job, as these tests drive it.
 type sideEffect struct {
@@ -41,20 +40,20 @@ const newCustomer = `{"user_id":7,"email":"ada@shop.test","first_name":"Ada","la
 
 var (
 	slackSide = sideEffect{
-		service: sandbox.Slack, jobType: "user:notify_staff", payload: newCustomer,
-		done:     func(s *stack) bool { return len(s.sandbox.SlackMessages()) == 1 },
-		throttle: sandbox.Fault{Service: sandbox.Slack, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1},
+		service: slacktest.Service, jobType: "user:notify_staff", payload: newCustomer,
+		done:     func(s *stack) bool { return len(s.sandbox.Slack.Messages()) == 1 },
+		throttle: sandbox.Fault{Service: slacktest.Service, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1},
 		told:     2 * time.Second,
 	}
 	telegramSide = sideEffect{
-		service: sandbox.Telegram, jobType: "user:notify_staff", payload: newCustomer,
+		service: telegramtest.Service, jobType: "user:notify_staff", payload: newCustomer,
 		opts:     stackOptions{notifyKind: "telegram"},
-		done:     func(s *stack) bool { return len(s.sandbox.TelegramMessages()) == 1 },
-		throttle: sandbox.Fault{Service: sandbox.Telegram, Throttle: true, Count: 1},
-		told:     sandbox.TelegramRetryAfter * time.Second,
+		done:     func(s *stack) bool { return len(s.sandbox.Telegram.Messages()) == 1 },
+		throttle: sandbox.Fault{Service: telegramtest.Service, Throttle: true, Count: 1},
+		told:     telegramtest.RetryAfter * time.Second,
 	}
 	tidioSide = sideEffect{
-		service: sandbox.Tidio, jobType: "user:sync_crm",
+		service: tidiotest.Service, jobType: "user:sync_crm",
 		payload: `{"user_id":7,"email":"ada@shop.test","changed":{"email":"ada@shop.test","first_name":"Ada","last_name":"Lovelace"}}`,
 		// Tidio's 429 names no wait: errand waits for its next minute window
 		// by the answer's Date, which here says 57 s past the minute.
@@ -64,8 +63,8 @@ var (
 				h.ServeHTTP(w, r)
 			})
 		}},
-		done:     func(s *stack) bool { return len(s.sandbox.TidioContacts()) == 1 },
-		throttle: sandbox.Fault{Service: sandbox.Tidio, Throttle: true, Count: 1},
+		done:     func(s *stack) bool { return len(s.sandbox.Tidio.Contacts()) == 1 },
+		throttle: sandbox.Fault{Service: tidiotest.Service, Throttle: true, Count: 1},
 		told:     3 * time.Second,
 	}
 )
@@ -132,7 +131,7 @@ func (s *stack) waitEscalated(id string, attempts int, class, lastError string) 
 func (s *stack) noSecrets(texts ...string) {
 	s.t.Helper()
 	for _, text := range append(texts, s.worker.String()) {
-		for _, secret := range secrets {
+		for _, secret := range testSecrets() {
 			if strings.Contains(text, secret) {
 				s.t.Fatalf("%q is shown in a log line or email", secret)
 			}
@@ -204,7 +203,7 @@ func TestSlackTellsTheSalesRep(t *testing.T) {
 	s.waitDone(bob)
 	s.waitDone(alice)
 	byHook := map[string]string{}
-	for _, m := range s.sandbox.SlackMessages() {
+	for _, m := range s.sandbox.Slack.Messages() {
 		byHook[m.Hook] = m.Text
 	}
 	if text := byHook["/services/T000/B000/bob"]; !strings.Contains(text, "Ada Lovelace") || !strings.Contains(text, "ada@shop.test") {
@@ -225,11 +224,11 @@ func TestSlackRefusalEscalatesAfterOneAttempt(t *testing.T)   { slackSide.perman
 func TestTelegramTellsTheSalesRep(t *testing.T) {
 	s := telegramSide.start(t)
 	s.waitDone(s.enqueue("user:notify_staff", newCustomer))
-	msgs := s.sandbox.TelegramMessages()
+	msgs := s.sandbox.Telegram.Messages()
 	if len(msgs) != 1 || msgs[0].ChatID != "1002" || !strings.Contains(msgs[0].Text, "Ada Lovelace") || !strings.Contains(msgs[0].Text, "ada@shop.test") {
 		t.Fatalf("the bot sent %+v, want one message to bob's chat 1002 naming Ada Lovelace", msgs)
 	}
-	if n := len(s.sandbox.SlackMessages()); n != 0 {
+	if n := len(s.sandbox.Slack.Messages()); n != 0 {
 		t.Fatalf("notify.kind is telegram, yet %d Slack messages went out", n)
 	}
 	s.noSecrets()
@@ -252,12 +251,12 @@ func TestNotifyUnknownRepFailsAtOnce(t *testing.T) {
 func TestTidioCreatesTheContact(t *testing.T) {
 	s := tidioSide.start(t)
 	s.waitDone(s.enqueue("user:sync_crm", tidioSide.payload))
-	contacts := s.sandbox.TidioContacts()
+	contacts := s.sandbox.Tidio.Contacts()
 	if len(contacts) != 1 || contacts[0]["email"] != "ada@shop.test" || contacts[0]["first_name"] != "Ada" || contacts[0]["last_name"] != "Lovelace" {
 		t.Fatalf("contacts: %v", contacts)
 	}
 	var methods []string
-	for _, c := range s.sandbox.Calls(sandbox.Tidio) {
+	for _, c := range s.sandbox.Calls(tidiotest.Service) {
 		methods = append(methods, c.Method)
 	}
 	if strings.Join(methods, ",") != "GET,POST" {
@@ -276,17 +275,17 @@ func TestTidioCreateIsNotDuplicatedWhenTheResponseIsLost(t *testing.T) {
 	s := tidioSide.start(t)
 	// The first call (the look-up) passes, only delayed a little; the second,
 	// the create, is done and its answer dropped.
-	s.sandbox.AddFault(sandbox.Fault{Service: sandbox.Tidio, Latency: time.Millisecond, Count: 1})
-	s.sandbox.AddFault(sandbox.Fault{Service: sandbox.Tidio, DropResponse: true, Count: 1})
+	s.sandbox.AddFault(sandbox.Fault{Service: tidiotest.Service, Latency: time.Millisecond, Count: 1})
+	s.sandbox.AddFault(sandbox.Fault{Service: tidiotest.Service, DropResponse: true, Count: 1})
 	id := s.enqueue("user:sync_crm", tidioSide.payload)
 	if done := s.waitDone(id); !strings.Contains(done, "attempt=2 ") {
 		t.Fatalf("want the job done on its second attempt: %s", done)
 	}
-	if contacts := s.sandbox.TidioContacts(); len(contacts) != 1 {
+	if contacts := s.sandbox.Tidio.Contacts(); len(contacts) != 1 {
 		t.Fatalf("%d contacts, want 1: %v", len(contacts), contacts)
 	}
 	var calls []string
-	for _, c := range s.sandbox.Calls(sandbox.Tidio) {
+	for _, c := range s.sandbox.Calls(tidiotest.Service) {
 		calls = append(calls, c.Method)
 	}
 	if strings.Join(calls, ",") != "GET,POST,GET,PATCH" {
@@ -297,11 +296,11 @@ func TestTidioCreateIsNotDuplicatedWhenTheResponseIsLost(t *testing.T) {
 // A profile change sends Tidio only what changed.
 func TestCRMPatchCarriesOnlyChangedFields(t *testing.T) {
 	s := tidioSide.start(t)
-	cid := s.sandbox.AddTidioContact(map[string]string{"email": "ada@shop.test", "first_name": "Ada", "last_name": "Lovelace"})
+	cid := s.sandbox.Tidio.AddContact(map[string]string{"email": "ada@shop.test", "first_name": "Ada", "last_name": "Lovelace"})
 	s.waitDone(s.enqueue("user:sync_crm",
 		`{"user_id":7,"email":"ada@shop.test","changed":{"last_name":"X"},"contact":{"email":"ada@shop.test","first_name":"Ada","last_name":"X"}}`))
 	var patches []sandbox.Call
-	for _, c := range s.sandbox.Calls(sandbox.Tidio) {
+	for _, c := range s.sandbox.Calls(tidiotest.Service) {
 		switch c.Method {
 		case http.MethodPatch:
 			patches = append(patches, c)
@@ -319,7 +318,7 @@ func TestCRMPatchCarriesOnlyChangedFields(t *testing.T) {
 	if len(body) != 1 || body["last_name"] != "X" {
 		t.Fatalf("the PATCH carried %v, want only {\"last_name\":\"X\"}", body)
 	}
-	if c := s.sandbox.TidioContacts()[0]; c["last_name"] != "X" || c["first_name"] != "Ada" {
+	if c := s.sandbox.Tidio.Contacts()[0]; c["last_name"] != "X" || c["first_name"] != "Ada" {
 		t.Fatalf("contact after the change: %v", c)
 	}
 }
@@ -329,20 +328,20 @@ func TestCRMPatchCarriesOnlyChangedFields(t *testing.T) {
 // create a second contact.
 func TestCRMEmailChangeIsNotDuplicatedWhenTheResponseIsLost(t *testing.T) {
 	s := tidioSide.start(t)
-	cid := s.sandbox.AddTidioContact(map[string]string{"email": "ada@shop.test", "first_name": "Ada"})
-	s.sandbox.AddFault(sandbox.Fault{Service: sandbox.Tidio, Latency: time.Millisecond, Count: 1})
-	s.sandbox.AddFault(sandbox.Fault{Service: sandbox.Tidio, DropResponse: true, Count: 1})
+	cid := s.sandbox.Tidio.AddContact(map[string]string{"email": "ada@shop.test", "first_name": "Ada"})
+	s.sandbox.AddFault(sandbox.Fault{Service: tidiotest.Service, Latency: time.Millisecond, Count: 1})
+	s.sandbox.AddFault(sandbox.Fault{Service: tidiotest.Service, DropResponse: true, Count: 1})
 	id := s.enqueue("user:sync_crm",
 		`{"user_id":7,"email":"ada@shop.test","changed":{"email":"ada@new.test"},"contact":{"email":"ada@new.test","first_name":"Ada"}}`)
 	if done := s.waitDone(id); !strings.Contains(done, "attempt=2 ") {
 		t.Fatalf("want the job done on its second attempt: %s", done)
 	}
-	contacts := s.sandbox.TidioContacts()
+	contacts := s.sandbox.Tidio.Contacts()
 	if len(contacts) != 1 || contacts[0]["id"] != cid || contacts[0]["email"] != "ada@new.test" {
 		t.Fatalf("contacts: %v", contacts)
 	}
 	var calls []string
-	for _, c := range s.sandbox.Calls(sandbox.Tidio) {
+	for _, c := range s.sandbox.Calls(tidiotest.Service) {
 		calls = append(calls, c.Method+" "+c.Path)
 	}
 	want := "GET /contacts,PATCH /contacts/" + cid + ",GET /contacts,GET /contacts,PATCH /contacts/" + cid

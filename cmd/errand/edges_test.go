@@ -73,9 +73,9 @@ func TestJSONThatIsNotAnObjectGetsAnAnswer(t *testing.T) {
 			{"profile change", "PATCH", "/api/users/1", bearer},
 			{"enqueue", "POST", "/api/jobs", bearer},
 			{"orders/paid", "POST", "/webhooks/shopify/orders-paid", http.Header{
-				"X-Shopify-Hmac-Sha256": {shopifySign("shopify-webhook-secret", b)}, "X-Shopify-Topic": {"orders/paid"}}},
+				"X-Shopify-Hmac-Sha256": {shopifySign(s.services.Shopify.WebhookSecret, b)}, "X-Shopify-Topic": {"orders/paid"}}},
 			{"tracking", "POST", "/webhooks/fulfillment/tracking", http.Header{
-				"X-Timestamp": {now}, "X-Signature": {callbackSign("fulfillment-callback-secret", now, b)}}},
+				"X-Timestamp": {now}, "X-Signature": {callbackSign(s.services.Fulfill.CallbackSecret, now, b)}}},
 		} {
 			code, out, err := s.send(r.method, r.path, b, r.header)
 			if err != nil {
@@ -126,7 +126,7 @@ func TestReadyzShowsNoAddress(t *testing.T) {
 // nothing stored, nothing queued. Before, a refund became a paid order.
 func TestOrdersPaidWebhookOfAnotherTopicIsRefused(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
-	const secret = "shopify-webhook-secret"
+	secret := s.services.Shopify.WebhookSecret
 	const orderID = 820982911946154508
 	refund := []byte(`{"id":890088186047892319,"order_id":820982911946154508,"note":"wrong size","refund_line_items":[]}`)
 	order := orderPaidBody(orderID)

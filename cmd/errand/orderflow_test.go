@@ -13,13 +13,13 @@ import (
 // webhooks are sent with `errand sandbox send-order` / `send-tracking`.
 func TestOrderFlowEndToEnd(t *testing.T) {
 	s := startStack(t, stackOptions{})
-	s.sandbox.ShopifyAutoCreateOrders(true)
+	s.sandbox.Shopify.AutoCreateOrders(true)
 	out, err := s.cli("sandbox", "send-order", "--order", "4400000001", "--to", s.base)
 	if err != nil || !strings.Contains(out, "200 OK") {
 		t.Fatalf("send-order: %v %s", err, out)
 	}
-	s.waitFor(15*time.Second, "the push to the fulfillment platform", func() bool { return len(s.sandbox.FulfillmentOrders()) == 1 })
-	pushed := s.sandbox.FulfillmentOrders()[0]
+	s.waitFor(15*time.Second, "the push to the fulfillment platform", func() bool { return len(s.sandbox.Fulfillment.Orders()) == 1 })
+	pushed := s.sandbox.Fulfillment.Orders()[0]
 	if got := pushed["platformOrderId"]; got != "4400000001" {
 		t.Fatalf("pushed platformOrderId %v: %v", got, pushed)
 	}
@@ -32,7 +32,7 @@ func TestOrderFlowEndToEnd(t *testing.T) {
 		t.Fatalf("send-tracking: %v %s", err, out)
 	}
 	s.waitFor(15*time.Second, "the tracking number on the Shopify order", func() bool {
-		for _, f := range s.sandbox.ShopifyFulfillments(4400000001) {
+		for _, f := range s.sandbox.Shopify.Fulfillments(4400000001) {
 			for _, ti := range f.TrackingInfo {
 				if ti.Number == "1ZTRACK0001" {
 					return true
@@ -46,7 +46,7 @@ func TestOrderFlowEndToEnd(t *testing.T) {
 		return err == nil && sh.SyncState == "synced"
 	})
 	time.Sleep(time.Second)
-	if n := len(s.sandbox.FulfillmentOrders()); n != 1 {
+	if n := len(s.sandbox.Fulfillment.Orders()); n != 1 {
 		t.Fatalf("%d pushes to the fulfillment platform, want 1", n)
 	}
 	if f := s.failed(); len(f) != 0 {

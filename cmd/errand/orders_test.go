@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/fulfillment/fulfillmenttest"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/shopify/shopifytest"
 	"github.com/errandhq/errand/internal/store"
 )
 
@@ -26,10 +27,6 @@ backoff = ["1s"]
 [jobs."ops:escalate"]
 backoff = ["500ms", "1s"]
 `
-
-// orderSecrets are the fulfillment and Shopify credentials the stack holds;
-// no log line or escalation may show them.
-var orderSecrets = []string{"mabang-app-secret", "shpat_test_token", "fulfillment-callback-secret", "shopify-webhook-secret"}
 
 // orderStack is the stack with its database open, to seed the orders and
 // shipments the webhooks would have saved.
@@ -48,18 +45,11 @@ func startOrderStack(t *testing.T) *orderStack {
 	return &orderStack{stack: s, st: st}
 }
 
-// sampleConfig has the credentials of serviceSecretsTOML, for the samples.
-func sampleConfig() *config.Config {
-	c := &config.Config{}
-	applyServiceSecrets(c)
-	return c
-}
-
 // saveOrder saves a paid order as the orders/paid webhook would, without
 // queuing its job; edit may change the webhook JSON first.
 func (o *orderStack) saveOrder(id int64, edit func(map[string]any)) {
 	o.t.Helper()
-	body, _ := sandbox.SampleOrderPaid(sampleConfig(), id, fmt.Sprintf("evt-%d", id))
+	body, _ := shopifytest.OrderPaid(o.services.Shopify, id, fmt.Sprintf("evt-%d", id))
 	if edit != nil {
 		var m map[string]any
 		_ = json.Unmarshal(body, &m)
@@ -77,7 +67,7 @@ func (o *orderStack) saveShipment(orderID int64, tracking string) (*store.Shipme
 	o.t.Helper()
 	sh := &store.Shipment{OrderID: orderID, TrackingNumber: tracking, Carrier: "UPS",
 		TrackingURL: "https://www.ups.com/track?tracknum=" + tracking, ShippedAt: time.Now().UTC().Format(time.RFC3339)}
-	if err := o.st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]queue.Envelope, error) { return nil, nil }); err != nil {
+	if err := o.st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]job.Envelope, error) { return nil, nil }); err != nil {
 		o.t.Fatal(err)
 	}
 	p, _ := json.Marshal(map[string]any{"shipment_id": sh.ID, "order_id": orderID, "tracking_number": tracking,
@@ -142,19 +132,7 @@ func (o *orderStack) escalated(id string, attempts int, class, lastError string)
 			o.t.Errorf("the escalation lacks %q:\n%s", want, esc[0].Text)
 		}
 	}
-	o.noOrderSecrets(esc[0].Text)
-}
-
-// noOrderSecrets fails when the worker's log or texts show a credential.
-func (o *orderStack) noOrderSecrets(texts ...string) {
-	o.t.Helper()
-	for _, text := range append(texts, o.worker.String()) {
-		for _, secret := range orderSecrets {
-			if strings.Contains(text, secret) {
-				o.t.Fatalf("%q is shown in a log line or email", secret)
-			}
-		}
-	}
+	o.noSecrets(esc[0].Text)
 }
 
 // throttledWaits checks that the job was throttled once per wait in told —
@@ -194,7 +172,7 @@ func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
 	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
 		t.Fatalf("done: %s", done)
 	}
-	got := o.sandbox.FulfillmentOrders()
+	got := o.sandbox.Fulfillment.Orders()
 	if len(got) != 1 {
 		t.Fatalf("the platform holds %d orders, want 1", len(got))
 	}
@@ -205,7 +183,7 @@ func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
 	if n := len(o.worker.lines("order pushed to the fulfillment platform", "order_id=5123456789")); n != 1 {
 		t.Errorf("%d 'order pushed' log lines, want 1", n)
 	}
-	o.noOrderSecrets()
+	o.noSecrets()
 }
 
 // The platform took the order but its answer was lost: the retry is
@@ -213,12 +191,12 @@ func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
 func TestPushFulfillmentLostAnswerIsNotPushedTwice(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, DropResponse: true, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, DropResponse: true, Count: 1})
 	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
 	if done := o.jobDone(id); !strings.Contains(done, "attempt=2 ") {
 		t.Fatalf("want done on attempt 2: %s", done)
 	}
-	if n := len(o.sandbox.FulfillmentOrders()); n != 1 {
+	if n := len(o.sandbox.Fulfillment.Orders()); n != 1 {
 		t.Fatalf("the platform holds %d orders, want 1", n)
 	}
 	if n := len(o.worker.lines("order was already at the fulfillment platform", "order_id=5123456789")); n != 1 {
@@ -231,11 +209,11 @@ func TestPushFulfillmentLostAnswerIsNotPushedTwice(t *testing.T) {
 func TestPushFulfillmentThrottledUsesNoAttempt(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, Throttle: true, Count: 1})
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Throttle: true, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
 	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
-	o.throttledWaits(id, sandbox.Fulfillment, time.Second, 2*time.Second)
-	if n := len(o.sandbox.FulfillmentOrders()); n != 1 {
+	o.throttledWaits(id, fulfillmenttest.Service, time.Second, 2*time.Second)
+	if n := len(o.sandbox.Fulfillment.Orders()); n != 1 {
 		t.Fatalf("the platform holds %d orders, want 1", n)
 	}
 }
@@ -245,10 +223,10 @@ func TestPushFulfillmentThrottledUsesNoAttempt(t *testing.T) {
 func TestPushFulfillmentOutageThreeAttemptsThenEscalation(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, Status: http.StatusInternalServerError})
+	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Status: http.StatusInternalServerError})
 	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
 	o.escalated(id, 3, "transient", "HTTP 500")
-	if n := len(o.sandbox.Calls(sandbox.Fulfillment)); n != 3 {
+	if n := len(o.sandbox.Calls(fulfillmenttest.Service)); n != 3 {
 		t.Fatalf("the gateway was called %d times, want once per attempt (3)", n)
 	}
 }
@@ -260,7 +238,7 @@ func TestPushFulfillmentRefusalEscalatesAfterOneAttempt(t *testing.T) {
 	o.saveOrder(paidOrder, func(m map[string]any) { delete(m, "shipping_address") })
 	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
 	o.escalated(id, 1, "permanent", "code 2001: parameter validation failed: shipping is required")
-	if n := len(o.sandbox.Calls(sandbox.Fulfillment)); n != 1 {
+	if n := len(o.sandbox.Calls(fulfillmenttest.Service)); n != 1 {
 		t.Fatalf("the gateway was called %d times, want once", n)
 	}
 }
@@ -270,7 +248,7 @@ func TestPushFulfillmentRefusalEscalatesAfterOneAttempt(t *testing.T) {
 // through, its answer lost) is only marked synced.
 func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 	o := startOrderStack(t)
-	o.sandbox.ShopifyAddOrder(paidOrder, 2)
+	o.sandbox.Shopify.AddOrder(paidOrder, 2)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
 	id := o.queueJob("order:sync_tracking", payload)
 	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
@@ -279,7 +257,7 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 	if state := o.syncState(sh.ID); state != "synced" {
 		t.Fatalf("shipment %s, want synced", state)
 	}
-	fs := o.sandbox.ShopifyFulfillments(paidOrder)
+	fs := o.sandbox.Shopify.Fulfillments(paidOrder)
 	if len(fs) != 1 || len(fs[0].TrackingInfo) != 1 || fs[0].TrackingInfo[0].Number != "1Z999AA10123456784" ||
 		fs[0].TrackingInfo[0].Company != "UPS" || !fs[0].NotifyCustomer {
 		t.Fatalf("fulfillments on Shopify: %+v", fs)
@@ -290,10 +268,8 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 
 	// Another order, fulfilled on Shopify with this number already.
 	const other = 5123456790
-	o.sandbox.ShopifyAddOrder(other, 1)
-	cfg := sampleConfig().Shopify
-	cfg.BaseURL = o.fakes
-	c, err := shopify.New(cfg, 5*time.Second)
+	o.sandbox.Shopify.AddOrder(other, 1)
+	c, err := shopify.New(o.services.Shopify, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,13 +284,13 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 	if state := o.syncState(sh2.ID); state != "synced" {
 		t.Fatalf("second shipment %s, want synced", state)
 	}
-	if n := len(o.sandbox.ShopifyFulfillments(other)); n != 1 {
+	if n := len(o.sandbox.Shopify.Fulfillments(other)); n != 1 {
 		t.Fatalf("%d fulfillments on the second order, want 1", n)
 	}
 	if n := len(o.worker.lines("tracking synced to Shopify", fmt.Sprintf("shipment_id=%d ", sh2.ID), `outcome="already synced"`)); n != 1 {
 		t.Errorf("the second job did not report the number as already on Shopify")
 	}
-	o.noOrderSecrets()
+	o.noSecrets()
 }
 
 // Shopify throttles twice — its own way (HTTP 200, THROTTLED, a bucket 100
@@ -322,19 +298,19 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 // and the sync waits as told each time, completing on its first attempt.
 func TestSyncTrackingThrottledUsesNoAttempt(t *testing.T) {
 	o := startOrderStack(t)
-	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Throttle: true, Count: 1})
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Throttle: true, Count: 1})
+	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
 	id := o.queueJob("order:sync_tracking", payload)
-	o.throttledWaits(id, sandbox.Shopify, time.Second, 2*time.Second)
-	if first := o.sandbox.Calls(sandbox.Shopify)[0]; first.Status != http.StatusOK || first.Note != "injected throttling" {
+	o.throttledWaits(id, shopifytest.Service, time.Second, 2*time.Second)
+	if first := o.sandbox.Calls(shopifytest.Service)[0]; first.Status != http.StatusOK || first.Note != "injected throttling" {
 		t.Errorf("the first answer was not Shopify's HTTP 200 THROTTLED: %+v", first)
 	}
 	if state := o.syncState(sh.ID); state != "synced" {
 		t.Fatalf("shipment %s, want synced", state)
 	}
-	if n := len(o.sandbox.ShopifyFulfillments(paidOrder)); n != 1 {
+	if n := len(o.sandbox.Shopify.Fulfillments(paidOrder)); n != 1 {
 		t.Fatalf("%d fulfillments, want 1", n)
 	}
 }
@@ -343,12 +319,12 @@ func TestSyncTrackingThrottledUsesNoAttempt(t *testing.T) {
 // the shipment stays pending.
 func TestSyncTrackingOutageThreeAttemptsThenEscalation(t *testing.T) {
 	o := startOrderStack(t)
-	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: http.StatusInternalServerError})
+	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: http.StatusInternalServerError})
 	id := o.queueJob("order:sync_tracking", payload)
 	o.escalated(id, 3, "transient", "HTTP 500")
-	if n := len(o.sandbox.Calls(sandbox.Shopify)); n != 3 {
+	if n := len(o.sandbox.Calls(shopifytest.Service)); n != 3 {
 		t.Fatalf("Shopify was called %d times, want once per attempt (3)", n)
 	}
 	if state := o.syncState(sh.ID); state != "pending" {
@@ -361,15 +337,15 @@ func TestSyncTrackingOutageThreeAttemptsThenEscalation(t *testing.T) {
 // the shipment stays pending.
 func TestSyncTrackingUserErrorsEscalateAfterOneAttempt(t *testing.T) {
 	o := startOrderStack(t)
-	o.sandbox.ShopifyAddOrder(paidOrder, 1)
-	o.sandbox.ShopifyHoldOrder(paidOrder)
+	o.sandbox.Shopify.AddOrder(paidOrder, 1)
+	o.sandbox.Shopify.HoldOrder(paidOrder)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
 	id := o.queueJob("order:sync_tracking", payload)
 	o.escalated(id, 1, "permanent", "userErrors")
 	if esc := o.mailTo("dev@acme.test")[0]; !strings.Contains(esc.Text, "unfulfillable status= on_hold") {
 		t.Errorf("the escalation lacks Shopify's reason:\n%s", esc.Text)
 	}
-	if n := len(o.sandbox.Calls(sandbox.Shopify)); n != 2 {
+	if n := len(o.sandbox.Calls(shopifytest.Service)); n != 2 {
 		t.Fatalf("Shopify was called %d times, want the order query and one fulfillmentCreate", n)
 	}
 	if state := o.syncState(sh.ID); state != "pending" {
@@ -380,12 +356,12 @@ func TestSyncTrackingUserErrorsEscalateAfterOneAttempt(t *testing.T) {
 // Shopify refuses errand's credentials (HTTP 401): permanent, one attempt.
 func TestSyncTrackingRefusedCredentialsEscalateAfterOneAttempt(t *testing.T) {
 	o := startOrderStack(t)
-	o.sandbox.ShopifyAddOrder(paidOrder, 1)
+	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	_, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
-	o.sandbox.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: http.StatusUnauthorized})
+	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: http.StatusUnauthorized})
 	id := o.queueJob("order:sync_tracking", payload)
 	o.escalated(id, 1, "permanent", "HTTP 401")
-	if n := len(o.sandbox.Calls(sandbox.Shopify)); n != 1 {
+	if n := len(o.sandbox.Calls(shopifytest.Service)); n != 1 {
 		t.Fatalf("Shopify was called %d times, want once", n)
 	}
 }

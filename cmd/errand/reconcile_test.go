@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/hibiken/asynq"
 )
@@ -40,7 +40,7 @@ max_requeues = 3
 	sh := &store.Shipment{OrderID: 820982911946154508, TrackingNumber: "1Z999AA10123456784", Carrier: "UPS"}
 	// Saved with no job at all: as if the job was lost between the database
 	// and Redis, or failed for good long ago.
-	if err := st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]queue.Envelope, error) { return nil, nil }); err != nil {
+	if err := st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]job.Envelope, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := ins.PauseQueue("shopify"); err != nil && !strings.Contains(err.Error(), "already paused") {

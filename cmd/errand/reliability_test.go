@@ -115,13 +115,13 @@ delay = "1s"
 		seen[m.To[0]] = true
 	}
 	s.waitFor(30*time.Second, "every rep message and CRM contact", func() bool {
-		return len(s.sandbox.SlackMessages()) >= n && len(s.sandbox.TidioContacts()) >= n
+		return len(s.sandbox.Slack.Messages()) >= n && len(s.sandbox.Tidio.Contacts()) >= n
 	})
 	time.Sleep(time.Second)
 	t.Logf("%d registrations with Redis down: all 201 in %s; after Redis came back: %d welcome emails (%d distinct), %d rep messages, %d CRM contacts",
-		n, took.Round(time.Millisecond), len(s.smtp.Messages()), len(seen), len(s.sandbox.SlackMessages()), len(s.sandbox.TidioContacts()))
-	if len(seen) != n || len(s.smtp.Messages()) != n || len(s.sandbox.SlackMessages()) != n || len(s.sandbox.TidioContacts()) != n {
+		n, took.Round(time.Millisecond), len(s.smtp.Messages()), len(seen), len(s.sandbox.Slack.Messages()), len(s.sandbox.Tidio.Contacts()))
+	if len(seen) != n || len(s.smtp.Messages()) != n || len(s.sandbox.Slack.Messages()) != n || len(s.sandbox.Tidio.Contacts()) != n {
 		t.Fatalf("side effects lost or doubled: %d emails to %d recipients, %d rep messages, %d contacts; want %d each",
-			len(s.smtp.Messages()), len(seen), len(s.sandbox.SlackMessages()), len(s.sandbox.TidioContacts()), n)
+			len(s.smtp.Messages()), len(seen), len(s.sandbox.Slack.Messages()), len(s.sandbox.Tidio.Contacts()), n)
 	}
 }

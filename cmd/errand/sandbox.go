@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/errandhq/errand/internal/sandbox"
@@ -33,8 +34,8 @@ func cmdSandbox(ctx context.Context, args, environ []string, stdout, stderr io.W
 	defer stop()
 	sb := sandbox.New(cfg)
 	// A person sends orders with ids the fake has never seen: it makes them up.
-	sb.ShopifyAutoCreateOrders(true)
+	sb.Shopify.AutoCreateOrders(true)
 	return web.Serve(ctx, *addr, sb.Handler(), log, func(a string) {
-		log.Info("sandbox serving Slack, Telegram, Tidio, fulfillment and Shopify fakes", "addr", a, "calls", "http://"+a+"/_sandbox/")
+		log.Info("sandbox serving fakes of "+strings.Join(sb.Services(), ", "), "addr", a, "calls", "http://"+a+"/_sandbox/")
 	})
 }

@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/fulfillment/fulfillmenttest"
+	"github.com/errandhq/errand/internal/shopify/shopifytest"
 )
 
 // cmdSandboxSend sends a correctly signed sample Shopify orders/paid webhook
@@ -47,7 +48,7 @@ func cmdSandboxSend(ctx context.Context, what string, args, environ []string, st
 		if cfg.Shopify.WebhookSecret == "" {
 			return errors.New("shopify.webhook_secret is empty: errand would refuse any webhook (scripts/dev.sh sets one)")
 		}
-		body, header = sandbox.SampleOrderPaid(cfg, *order, *event)
+		body, header = shopifytest.OrderPaid(cfg.Shopify, *order, *event)
 		path = "/webhooks/shopify/orders-paid"
 	default:
 		if *order == 0 {
@@ -60,7 +61,7 @@ func cmdSandboxSend(ctx context.Context, what string, args, environ []string, st
 		if cfg.Fulfill.CallbackSecret == "" {
 			return errors.New("fulfillment.callback_secret is empty: errand would refuse any callback (scripts/dev.sh sets one)")
 		}
-		body, header = sandbox.SampleTrackingCallback(cfg, *order, *tracking, time.Now())
+		body, header = fulfillmenttest.TrackingCallback(cfg.Fulfill.CallbackSecret, *order, *tracking, time.Now())
 		path = "/webhooks/fulfillment/tracking"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(body))

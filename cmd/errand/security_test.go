@@ -37,7 +37,7 @@ delay = "0s"
 	}
 	s.smtp.WaitFor(t, 1, 15*time.Second)
 	s.waitFor(15*time.Second, "the CRM contact and the rep's message", func() bool {
-		return len(s.sandbox.TidioContacts()) == 1 && len(s.sandbox.SlackMessages()) == 1
+		return len(s.sandbox.Tidio.Contacts()) == 1 && len(s.sandbox.Slack.Messages()) == 1
 	})
 	// A failure, so an escalation email exists too.
 	s.smtp.RejectRecipients("@bounce.test", 550, "no")
@@ -45,8 +45,7 @@ delay = "0s"
 	s.waitFor(20*time.Second, "the escalation", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
 	s.waitFor(20*time.Second, "the callback", func() bool { return strings.Contains(callbacks.String(), "X-Errand-Signature") })
 
-	secrets := []string{password, "redis-pass-never-leak", "tidio-client-secret", "shpat_test_token", "mabang-app-secret",
-		"fulfillment-callback-secret", "shopify-webhook-secret", "123456:test-bot-token", testCallbackSecret}
+	secrets := append([]string{password, "redis-pass-never-leak", testCallbackSecret}, testSecrets()...)
 	var places []struct{ name, text string }
 	add := func(name, text string) { places = append(places, struct{ name, text string }{name, text}) }
 	keys := s.redisText()

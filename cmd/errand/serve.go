@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/internal/web"
@@ -54,7 +55,7 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	}
 
 	client := queue.NewClient(a.reg, a.rdb)
-	relay := queue.NewRelay(st, client, a.log)
+	relay := outbox.NewRelay(st, client, a.log)
 	var wg sync.WaitGroup
 	rctx, stopRelay := context.WithCancel(context.Background())
 	wg.Add(1)

@@ -9,18 +9,27 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/fulfillment"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/smtptest"
+	"github.com/errandhq/errand/internal/tidio"
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
 )
 
 // syncBuffer collects a process's log lines for assertions.
@@ -59,17 +68,18 @@ func (b *syncBuffer) lines(subs ...string) []string {
 // stack is errand as a user runs it — `errand serve` and `errand worker` —
 // against a real redis-server and a real SMTP server on free loopback ports.
 type stack struct {
-	t       *testing.T
-	redis   *redistest.Server
-	smtp    *smtptest.Server
-	sandbox *sandbox.Sandbox // local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
-	fakes   string           // their base URL
-	dir     string
-	config  string
-	base    string
-	serve   *syncBuffer
-	worker  *syncBuffer
-	stopped []func()
+	t        *testing.T
+	redis    *redistest.Server
+	smtp     *smtptest.Server
+	sandbox  *sandbox.Sandbox // local fakes of the services errand calls
+	fakes    string           // their base URL
+	services *config.Config   // testServices(fakes): what errand and the fakes were given
+	dir      string
+	config   string
+	base     string
+	serve    *syncBuffer
+	worker   *syncBuffer
+	stopped  []func()
 }
 
 type stackOptions struct {
@@ -102,45 +112,77 @@ func withAPIKeys(extra, keys string) string {
 	return extra[:loc[1]] + "\n" + keys + extra[loc[1]:]
 }
 
-// serviceSecretsTOML points every service at the sandbox (SANDBOX is replaced
-// by its URL) with credentials the sandbox checks.
-const serviceSecretsTOML = `
-[notify]
-kind = "slack"
-default_rep = "alice"
-base_url = "SANDBOX"
-telegram_bot_token = "123456:test-bot-token"
-[notify.reps.alice]
-name = "Alice"
-slack_webhook_url = "https://hooks.slack.com/services/T000/B000/alice"
-telegram_chat_id = "1001"
-[notify.reps.bob]
-name = "Bob"
-slack_webhook_url = "https://hooks.slack.com/services/T000/B000/bob"
-telegram_chat_id = "1002"
-[crm]
-base_url = "SANDBOX"
-client_id = "tidio-client-id"
-client_secret = "tidio-client-secret"
-[fulfillment]
-base_url = "SANDBOX"
-app_key = "mabang-app-key"
-app_secret = "mabang-app-secret"
-callback_secret = "fulfillment-callback-secret"
-[shopify]
-shop = "acme.myshopify.com"
-access_token = "shpat_test_token"
-api_version = "2025-07"
-base_url = "SANDBOX"
-webhook_secret = "shopify-webhook-secret"
-`
+// testServices is every service errand calls in the stack tests, pointed at
+// the sandbox at sandboxURL: the one place their credentials are written.
+// The stack writes its [notify], [crm], [fulfillment] and [shopify] tables
+// from it (servicesTOML), the sandbox checks requests against it, the samples
+// are signed with it, and testSecrets lists what in it must never leak.
+func testServices(sandboxURL string) *config.Config {
+	c := config.Default()
+	c.Notify = config.Notify{
+		Kind:             "slack",
+		DefaultRep:       "alice",
+		BaseURL:          sandboxURL,
+		TelegramBotToken: "123456:test-bot-token",
+		Reps: map[string]config.Rep{
+			"alice": {Name: "Alice", SlackWebhookURL: "https://hooks.slack.com/services/T000/B000/alice", TelegramChatID: "1001"},
+			"bob":   {Name: "Bob", SlackWebhookURL: "https://hooks.slack.com/services/T000/B000/bob", TelegramChatID: "1002"},
+		},
+	}
+	c.CRM = tidio.Config{BaseURL: sandboxURL, ClientID: "tidio-client-id", ClientSecret: "tidio-client-secret"}
+	c.Fulfill = fulfillment.Config{BaseURL: sandboxURL, AppKey: "mabang-app-key", AppSecret: "mabang-app-secret",
+		CallbackSecret: "fulfillment-callback-secret"}
+	c.Shopify = shopify.Config{Shop: "acme.myshopify.com", AccessToken: "shpat_test_token", APIVersion: "2025-07",
+		BaseURL: sandboxURL, WebhookSecret: "shopify-webhook-secret"}
+	return c
+}
 
-// applyServiceSecrets gives the sandbox the same credentials as errand.
-func applyServiceSecrets(c *config.Config) {
-	c.Notify.TelegramBotToken = "123456:test-bot-token"
-	c.CRM.ClientID, c.CRM.ClientSecret = "tidio-client-id", "tidio-client-secret"
-	c.Fulfill.AppKey, c.Fulfill.AppSecret, c.Fulfill.CallbackSecret = "mabang-app-key", "mabang-app-secret", "fulfillment-callback-secret"
-	c.Shopify.Shop, c.Shopify.AccessToken, c.Shopify.APIVersion, c.Shopify.WebhookSecret = "acme.myshopify.com", "shpat_test_token", "2025-07", "shopify-webhook-secret"
+// servicesTOML is c as config.toml tables: every key whose value differs from
+// the default, so a service added to testServices needs no TOML of its own.
+func servicesTOML(t *testing.T, c *config.Config) string {
+	t.Helper()
+	defaults := config.Default().Keys()
+	changed := map[string]any{}
+	for key, v := range c.Keys() {
+		if d, ok := defaults[key]; !ok || !reflect.DeepEqual(d, v) {
+			changed[key] = v
+		}
+	}
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(changed, "."), nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := k.Marshal(toml.Parser())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "\n" + string(out)
+}
+
+// secretKey matches the keys whose values are secrets.
+var secretKey = regexp.MustCompile(`(secret|token|password|webhook_url)$`)
+
+// testSecrets are the secrets in testServices: no log line, queued payload,
+// email, metric or call to another service may show one. Of a webhook URL,
+// the path is the secret.
+func testSecrets() []string {
+	var out []string
+	for key, v := range testServices("").Keys() {
+		s, ok := v.(string)
+		if !ok || s == "" || !secretKey.MatchString(key) {
+			continue
+		}
+		if strings.HasSuffix(key, "webhook_url") {
+			u, err := url.Parse(s)
+			if err != nil || u.Path == "" {
+				panic("testServices: " + key + " is not a URL with a path")
+			}
+			s = u.Path
+		}
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func freeAddr(t *testing.T) string {
@@ -158,24 +200,23 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
-	// The services errand calls, faked on their real wire formats.
-	sbCfg, err := config.Load("", false, nil, nil)
-	if err != nil {
-		t.Fatal(err)
+	// The services errand calls, faked on their real wire formats and
+	// checking the credentials errand is given. The listener comes first, so
+	// the one testServices value can carry its URL.
+	fakes := httptest.NewUnstartedServer(nil)
+	s.fakes = "http://" + fakes.Listener.Addr().String()
+	s.services = testServices(s.fakes)
+	if o.notifyKind != "" {
+		s.services.Notify.Kind = o.notifyKind
 	}
-	applyServiceSecrets(sbCfg)
-	s.sandbox = sandbox.New(sbCfg)
+	s.sandbox = sandbox.New(s.services)
 	var fakesHandler http.Handler = s.sandbox.Handler()
 	if o.wrapFakes != nil {
 		fakesHandler = o.wrapFakes(fakesHandler)
 	}
-	fakes := httptest.NewServer(fakesHandler)
+	fakes.Config.Handler = fakesHandler
+	fakes.Start()
 	t.Cleanup(fakes.Close)
-	s.fakes = fakes.URL
-	secrets := strings.ReplaceAll(serviceSecretsTOML, "SANDBOX", s.fakes)
-	if o.notifyKind != "" {
-		secrets = strings.Replace(secrets, `kind = "slack"`, fmt.Sprintf("kind = %q", o.notifyKind), 1)
-	}
 	cfg := fmt.Sprintf(`
 [redis]
 addr = %q
@@ -200,7 +241,7 @@ password = %q
 [log]
 level = "debug"
 `, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
-		secrets + withAPIKeys(o.toml, apiKeys(o))
+		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/redact"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -34,7 +36,7 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	defer a.close()
-	w, err := queue.NewWorker(cfg, a.reg, a.rdb, a.log)
+	w, err := a.newWorker()
 	if err != nil {
 		return err
 	}
@@ -89,4 +91,18 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		os.Exit(1)
 	}
 	return err
+}
+
+// newWorker builds the worker and its failure policy: metrics, redaction,
+// escalation of final failures (merged into digests by the worker's engine)
+// and callbacks.
+func (a *app) newWorker() (*queue.Worker, error) {
+	policy := queue.NewPolicy(queue.PolicyConfig{
+		Registry: a.reg, Log: a.log,
+		Redactor: redact.New(a.cfg.Escalation.Redact),
+		Metrics:  metrics.NewRecorder(a.rdb, a.log),
+		Escalate: jobs.NewEscalator(a.reg, queue.NewGroups(a.reg, a.rdb)).Escalate,
+		CallBack: jobs.NewCallbacks(a.reg, queue.NewClient(a.reg, a.rdb)).Report,
+	})
+	return queue.NewWorker(a.cfg, a.rdb, a.log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
 }

@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"os"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/errandhq/errand/internal/fulfillment"
+	"github.com/errandhq/errand/internal/mail"
+	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/tidio"
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/file"
@@ -31,16 +35,19 @@ type Config struct {
 	Queues     map[string]int `koanf:"queues"`
 	Policy     Policy         `koanf:"policy"`
 	Jobs       map[string]Job `koanf:"jobs"`
-	SMTP       SMTP           `koanf:"smtp"`
 	Escalation Escalation     `koanf:"escalation"`
-	Notify     Notify         `koanf:"notify"`
-	CRM        CRM            `koanf:"crm"`
-	Fulfill    Fulfillment    `koanf:"fulfillment"`
-	Shopify    Shopify        `koanf:"shopify"`
 	Dashboard  Dashboard      `koanf:"dashboard"`
 	API        API            `koanf:"api"`
 	Log        Log            `koanf:"log"`
 	Reconcile  Reconcile      `koanf:"reconcile"`
+
+	// The services errand calls, each configured by a type its own package
+	// declares beside its client, with its defaults and its Validate.
+	SMTP    mail.Config        `koanf:"smtp"`
+	Notify  Notify             `koanf:"notify"` // Slack or Telegram, see notify.go
+	CRM     tidio.Config       `koanf:"crm"`
+	Fulfill fulfillment.Config `koanf:"fulfillment"`
+	Shopify shopify.Config     `koanf:"shopify"`
 }
 
 type Redis struct {
@@ -131,56 +138,10 @@ type Job struct {
 	Backoff     []time.Duration `koanf:"backoff"`
 }
 
-type SMTP struct {
-	Host         string        `koanf:"host"`
-	Port         int           `koanf:"port"`
-	Username     string        `koanf:"username"`
-	Password     string        `koanf:"password"`
-	TLS          string        `koanf:"tls"`
-	From         string        `koanf:"from"`
-	Timeout      time.Duration `koanf:"timeout"`
-	TemplatesDir string        `koanf:"templates_dir"`
-}
-
 type Escalation struct {
 	To     []string      `koanf:"to"`
 	Window time.Duration `koanf:"window"`
 	Redact []string      `koanf:"redact"`
-}
-
-type Notify struct {
-	Kind             string         `koanf:"kind"`
-	DefaultRep       string         `koanf:"default_rep"`
-	Reps             map[string]Rep `koanf:"reps"`
-	TelegramBotToken string         `koanf:"telegram_bot_token"`
-	BaseURL          string         `koanf:"base_url"`
-}
-
-type Rep struct {
-	Name            string `koanf:"name"`
-	SlackWebhookURL string `koanf:"slack_webhook_url"`
-	TelegramChatID  string `koanf:"telegram_chat_id"`
-}
-
-type CRM struct {
-	BaseURL      string `koanf:"base_url"`
-	ClientID     string `koanf:"client_id"`
-	ClientSecret string `koanf:"client_secret"`
-}
-
-type Fulfillment struct {
-	BaseURL        string `koanf:"base_url"`
-	AppKey         string `koanf:"app_key"`
-	AppSecret      string `koanf:"app_secret"`
-	CallbackSecret string `koanf:"callback_secret"`
-}
-
-type Shopify struct {
-	Shop          string `koanf:"shop"`
-	AccessToken   string `koanf:"access_token"`
-	APIVersion    string `koanf:"api_version"`
-	BaseURL       string `koanf:"base_url"`
-	WebhookSecret string `koanf:"webhook_secret"`
 }
 
 type Dashboard struct {
@@ -219,76 +180,41 @@ type Log struct {
 	Format string `koanf:"format"`
 }
 
-// Defaults are the values used when neither the file, the environment nor a
-// flag sets a key. config.toml repeats them with their documentation.
-func Defaults() map[string]any {
-	return map[string]any{
-		"redis.addr":                  "127.0.0.1:6379",
-		"redis.db":                    0,
-		"redis.tls":                   false,
-		"redis.tls_ca_file":           "",
-		"redis.tls_cert_file":         "",
-		"redis.tls_key_file":          "",
-		"redis.username":              "",
-		"http.addr":                   ":8080",
-		"http.public_url":             "http://localhost:8080",
-		"database.url":                "file:errand.db",
-		"worker.queues":               "",
-		"worker.concurrency":          20,
-		"worker.strict":               false,
-		"worker.shutdown_timeout":     "30s",
-		"worker.fetchers":             0,
-		"worker.poll_interval":        "1s",
-		"worker.nice":                 10,
-		"queues.critical":             6,
-		"queues.emails":               3,
-		"queues.notifications":        3,
-		"queues.crm":                  2,
-		"queues.fulfillment":          3,
-		"queues.shopify":              3,
-		"queues.default":              1,
-		"policy.throttle_deadline":    "24h",
-		"policy.retention":            "24h",
-		"smtp.host":                   "127.0.0.1",
-		"smtp.port":                   1025,
-		"smtp.tls":                    "none",
-		"smtp.from":                   "errand <errand@localhost>",
-		"smtp.timeout":                "15s",
-		"escalation.window":           "1m",
-		"escalation.redact":           []string{"password", "token", "secret", "access_token", "authorization"},
-		"notify.kind":                 "slack",
-		"crm.base_url":                "https://api.tidio.com",
-		"shopify.api_version":         "2025-07",
-		"dashboard.path":              "/monitoring/",
-		"dashboard.read_only":         false,
-		"log.level":                   "info",
-		"reconcile.interval":          "5m",
-		"reconcile.age":               "15m",
-		"reconcile.max_requeues":      3,
-		"log.format":                  "text",
-		"notify.telegram_bot_token":   "",
-		"notify.base_url":             "",
-		"fulfillment.base_url":        "",
-		"shopify.base_url":            "",
-		"shopify.shop":                "",
-		"dashboard.username":          "admin",
-		"escalation.to":               []string{},
-		"api.tokens":                  []string{},
-		"api.callback_secret":         "",
-		"api.allow_private_callbacks": false,
-		"notify.default_rep":          "",
-		"smtp.username":               "",
-		"smtp.password":               "",
-		"smtp.templates_dir":          "",
-		"redis.password":              "",
-		"dashboard.password":          "",
-		"crm.client_id":               "",
-		"crm.client_secret":           "",
-		"fulfillment.app_key":         "",
-		"fulfillment.app_secret":      "",
-		"fulfillment.callback_secret": "",
-		"shopify.access_token":        "",
-		"shopify.webhook_secret":      "",
+// Default is the configuration when neither the file, the environment nor a
+// flag sets a key; each service's part is its package's DefaultConfig.
+// config.toml repeats every value with its documentation (a test holds the
+// two together).
+func Default() *Config {
+	return &Config{
+		Redis:    Redis{Addr: "127.0.0.1:6379"},
+		HTTP:     HTTP{Addr: ":8080", PublicURL: "http://localhost:8080"},
+		Database: Database{URL: "file:errand.db"},
+		Worker: Worker{
+			Concurrency:     20,
+			ShutdownTimeout: 30 * time.Second,
+			PollInterval:    time.Second,
+			Nice:            10,
+		},
+		Queues: map[string]int{
+			"critical": 6, "emails": 3, "notifications": 3, "crm": 2,
+			"fulfillment": 3, "shopify": 3, "default": 1,
+		},
+		Policy: Policy{ThrottleDeadline: 24 * time.Hour, Retention: 24 * time.Hour},
+		Escalation: Escalation{
+			To:     []string{},
+			Window: time.Minute,
+			Redact: []string{"password", "token", "secret", "access_token", "authorization"},
+		},
+		Dashboard: Dashboard{Path: "/monitoring/", Username: "admin"},
+		API:       API{Tokens: []string{}},
+		Log:       Log{Level: "info", Format: "text"},
+		Reconcile: Reconcile{Interval: 5 * time.Minute, Age: 15 * time.Minute, MaxRequeues: 3},
+
+		SMTP:    mail.DefaultConfig(),
+		Notify:  DefaultNotify(),
+		CRM:     tidio.DefaultConfig(),
+		Fulfill: fulfillment.DefaultConfig(),
+		Shopify: shopify.DefaultConfig(),
 	}
 }
 
@@ -302,7 +228,7 @@ const EnvPrefix = "ERRAND_"
 // the user set, keyed by their config key (e.g. "worker.concurrency").
 func Load(path string, mustExist bool, environ []string, flags map[string]any) (*Config, error) {
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
+	if err := k.Load(confmap.Provider(Default().Keys(), "."), nil); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
 	if path != "" {
@@ -374,7 +300,10 @@ func cleanDecodeError(err error) error {
 }
 
 // Validate checks the settings that would otherwise fail later, far from
-// their cause.
+// their cause. Of the services, only [smtp] (every worker sends escalation
+// emails) and notify.kind are checked here: errand starts without a CRM, a
+// fulfillment platform or a shop, and each service's own Validate says what
+// it lacks once a job needs it.
 func (c *Config) Validate() error {
 	var errs []string
 	bad := func(key, format string, args ...any) {
@@ -409,21 +338,11 @@ func (c *Config) Validate() error {
 			bad("queues."+name, "weight must be at least 1 (got %d)", w)
 		}
 	}
-	switch c.SMTP.TLS {
-	case "none", "starttls", "tls":
-	default:
-		bad("smtp.tls", "must be one of none, starttls, tls (got %q)", c.SMTP.TLS)
-	}
-	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
-		bad("smtp.port", "must be a port number (got %d)", c.SMTP.Port)
-	}
-	if c.SMTP.From != "" {
-		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
-			bad("smtp.from", "must be an email address (got %q)", c.SMTP.From)
-		}
+	if err := c.SMTP.Validate(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	for _, to := range c.Escalation.To {
-		if _, err := mail.ParseAddress(to); err != nil {
+		if _, err := netmail.ParseAddress(to); err != nil {
 			bad("escalation.to", "%q is not an email address", to)
 		}
 	}
@@ -436,10 +355,8 @@ func (c *Config) Validate() error {
 	if c.Policy.Retention < 0 {
 		bad("policy.retention", "must not be negative (got %s)", c.Policy.Retention)
 	}
-	switch c.Notify.Kind {
-	case "slack", "telegram":
-	default:
-		bad("notify.kind", "must be slack or telegram (got %q)", c.Notify.Kind)
+	if err := c.Notify.checkKind(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -1,11 +1,22 @@
 package config
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/errandhq/errand/internal/mail"
+	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/tidio"
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -147,5 +158,117 @@ func TestShortOrEmptyAPITokenRefusesToStart(t *testing.T) {
 	}
 	if _, err := Load(writeFile(t, "[redis]\ntls = true\ntls_cert_file = \"/x.pem\"\n"), true, nil, nil); err == nil || !strings.Contains(err.Error(), "tls_key_file") {
 		t.Errorf("a client certificate without its key: %v", err)
+	}
+}
+
+// config.toml documents every key errand reads, each with its default:
+// the keys it sets are exactly the keys of Default(), with the same values.
+// A key a service adds to its Config without a line in config.toml, or a line
+// for a key nothing reads, fails here. The [jobs."<type>"] tables repeat what
+// the job types declare in jobs/, which TestShippedConfigLoads checks.
+func TestShippedConfigIsTheDefaults(t *testing.T) {
+	k := koanf.New(".")
+	if err := k.Load(file.Provider("../../config.toml"), toml.Parser()); err != nil {
+		t.Fatal(err)
+	}
+	defaults := Default().Keys()
+	for _, key := range k.Keys() {
+		if _, ok := defaults[key]; !ok && !strings.HasPrefix(key, "jobs.") {
+			t.Errorf("config.toml sets %s, which is not a setting with a default", key)
+		}
+	}
+	var shipped Config
+	if err := k.UnmarshalWithConf("", &shipped, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		t.Fatal(err)
+	}
+	got := shipped.Keys()
+	keys := slices.Sorted(maps.Keys(defaults))
+	for _, key := range keys {
+		switch {
+		case !k.Exists(key):
+			t.Errorf("config.toml does not document %s (default %v)", key, defaults[key])
+		case !reflect.DeepEqual(got[key], defaults[key]):
+			t.Errorf("%s: config.toml says %#v, the default is %#v", key, got[key], defaults[key])
+		}
+	}
+	if len(keys) < 60 {
+		t.Fatalf("only %d default keys: Keys() is not reading the whole Config", len(keys))
+	}
+}
+
+// Every service's Validate says what is wrong in one line, naming keys that
+// exist. The defaults of the services errand can run without (CRM,
+// fulfillment, Shopify, notifications) do not pass; [smtp]'s does.
+func TestServiceConfigsNameTheirKeys(t *testing.T) {
+	known := Default().Keys()
+	withRep := &Config{Notify: Notify{Reps: map[string]Rep{"alice": {}}}}
+	for key, v := range withRep.Keys() {
+		known[key] = v
+	}
+	keyPattern := regexp.MustCompile(`[a-z_]+(\.[a-z_]+)+`)
+	quoted := regexp.MustCompile(`"[^"]*"`)
+	def := Default()
+	if err := def.SMTP.Validate(); err != nil {
+		t.Errorf("the default [smtp] does not pass: %v", err)
+	}
+	for name, err := range map[string]error{
+		"smtp":               mail.Config{TLS: "ssl", From: "nobody"}.Validate(),
+		"notify":             def.Notify.Validate(),
+		"notify (telegram)":  Notify{Kind: "telegram", DefaultRep: "bob", Reps: map[string]Rep{"alice": {}}}.Validate(),
+		"notify (slack)":     Notify{Kind: "slack", BaseURL: "sandbox", Reps: map[string]Rep{"alice": {SlackWebhookURL: "hooks.slack.com/x"}}}.Validate(),
+		"crm":                def.CRM.Validate(),
+		"crm (bad base_url)": tidio.Config{BaseURL: "api.tidio.com", ClientID: "id", ClientSecret: "s"}.Validate(),
+		"fulfillment":        def.Fulfill.Validate(),
+		"shopify":            def.Shopify.Validate(),
+		"shopify (no shop)":  shopify.Config{}.Validate(),
+	} {
+		if err == nil {
+			t.Errorf("%s: passes", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: not one line: %q", name, err)
+		}
+		// Quoted text is the value given, not a key.
+		named := keyPattern.FindAllString(quoted.ReplaceAllString(err.Error(), ""), -1)
+		if len(named) == 0 {
+			t.Errorf("%s: names no key: %q", name, err)
+		}
+		for _, key := range named {
+			if _, ok := known[key]; !ok && key != "notify.reps" {
+				t.Errorf("%s: names %s, which is not a setting: %q", name, key, err)
+			}
+		}
+	}
+}
+
+// A list key set from the environment is comma-separated, whichever list it
+// is: the defaults tell Load which keys are lists.
+func TestEnvironmentListsAreSplit(t *testing.T) {
+	c, err := Load("", false, []string{
+		"ERRAND_API__TOKENS=0123456789abcdef, fedcba9876543210",
+		"ERRAND_ESCALATION__TO=a@shop.test,b@shop.test",
+		"ERRAND_ESCALATION__REDACT=pin,iban",
+		`ERRAND_JOBS__USER:WELCOME_EMAIL__BACKOFF=1s,2s`,
+		"ERRAND_NOTIFY__REPS__ALICE__SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T/B/a,b",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.API.Tokens, "|"); got != "0123456789abcdef|fedcba9876543210" {
+		t.Errorf("api.tokens = %q", got)
+	}
+	if got := strings.Join(c.Escalation.To, "|"); got != "a@shop.test|b@shop.test" {
+		t.Errorf("escalation.to = %q", got)
+	}
+	if got := strings.Join(c.Escalation.Redact, "|"); got != "pin|iban" {
+		t.Errorf("escalation.redact = %q", got)
+	}
+	if got := c.Jobs["user:welcome_email"].Backoff; len(got) != 2 || got[0] != time.Second || got[1] != 2*time.Second {
+		t.Errorf("jobs.user:welcome_email.backoff = %v", got)
+	}
+	// Not a list: a comma stays.
+	if got := c.Notify.Reps["alice"].SlackWebhookURL; got != "https://hooks.slack.com/services/T/B/a,b" {
+		t.Errorf("notify.reps.alice.slack_webhook_url = %q", got)
 	}
 }

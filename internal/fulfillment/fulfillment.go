@@ -28,9 +28,6 @@ package fulfillment
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +36,6 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/outbound"
 	"github.com/go-resty/resty/v2"
 )
@@ -79,27 +75,17 @@ const throttleFallback = 2 * time.Second
 type Client struct {
 	rc     *resty.Client
 	appKey string
-	secret []byte
+	secret string
 	now    func() time.Time
 }
 
 // New returns a client for the [fulfillment] settings. timeout 0 means the
 // outbound default.
-func New(cfg config.Fulfillment, timeout time.Duration) (*Client, error) {
-	var missing []string
-	if cfg.BaseURL == "" {
-		missing = append(missing, "fulfillment.base_url")
+func New(cfg Config, timeout time.Duration) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fulfillment: not configured: %w", err)
 	}
-	if cfg.AppKey == "" {
-		missing = append(missing, "fulfillment.app_key")
-	}
-	if cfg.AppSecret == "" {
-		missing = append(missing, "fulfillment.app_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("fulfillment: not configured: %s not set", strings.Join(missing, ", "))
-	}
-	return &Client{rc: outbound.New(cfg.BaseURL, timeout), appKey: cfg.AppKey, secret: []byte(cfg.AppSecret), now: time.Now}, nil
+	return &Client{rc: outbound.New(cfg.BaseURL, timeout), appKey: cfg.AppKey, secret: cfg.AppSecret, now: time.Now}, nil
 }
 
 // Order is the data of order-do-create-order.
@@ -277,7 +263,7 @@ func (c *Client) CreateOrder(ctx context.Context, o *Order) (*Result, error) {
 	resp, err := c.rc.R().
 		SetContext(ctx).
 		SetHeader("Content-Type", "application/json").
-		SetHeader("Authorization", signature(c.secret, body)).
+		SetHeader("Authorization", Sign(c.secret, body)).
 		SetBody(body).
 		Post(path)
 	if err := outbound.Check("fulfillment", op, resp, err, throttleFallback); err != nil {
@@ -317,13 +303,6 @@ func (c *Client) sign(api string, data any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-// signature is hex(HMAC-SHA256(secret, body)), the Authorization header.
-func signature(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // codeString reads a code sent as a JSON string or number.

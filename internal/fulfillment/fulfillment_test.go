@@ -18,18 +18,23 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/fulfillment"
+	"github.com/errandhq/errand/internal/fulfillment/fulfillmenttest"
 	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/shopify/shopifytest"
 )
 
 const orderID = 5123456789
 
-func testConfig() *config.Config {
-	return &config.Config{
-		Fulfill: config.Fulfillment{AppKey: "mabang-app-key", AppSecret: "mabang-app-secret", CallbackSecret: "cb"},
-		Shopify: config.Shopify{Shop: "acme.myshopify.com", WebhookSecret: "wh", APIVersion: "2025-07"},
-	}
+func testConfig() fulfillment.Config {
+	return fulfillment.Config{AppKey: "mabang-app-key", AppSecret: "mabang-app-secret", CallbackSecret: "cb"}
+}
+
+// fakeGateway is the fake gateway, with the sandbox's fault injection.
+type fakeGateway struct {
+	*fulfillmenttest.Fake
+	*sandbox.Sandbox
 }
 
 // captured is a request as the gateway received it.
@@ -38,11 +43,12 @@ type captured struct {
 	body   []byte
 }
 
-// gateway starts the sandbox's fulfillment gateway and returns it with a
+// gateway starts a fake gateway of testConfig's app and returns it with a
 // client of cfg pointed at it and the requests it received.
-func gateway(t *testing.T, cfg *config.Config) (*sandbox.Sandbox, *fulfillment.Client, func() []captured) {
+func gateway(t *testing.T, cfg fulfillment.Config) (fakeGateway, *fulfillment.Client, func() []captured) {
 	t.Helper()
-	sb := sandbox.New(testConfig())
+	f := fulfillmenttest.New(testConfig())
+	sb := fakeGateway{f, sandbox.Of(f)}
 	var mu sync.Mutex
 	var seen []captured
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,9 +60,8 @@ func gateway(t *testing.T, cfg *config.Config) (*sandbox.Sandbox, *fulfillment.C
 		sb.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	fc := cfg.Fulfill
-	fc.BaseURL = srv.URL
-	c, err := fulfillment.New(fc, 5*time.Second)
+	cfg.BaseURL = srv.URL
+	c, err := fulfillment.New(cfg, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +74,7 @@ func gateway(t *testing.T, cfg *config.Config) (*sandbox.Sandbox, *fulfillment.C
 
 func sampleOrder(t *testing.T) *fulfillment.Order {
 	t.Helper()
-	body, _ := sandbox.SampleOrderPaid(testConfig(), orderID, "evt-1")
+	body, _ := shopifytest.OrderPaid(shopify.Config{Shop: "acme.myshopify.com", WebhookSecret: "wh", APIVersion: "2025-07"}, orderID, "evt-1")
 	o, err := fulfillment.OrderFromShopify(orderID, body)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +92,7 @@ func TestCreateOrderPushesTheShopifyOrder(t *testing.T) {
 	if err := json.Unmarshal(res.Data, &data); err != nil || data.OrderID == "" {
 		t.Errorf("answer data %s", res.Data)
 	}
-	got := sb.FulfillmentOrders()
+	got := sb.Orders()
 	if len(got) != 1 {
 		t.Fatalf("the gateway holds %d orders", len(got))
 	}
@@ -151,7 +156,7 @@ func TestSignatureCoversTheExactBytesSent(t *testing.T) {
 			t.Errorf("%s: the gateway answered %s, want the signature refused", name, w.Body.String())
 		}
 	}
-	if n := len(sb.FulfillmentOrders()); n != 1 {
+	if n := len(sb.Orders()); n != 1 {
 		t.Errorf("tampered requests created orders: %d", n)
 	}
 }
@@ -160,7 +165,7 @@ func TestSignatureCoversTheExactBytesSent(t *testing.T) {
 // and the retry succeeds without a second order.
 func TestLostAnswerRetryIsNotASecondOrder(t *testing.T) {
 	sb, c, _ := gateway(t, testConfig())
-	sb.AddFault(sandbox.Fault{Service: sandbox.Fulfillment, DropResponse: true, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, DropResponse: true, Count: 1})
 	_, err := c.CreateOrder(context.Background(), sampleOrder(t))
 	if class, _ := errand.ClassOf(err); err == nil || class != errand.Transient {
 		t.Fatalf("lost answer: %v (class %v), want transient", err, class)
@@ -169,21 +174,21 @@ func TestLostAnswerRetryIsNotASecondOrder(t *testing.T) {
 	if err != nil || !res.AlreadyCreated {
 		t.Fatalf("retry: %+v %v, want success with AlreadyCreated", res, err)
 	}
-	if n := len(sb.FulfillmentOrders()); n != 1 {
+	if n := len(sb.Orders()); n != 1 {
 		t.Fatalf("the gateway holds %d orders, want 1", n)
 	}
 }
 
 func TestCreateOrderFailureClasses(t *testing.T) {
 	wrongSecret := testConfig()
-	wrongSecret.Fulfill.AppSecret = "not-the-secret"
+	wrongSecret.AppSecret = "not-the-secret"
 	wrongKey := testConfig()
-	wrongKey.Fulfill.AppKey = "someone-else"
+	wrongKey.AppKey = "someone-else"
 	noShipping := func(t *testing.T) *fulfillment.Order { o := sampleOrder(t); o.Shipping = nil; return o }
 
 	for _, tc := range []struct {
 		name  string
-		cfg   *config.Config
+		cfg   *fulfillment.Config
 		fault *sandbox.Fault
 		order func(*testing.T) *fulfillment.Order
 		clock time.Duration
@@ -191,8 +196,8 @@ func TestCreateOrderFailureClasses(t *testing.T) {
 		wait  time.Duration
 		msg   string
 	}{
-		{name: "bad signature", cfg: wrongSecret, class: errand.Permanent, msg: "code 1002"},
-		{name: "unknown appkey", cfg: wrongKey, class: errand.Permanent, msg: "code 1001"},
+		{name: "bad signature", cfg: &wrongSecret, class: errand.Permanent, msg: "code 1002"},
+		{name: "unknown appkey", cfg: &wrongKey, class: errand.Permanent, msg: "code 1001"},
 		{name: "clock ten minutes off", clock: 10 * time.Minute, class: errand.Permanent, msg: "code 1003"},
 		{name: "no shipping address", order: noShipping, class: errand.Permanent, msg: "code 2001"},
 		{name: "HTTP 500", fault: &sandbox.Fault{Status: 500}, class: errand.Transient, msg: "HTTP 500"},
@@ -202,14 +207,14 @@ func TestCreateOrderFailureClasses(t *testing.T) {
 		{name: "429 with Retry-After", fault: &sandbox.Fault{Status: 429, RetryAfter: 3}, class: errand.Throttled, wait: 3 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := tc.cfg
-			if cfg == nil {
-				cfg = testConfig()
+			cfg := testConfig()
+			if tc.cfg != nil {
+				cfg = *tc.cfg
 			}
 			sb, c, _ := gateway(t, cfg)
 			if tc.fault != nil {
 				f := *tc.fault
-				f.Service = sandbox.Fulfillment
+				f.Service = fulfillmenttest.Service
 				sb.AddFault(f)
 			}
 			if tc.clock != 0 {
@@ -233,7 +238,7 @@ func TestCreateOrderFailureClasses(t *testing.T) {
 			if strings.Contains(err.Error(), "mabang-app-secret") || strings.Contains(err.Error(), "not-the-secret") {
 				t.Errorf("error shows the app secret: %v", err)
 			}
-			if n := len(sb.FulfillmentOrders()); n != 0 {
+			if n := len(sb.Orders()); n != 0 {
 				t.Errorf("a refused push created %d orders", n)
 			}
 		})
@@ -269,7 +274,7 @@ func TestAnswerCodes(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte(tc.answer))
 		}))
-		cfg := testConfig().Fulfill
+		cfg := testConfig()
 		cfg.BaseURL = srv.URL
 		c, _ := fulfillment.New(cfg, time.Second)
 		res, err := c.CreateOrder(context.Background(), &fulfillment.Order{PlatformOrderID: "1"})
@@ -317,7 +322,7 @@ func TestOrderFromShopify(t *testing.T) {
 }
 
 func TestNewNeedsItsSettings(t *testing.T) {
-	_, err := fulfillment.New(config.Fulfillment{AppSecret: "s3cret"}, 0)
+	_, err := fulfillment.New(fulfillment.Config{AppSecret: "s3cret"}, 0)
 	if err == nil || !strings.Contains(err.Error(), "fulfillment.base_url") || !strings.Contains(err.Error(), "fulfillment.app_key") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("%v", err)
 	}

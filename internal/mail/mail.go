@@ -17,7 +17,6 @@ import (
 	texttemplate "text/template"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -29,12 +28,12 @@ var funcs = map[string]any{"inc": func(i int) int { return i + 1 }}
 
 // Mailer renders and sends emails.
 type Mailer struct {
-	cfg       config.SMTP
+	cfg       Config
 	templates fs.FS
 }
 
 // New returns a mailer for the [smtp] settings.
-func New(cfg config.SMTP) (*Mailer, error) {
+func New(cfg Config) (*Mailer, error) {
 	sub, _ := fs.Sub(embedded, "templates")
 	m := &Mailer{cfg: cfg, templates: sub}
 	if cfg.TemplatesDir != "" {

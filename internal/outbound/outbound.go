@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -142,4 +143,20 @@ func IsStatus(err error, codes ...int) bool {
 		}
 	}
 	return false
+}
+
+// CheckBaseURL says what is wrong with a service's base_url setting, or
+// returns "" when it is an absolute http(s) URL. Config validation uses it,
+// so a typo shows at start-up rather than as a failed job.
+func CheckBaseURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "must be a URL (" + err.Error() + ")"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("must be an http or https URL (got %q)", s)
+	case u.Host == "":
+		return fmt.Sprintf("must name a host (got %q)", s)
+	}
+	return ""
 }

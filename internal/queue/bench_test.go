@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/jobs"
@@ -20,7 +21,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	jobs.Register(reg, jobs.Deps{Config: cfg})
 	if err := reg.Configure(nil); err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -42,12 +43,12 @@ func ConnOpt(c config.Redis) asynq.RedisClientOpt {
 // the dashboard see it, by one script that also wakes idle workers: one round
 // trip per job.
 type Client struct {
-	reg *Registry
+	reg *job.Registry
 	rdb *rdb.RDB
 }
 
 // NewClient returns a client over c.
-func NewClient(reg *Registry, c redis.UniversalClient) *Client {
+func NewClient(reg *job.Registry, c redis.UniversalClient) *Client {
 	return &Client{reg: reg, rdb: rdb.New(c)}
 }
 
@@ -55,7 +56,7 @@ func NewClient(reg *Registry, c redis.UniversalClient) *Client {
 var ErrDuplicate = rdb.ErrDuplicate
 
 // Push queues a typed job now (or after its type's default delay).
-func (c *Client) Push(ctx context.Context, args Args, opts ...Option) (Envelope, error) {
+func (c *Client) Push(ctx context.Context, args job.Args, opts ...job.Option) (job.Envelope, error) {
 	e, err := c.reg.Prepare(args, opts...)
 	if err != nil {
 		return e, err
@@ -64,17 +65,17 @@ func (c *Client) Push(ctx context.Context, args Args, opts ...Option) (Envelope,
 }
 
 // Later queues a typed job to run no earlier than delay from now.
-func (c *Client) Later(ctx context.Context, delay time.Duration, args Args, opts ...Option) (Envelope, error) {
-	return c.Push(ctx, args, append(opts, Delay(delay))...)
+func (c *Client) Later(ctx context.Context, delay time.Duration, args job.Args, opts ...job.Option) (job.Envelope, error) {
+	return c.Push(ctx, args, append(opts, job.Delay(delay))...)
 }
 
 // Enqueue puts a prepared envelope into Redis. Queuing the same envelope twice
 // returns ErrDuplicate and changes nothing.
-func (c *Client) Enqueue(ctx context.Context, e Envelope) error {
+func (c *Client) Enqueue(ctx context.Context, e job.Envelope) error {
 	return c.enqueue(ctx, e, nil)
 }
 
-func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]string) error {
+func (c *Client) enqueue(ctx context.Context, e job.Envelope, extra map[string]string) error {
 	t, err := c.task(e, extra)
 	if err != nil {
 		return err
@@ -88,7 +89,7 @@ func (c *Client) enqueue(ctx context.Context, e Envelope, extra map[string]strin
 
 // EnqueueMany puts prepared envelopes into Redis in one round trip. It
 // returns one error per envelope (nil, ErrDuplicate, or why it failed).
-func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
+func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
 	errs := make([]error, len(es))
 	ts := make([]rdb.Task, 0, len(es))
 	at := make([]int, 0, len(es)) // es index of each task
@@ -114,15 +115,15 @@ func (c *Client) EnqueueMany(ctx context.Context, es []Envelope) []error {
 }
 
 // task is e as a job to write, in asynq's format.
-func (c *Client) task(e Envelope, extra map[string]string) (rdb.Task, error) {
+func (c *Client) task(e job.Envelope, extra map[string]string) (rdb.Task, error) {
 	def, err := c.reg.Lookup(e.Type)
 	if err != nil {
 		return rdb.Task{}, err
 	}
 	headers := map[string]string{}
 	// The first-queued instant bounds throttled retries; it is left out when
-	// the job's ID (time-ordered, see NewID) already tells it.
-	if t, ok := idTime(e.ID); !ok || !t.Equal(e.QueuedAt.Truncate(time.Millisecond)) {
+	// the job's ID (time-ordered, see job.NewID) already tells it.
+	if t, ok := job.IDTime(e.ID); !ok || !t.Equal(e.QueuedAt.Truncate(time.Millisecond)) {
 		headers[headerQueued] = strconv.FormatInt(e.QueuedAt.UnixMilli(), 10)
 	}
 	if e.Callback {
@@ -137,7 +138,7 @@ func (c *Client) task(e Envelope, extra map[string]string) (rdb.Task, error) {
 		Timeout:   def.Timeout + timeoutGrace,
 		Retention: c.reg.Retention(),
 	}
-	if e.delayed() {
+	if e.Delayed() {
 		t.DueAt = e.DueAt
 	}
 	return t, nil
@@ -157,11 +158,4 @@ func headerMillis(h map[string]string, key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true
-}
-
-// delayed reports whether the job is to wait: it was queued with a delay and
-// its time has not come. An immediate job goes straight to its queue's
-// pending list, in the order it was queued.
-func (e Envelope) delayed() bool {
-	return e.DueAt.After(e.QueuedAt) && e.DueAt.After(time.Now())
 }

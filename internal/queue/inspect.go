@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/redis/go-redis/v9"
 )
@@ -15,13 +16,13 @@ import (
 // with what this program's registry adds — the configured queues and their
 // weights, each type's attempts, and a retry that queues the job anew.
 type Inspector struct {
-	reg    *Registry
+	reg    *job.Registry
 	ins    *rdb.Inspector
 	client *Client
 }
 
 // NewInspector returns an inspector over c.
-func NewInspector(reg *Registry, c redis.UniversalClient) *Inspector {
+func NewInspector(reg *job.Registry, c redis.UniversalClient) *Inspector {
 	maxAttempts := func(typ string) int {
 		if def, err := reg.Lookup(typ); err == nil && !def.Unbounded {
 			return def.MaxAttempts
@@ -159,7 +160,7 @@ func (i *Inspector) Retry(ctx context.Context, id string) (string, error) {
 
 func (i *Inspector) retry(ctx context.Context, j rdb.Job) (string, error) {
 	now := time.Now()
-	e := Envelope{ID: NewID(now), Type: j.Type, Queue: j.Queue, Payload: j.Payload, QueuedAt: now, DueAt: now}
+	e := job.Envelope{ID: job.NewID(now), Type: j.Type, Queue: j.Queue, Payload: j.Payload, QueuedAt: now, DueAt: now}
 	t, err := i.client.task(e, map[string]string{headerRetryOf: j.ID})
 	if err != nil {
 		return "", fmt.Errorf("retry %s: %w", j.ID, err)

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
+	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 )
 
@@ -21,8 +23,8 @@ import (
 type explode struct{}
 
 func (explode) Kind() string { return "test:explode" }
-func (explode) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "emails", MaxAttempts: 1}
+func (explode) Defaults() job.Defaults {
+	return job.Defaults{Queue: "emails", MaxAttempts: 1}
 }
 
 // lockedBuffer is a log destination the test reads while the worker writes.
@@ -56,13 +58,13 @@ func TestPanicStoresValueNotStack(t *testing.T) {
 	}
 	cfg.Redis.Addr = rs.Addr()
 	cfg.Escalation.Window = time.Second
-	reg := queue.NewRegistry(cfg)
-	queue.Register(reg, func(context.Context, explode) error {
+	reg := job.NewRegistry(cfg)
+	job.Register(reg, func(context.Context, explode) error {
 		panic(fmt.Sprintf("lost state; retry with token=%s", "panic-secret-token"))
 	})
 	var mu sync.Mutex
-	var escalated []queue.Failure
-	queue.Register(reg, func(_ context.Context, d queue.Digest) error {
+	var escalated []jobs.Failure
+	job.Register(reg, func(_ context.Context, d jobs.Digest) error {
 		mu.Lock()
 		escalated = append(escalated, d.Failures...)
 		mu.Unlock()
@@ -72,7 +74,10 @@ func TestPanicStoresValueNotStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	w, err := queue.NewWorker(cfg, reg, rs.Client(), slog.New(slog.NewTextHandler(logs, nil)))
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	policy := queue.NewPolicy(queue.PolicyConfig{Registry: reg, Log: log,
+		Escalate: jobs.NewEscalator(reg, queue.NewGroups(reg, rs.Client())).Escalate})
+	w, err := queue.NewWorker(cfg, rs.Client(), log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/redact"
 	"github.com/hibiken/asynq"
 )
 
@@ -21,34 +22,102 @@ const timeoutGrace = 5 * time.Second
 // from its error's class and the attempts it has used, whether and when it runs
 // again, and when a failure is final and escalated.
 //
+// Each concern is one middleware (middleware.go), composed once by NewPolicy
+// around the registry's handlers, outermost first:
+//
+//	measured → calledBack → escalated → logged → classified → timedOut → recovered → the job's Work
+//
 // asynq's own retry limit is set out of reach (maxRetrySentry) because asynq
 // would archive a job whose last attempt was merely throttled; errand counts
 // attempts here instead. asynq's retry counter is still the source of truth for
 // attempts used: a throttled retry does not increase it, a transient failure or a
 // worker lost mid-job does.
 type Policy struct {
-	reg       *Registry
-	escalator *Escalator
-	metrics   *Metrics
-	redact    *Redactor
-	log       *slog.Logger
-	now       func() time.Time
+	reg      *job.Registry
+	redact   *redact.Redactor
+	metrics  *metrics.Recorder
+	log      *slog.Logger
+	escalate func(context.Context, Ending) error
+	callBack func(context.Context, Ending) error
+	now      func() time.Time
+	handle   Handler // the middlewares around the job's Work
 }
 
-// NewPolicy returns the policy for the jobs in reg.
-func NewPolicy(reg *Registry, esc *Escalator, m *Metrics, log *slog.Logger) *Policy {
-	return &Policy{reg: reg, escalator: esc, metrics: m, redact: esc.redact, log: log, now: time.Now}
+// PolicyConfig is what a Policy works with.
+type PolicyConfig struct {
+	Registry *job.Registry
+	Log      *slog.Logger
+	// Redactor masks secrets in the errors and payloads that leave the
+	// worker; nil masks the default secret words.
+	Redactor *redact.Redactor
+	// Metrics counts attempts; nil counts nothing.
+	Metrics *metrics.Recorder
+	// Escalate queues a final failure for the developers' digest. When it
+	// fails, the failure is logged in full at ERROR instead: that line is the
+	// escalation. Nil: final failures are only logged.
+	Escalate func(ctx context.Context, f Ending) error
+	// CallBack queues the report of how a job queued with a callback ended.
+	// Nil: no callbacks are sent.
+	CallBack func(ctx context.Context, o Ending) error
+}
+
+// NewPolicy returns the policy for the jobs in c.Registry.
+func NewPolicy(c PolicyConfig) *Policy {
+	p := &Policy{
+		reg: c.Registry, redact: c.Redactor, metrics: c.Metrics, log: c.Log,
+		escalate: c.Escalate, callBack: c.CallBack, now: time.Now,
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.handle = chain(work, p.measured, p.calledBack, p.escalated, p.logged, p.classified, p.timedOut, p.recovered)
+	return p
+}
+
+// Ending is how a job ended, as the policy hands it to its hooks (Escalate,
+// CallBack) and writes it to the log: completed, or failed for good.
+type Ending struct {
+	ID, Type, Queue string
+	State           string // "completed" or "failed"
+	Attempts        int    // attempts used
+
+	// Failures only.
+	MaxAttempts int
+	Class       string // of the last error: transient, throttled or permanent
+	Error       string // the last error, redacted
+	Payload     string // the job's payload, redacted
+	QueuedAt    time.Time
+	FailedAt    time.Time
+}
+
+// LogAttrs are a failure's details as log attributes: what the escalation
+// email says, so that a log line can stand in for it.
+func (e Ending) LogAttrs() []any {
+	return []any{
+		"job_id", e.ID, "type", e.Type, "queue", e.Queue,
+		"attempts", e.Attempts, "max_attempts", e.MaxAttempts,
+		"class", e.Class, "error", e.Error,
+		"queued_at", e.QueuedAt.UTC().Format(time.RFC3339),
+		"failed_at", e.FailedAt.UTC().Format(time.RFC3339),
+		"payload", e.Payload,
+	}
 }
 
 // verdict is the policy's decision about one failed attempt. It travels to
-// asynq on the returned error, where IsFailure and RetryDelay read it.
+// asynq and errand's fetcher on the returned error, where IsFailure and
+// RetryDelay read it, and to the outer middlewares.
 type verdict struct {
-	err    error
-	text   string // err as shown outside the worker: redacted, shortened
-	class  errand.Class
-	counts bool          // the attempt is used up
-	final  bool          // no further attempt
-	wait   time.Duration // until the next attempt
+	err      error
+	text     string // err as shown outside the worker: redacted, shortened
+	class    errand.Class
+	counts   bool          // the attempt is used up
+	final    bool          // no further attempt
+	wait     time.Duration // until the next attempt
+	attempts int           // attempts used, as reported
+	at       time.Time     // when the verdict was made
+
+	escalated bool    // a final failure queued for the digest
+	ending    *Ending // the failure as reported, once made (see Policy.ending)
 }
 
 // Error is the text stored as the job's last error, so it is the redacted one:
@@ -67,11 +136,21 @@ func (v *verdict) Unwrap() []error {
 	return []error{v.err}
 }
 
+// verdictOf returns the verdict err carries, or nil: an error without one is
+// a job interrupted by shutdown.
+func verdictOf(err error) *verdict {
+	var v *verdict
+	if errors.As(err, &v) {
+		return v
+	}
+	return nil
+}
+
 // judge decides what a failed attempt means.
-func (p *Policy) judge(def *Definition, retried int, queuedAt time.Time, err error) *verdict {
+func (p *Policy) judge(def *job.Definition, retried int, queuedAt time.Time, err error) *verdict {
 	class, wait := errand.ClassOf(err)
-	v := &verdict{err: err, class: class}
 	now := p.now()
+	v := &verdict{err: err, class: class, attempts: retried + 1, at: now}
 	used := retried + 1
 	pastDeadline := func(w time.Duration) bool {
 		return !queuedAt.IsZero() && now.Add(w).After(queuedAt.Add(def.ThrottleDeadline))
@@ -105,10 +184,46 @@ func (p *Policy) judge(def *Definition, retried int, queuedAt time.Time, err err
 	return v
 }
 
+// refuse returns the verdict on an attempt that must not run, or nil: a job
+// no handler here can run (it would otherwise sit in the retry set for ever),
+// or one whose last attempt was used by a worker lost mid-job.
+func (p *Policy) refuse(a *Attempt) *verdict {
+	var v *verdict
+	switch {
+	case a.Def.Work == nil:
+		err := fmt.Errorf("no handler for job type %q in this worker", a.Def.Type)
+		if _, lerr := p.reg.Lookup(a.Def.Type); lerr != nil {
+			err = lerr
+		}
+		v = &verdict{err: err, class: errand.Permanent, counts: true, final: true, attempts: a.Number()}
+	case !a.Def.Unbounded && a.Retried >= a.Def.MaxAttempts:
+		v = &verdict{err: fmt.Errorf("all %d attempts used (the worker running the last one was lost)", a.Def.MaxAttempts),
+			class: errand.Transient, final: true, attempts: a.Retried}
+	default:
+		return nil
+	}
+	v.at = p.now()
+	v.text = p.redact.Text(v.err.Error())
+	return v
+}
+
+// ending is the final failure v of a as reported: made once, since the
+// log, the escalation and the callback all show it.
+func (p *Policy) ending(a *Attempt, v *verdict) Ending {
+	if v.ending == nil {
+		v.ending = &Ending{
+			ID: a.ID, Type: a.Def.Type, Queue: a.Queue, State: "failed",
+			Attempts: v.attempts, MaxAttempts: a.Def.MaxAttempts,
+			Class: v.class.String(), Error: v.Error(), Payload: p.redact.Payload(a.Payload),
+			QueuedAt: a.QueuedAt, FailedAt: v.at,
+		}
+	}
+	return *v.ending
+}
+
 // IsFailure tells asynq whether a failed attempt counts.
 func IsFailure(err error) bool {
-	var v *verdict
-	if errors.As(err, &v) {
+	if v := verdictOf(err); v != nil {
 		return v.counts
 	}
 	return true
@@ -122,8 +237,7 @@ func (p *Policy) RetryDelay(retried int, err error, task *asynq.Task) time.Durat
 
 // retryWait is how long to wait before the next attempt.
 func (p *Policy) retryWait(retried int, err error, task *asynq.Task) time.Duration {
-	var v *verdict
-	if errors.As(err, &v) {
+	if v := verdictOf(err); v != nil {
 		return v.wait
 	}
 	// A failure the policy did not see, e.g. a worker lost mid-job.
@@ -149,166 +263,26 @@ func onWholeSecond(now time.Time, wait time.Duration) time.Duration {
 
 // ProcessTask runs one attempt of a job under the policy.
 func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
-	var id, qname string
-	var retried int
+	a := &Attempt{Payload: task.Payload(), Callback: task.Headers()[headerCallback] != ""}
 	if m, ok := ctx.Value(metaKey{}).(jobMeta); ok {
-		id, qname, retried = m.id, m.queue, m.retried
+		a.ID, a.Queue, a.Retried = m.id, m.queue, m.retried
 	} else {
-		id, _ = asynq.GetTaskID(ctx)
-		retried, _ = asynq.GetRetryCount(ctx)
-		qname, _ = asynq.GetQueueName(ctx)
+		a.ID, _ = asynq.GetTaskID(ctx)
+		a.Retried, _ = asynq.GetRetryCount(ctx)
+		a.Queue, _ = asynq.GetQueueName(ctx)
 	}
-	attempt := retried + 1
-	// The job's logger is made when first used: formatting its attributes
-	// for every job would cost more than a no-op job itself.
-	jl := &lazyLogger{make: func() *slog.Logger {
-		return p.log.With("job_id", id, "type", task.Type(), "queue", qname, "attempt", attempt)
-	}}
-	queuedAt, ok := headerMillis(task.Headers(), headerQueued)
-	if !ok {
-		queuedAt, _ = idTime(id) // left out when the ID tells it
+	var ok bool
+	if a.QueuedAt, ok = headerMillis(task.Headers(), headerQueued); !ok {
+		a.QueuedAt, _ = job.IDTime(a.ID) // left out when the ID tells it
 	}
-
 	def, err := p.reg.Lookup(task.Type())
-	if err != nil || def.run == nil {
-		if err == nil {
-			err = fmt.Errorf("no handler for job type %q in this worker", task.Type())
-		}
-		// A job no worker can run would otherwise sit in the retry set for ever.
-		def = &Definition{Type: task.Type(), Queue: qname, MaxAttempts: 1}
-		return p.fail(def, id, qname, attempt, queuedAt, task, &verdict{err: err, class: errand.Permanent, counts: true, final: true}, 0)
+	if err != nil {
+		// Refused unrun (see refuse), as its only attempt.
+		def = &job.Definition{Type: task.Type(), Queue: a.Queue, MaxAttempts: 1}
 	}
-	if !def.Unbounded && retried >= def.MaxAttempts {
-		v := &verdict{err: fmt.Errorf("all %d attempts used (the worker running the last one was lost)", def.MaxAttempts), class: errand.Transient, final: true}
-		return p.fail(def, id, qname, retried, queuedAt, task, v, 0)
-	}
-	start := p.now()
-	err = p.run(context.WithValue(ctx, loggerKey{}, jl), def, task.Payload())
-	took := p.now().Sub(start)
-	if err == nil {
-		p.metrics.observe(def.Type, qname, took, outcomeDone)
-		// Debug: at thousands of jobs a second a line per success is the
-		// bottleneck; failures are logged at WARN and ERROR.
-		if p.log.Enabled(ctx, slog.LevelDebug) {
-			jl.get().Debug("job done", "took", took.Round(time.Millisecond))
-		}
-		if task.Headers()[headerCallback] != "" {
-			p.callBack(jl.get(), Outcome{ID: id, Type: def.Type, State: "completed", Attempts: attempt})
-		}
-		return nil
-	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		// The worker is shutting down: asynq puts the job back; not an attempt.
-		jl.get().Warn("job interrupted by shutdown", "error", err)
-		return err
-	}
-	v := p.judge(def, retried, queuedAt, err)
-	if !v.final {
-		p.metrics.observe(def.Type, qname, took, outcomeRetry)
-		jl.get().Warn("job failed, will retry", "class", v.class.String(), "counts", v.counts, "retry_in", v.wait.Round(time.Millisecond), "error", v.Error())
-		// The fetcher puts the job in the retry set at its exact time (a
-		// throttled service's wait is respected to the millisecond).
-		return v
-	}
-	return p.fail(def, id, qname, attempt, queuedAt, task, v, took)
-}
-
-// maxPanicShown is how much of a panic's value the job's error keeps.
-const maxPanicShown = 300
-
-// run calls the handler with the job's timeout, turning a panic or an overrun
-// into an error the policy can classify. A panic's stack goes to the log only:
-// the job's error travels to API answers, callbacks and emails, where a stack
-// tells an outsider the program's insides and helps no one.
-func (p *Policy) run(ctx context.Context, def *Definition, payload []byte) (err error) {
-	jctx, cancel := context.WithTimeout(ctx, def.Timeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				value := p.redact.Text(fmt.Sprint(r))
-				Logger(ctx).Error("job panicked", "panic", value, "stack", string(debug.Stack()))
-				done <- fmt.Errorf("panic: %s", cut(value, maxPanicShown))
-			}
-		}()
-		done <- def.run(jctx, payload)
-	}()
-	select {
-	case err = <-done:
-	case <-jctx.Done():
-		// The handler ignored its context; do not wait for it any longer.
-		err = jctx.Err()
-	}
-	if err != nil && ctx.Err() == nil && errors.Is(jctx.Err(), context.DeadlineExceeded) {
-		err = errand.TransientError(fmt.Errorf("timed out after %s: %w", def.Timeout, err))
-	}
-	return err
-}
-
-// fail records a final failure and escalates it. The job then goes to the
-// failed list (asynq's archive).
-func (p *Policy) fail(def *Definition, id, qname string, attempts int, queuedAt time.Time, task *asynq.Task, v *verdict, took time.Duration) error {
-	v.final = true
-	if v.text == "" {
-		v.text = p.redact.Text(v.err.Error())
-	}
-	p.metrics.observe(def.Type, qname, took, outcomeFailed)
-	f := Failure{
-		ID: id, Type: def.Type, Queue: qname,
-		Attempts: attempts, MaxAttempts: def.MaxAttempts,
-		Class: v.class.String(), Error: v.Error(),
-		QueuedAt: queuedAt, FailedAt: p.now(),
-	}
-	log := p.log.With("attempt", attempts)
-	if def.Unbounded {
-		// An escalation that could not be sent for a whole deadline: the last
-		// resort is the log, which carries every failure it held.
-		// Its payload is a digest, whose failures were redacted when queued.
-		log.Error("escalation gave up", "job_id", id, "type", def.Type, "queue", qname, "error", v.Error(), "payload", string(task.Payload()))
-		return v
-	}
-	if task.Headers()[headerCallback] != "" {
-		p.callBack(log, Outcome{ID: id, Type: def.Type, State: "failed", Attempts: attempts, Error: v.Error()})
-	}
-	f.Payload = p.redact.Payload(task.Payload())
-	log.Error("job failed for good", f.LogAttrs()...)
-	if err := p.escalator.Escalate(f); err != nil {
-		log.Error("escalation could not be queued; this log line is the escalation", append(f.LogAttrs(), "queue_error", err.Error())...)
-	} else {
-		p.metrics.escalated(def.Type, qname)
-	}
-	return v
-}
-
-// callBack queues the report of a job's outcome to its callback URL. A report
-// that cannot be queued is logged: the job's state stays readable with
-// GET /api/jobs/{id}.
-func (p *Policy) callBack(log *slog.Logger, o Outcome) {
-	if err := p.escalator.report(o); err != nil {
-		log.Error("callback could not be queued", "state", o.State, "error", err.Error())
-	}
-}
-
-type loggerKey struct{}
-
-// Logger returns the job's logger: its lines carry the job's id, type, queue
-// and attempt. Handlers log through it.
-func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*lazyLogger); ok {
-		return l.get()
-	}
-	return slog.Default()
-}
-
-// lazyLogger makes a job's logger the first time it is needed.
-type lazyLogger struct {
-	once sync.Once
-	l    *slog.Logger
-	make func() *slog.Logger
-}
-
-func (z *lazyLogger) get() *slog.Logger {
-	z.once.Do(func() { z.l = z.make() })
-	return z.l
+	a.Def = def
+	ctx, a.log = job.WithLogger(ctx, func() *slog.Logger {
+		return p.log.With("job_id", a.ID, "type", task.Type(), "queue", a.Queue, "attempt", a.Number())
+	})
+	return p.handle(ctx, a)
 }

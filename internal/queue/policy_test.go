@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/hibiken/asynq"
 )
 
-func testDef() *Definition {
-	return &Definition{
+func testDef() *job.Definition {
+	return &job.Definition{
 		Type: "t", Queue: "q", MaxAttempts: 3, Timeout: time.Minute,
 		Backoff: []time.Duration{10 * time.Second, time.Minute}, ThrottleDeadline: 24 * time.Hour,
 	}
@@ -75,15 +76,6 @@ func TestJudgeUnboundedGrowsAndStopsAtDeadline(t *testing.T) {
 	}
 }
 
-func TestBackoffFor(t *testing.T) {
-	d := testDef()
-	for used, want := range map[int]time.Duration{0: 10 * time.Second, 1: 10 * time.Second, 2: time.Minute, 9: time.Minute} {
-		if got := d.BackoffFor(used); got != want {
-			t.Errorf("BackoffFor(%d) = %s, want %s", used, got, want)
-		}
-	}
-}
-
 func TestParseQueues(t *testing.T) {
 	conf := map[string]int{"emails": 3, "crm": 2, "critical": 6}
 	qs, err := ParseQueues("emails,crm", conf, false)
@@ -111,22 +103,5 @@ func TestParseQueues(t *testing.T) {
 		if _, err := ParseQueues(bad, conf, false); err == nil {
 			t.Errorf("--queues %q: want an error", bad)
 		}
-	}
-}
-
-func TestNewIDSortsByTime(t *testing.T) {
-	a := NewID(time.UnixMilli(1_700_000_000_000))
-	b := NewID(time.UnixMilli(1_700_000_000_001))
-	if len(a) != 26 || !(a < b) {
-		t.Fatalf("ids %q %q", a, b)
-	}
-	seen := map[string]bool{}
-	now := time.Now()
-	for range 10000 {
-		id := NewID(now)
-		if seen[id] {
-			t.Fatalf("duplicate id %s", id)
-		}
-		seen[id] = true
 	}
 }

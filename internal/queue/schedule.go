@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/errandhq/errand/internal/job"
 	"github.com/hibiken/asynq"
 )
 
@@ -34,7 +35,7 @@ func NewPeriodic(conn asynq.RedisConnOpt, log *slog.Logger) *Periodic {
 }
 
 // Every queues args every interval.
-func (p *Periodic) Every(reg *Registry, interval time.Duration, args Args) error {
+func (p *Periodic) Every(reg *job.Registry, interval time.Duration, args job.Args) error {
 	e, err := reg.Prepare(args)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -112,7 +113,7 @@ type Worker struct {
 	fetch       *fetcher
 	due         *dueForwarder
 	policy      *Policy
-	metrics     *Metrics
+	metrics     *metrics.Recorder
 	rdb         *rdb.RDB
 	queues      QueueSet
 	timeout     time.Duration
@@ -124,18 +125,25 @@ type Worker struct {
 // than errand (asynq's recoverer). Jobs errand schedules wake it themselves.
 const dueCheck = 5 * time.Second
 
-// NewWorker returns a worker for cfg.Worker over c, running the jobs of reg.
-func NewWorker(cfg *config.Config, reg *Registry, c redis.UniversalClient, log *slog.Logger) (*Worker, error) {
+// WorkerOptions are what a worker runs besides its configuration.
+type WorkerOptions struct {
+	// Policy runs each job (see NewPolicy); the worker flushes its metrics.
+	Policy *Policy
+	// Aggregate makes one job of a group's jobs (the escalation digest);
+	// nil leaves groups alone.
+	Aggregate Aggregator
+}
+
+// NewWorker returns a worker for cfg.Worker over c, running jobs under
+// opts.Policy.
+func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, opts WorkerOptions) (*Worker, error) {
 	qs, err := ParseQueues(cfg.Worker.Queues, cfg.Queues, cfg.Worker.Strict)
 	if err != nil {
 		return nil, err
 	}
+	policy := opts.Policy
 	r := rdb.New(c)
-	metrics := NewMetrics(c, log)
-	esc := NewEscalator(reg, asynq.NewClientFromRedisClient(c), cfg.Escalation.Redact)
-	esc.client = NewClient(reg, c)
-	policy := NewPolicy(reg, esc, metrics, log)
-	w := &Worker{policy: policy, metrics: metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
+	w := &Worker{policy: policy, metrics: policy.metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
 		due:   newDueForwarder(r, qs.Order, dueCheck, log),
 		fetch: newFetcher(r, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
@@ -162,7 +170,7 @@ func NewWorker(cfg *config.Config, reg *Registry, c redis.UniversalClient, log *
 		GroupGracePeriod:         cfg.Escalation.Window,
 		GroupMaxDelay:            10 * cfg.Escalation.Window,
 		GroupMaxSize:             1000,
-		GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
+		GroupAggregator:          opts.Aggregate.engine(),
 	})
 	return w, nil
 }
@@ -206,7 +214,9 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 		bgwg.Add(1)
 		go func() { defer bgwg.Done(); f() }()
 	}
-	goBG(func() { w.metrics.Run(bgctx, time.Second) })
+	if w.metrics != nil {
+		goBG(func() { w.metrics.Run(bgctx, time.Second) })
+	}
 	goBG(func() { w.due.run(bgctx) })
 	goBG(func() { subscribe(bgctx, w.rdb, w.fetch.poke, w.due.due) })
 	goBG(func() { w.fetch.leaseLoop(bgctx) })

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/hibiken/asynq"
@@ -28,8 +29,8 @@ type probe struct {
 }
 
 func (probe) Kind() string { return "test:probe" }
-func (probe) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "emails", Backoff: []time.Duration{time.Second}}
+func (probe) Defaults() job.Defaults {
+	return job.Defaults{Queue: "emails", Backoff: []time.Duration{time.Second}}
 }
 
 type recorder struct {
@@ -64,7 +65,7 @@ func (r *recorder) count() int {
 
 type harness struct {
 	cfg *config.Config
-	reg *queue.Registry
+	reg *job.Registry
 	rec *recorder
 	rs  *redistest.Server
 	c   redis.UniversalClient // what the worker and the client run on
@@ -92,9 +93,8 @@ func newHarnessOn(t *testing.T, rs *redistest.Server, c redis.UniversalClient, m
 		mutate(cfg)
 	}
 	rec := &recorder{starts: map[int]time.Time{}}
-	reg := queue.NewRegistry(cfg)
-	queue.Register(reg, rec.work)
-	queue.Register[queue.Digest](reg, func(context.Context, queue.Digest) error { return nil })
+	reg := job.NewRegistry(cfg)
+	job.Register(reg, rec.work)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,8 @@ func (h *harness) startWorker(t *testing.T) {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	w, err := queue.NewWorker(h.cfg, h.reg, h.c, log)
+	policy := queue.NewPolicy(queue.PolicyConfig{Registry: h.reg, Log: log})
+	w, err := queue.NewWorker(h.cfg, h.c, log, queue.WorkerOptions{Policy: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func enqueueBoth(t *testing.T, h *harness, each int) {
 	t.Helper()
 	for i := range each {
 		for _, q := range []string{"crm", "emails"} {
-			if _, err := h.cli.Push(context.Background(), probe{N: i, Queue: q}, queue.OnQueue(q)); err != nil {
+			if _, err := h.cli.Push(context.Background(), probe{N: i, Queue: q}, job.OnQueue(q)); err != nil {
 				t.Fatal(err)
 			}
 		}

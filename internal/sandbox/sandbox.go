@@ -1,10 +1,11 @@
-// Package sandbox is a local stand-in for the services errand calls — Slack,
-// Telegram, Tidio, the fulfillment gateway and Shopify's GraphQL Admin API —
-// speaking their real wire formats and checking the same headers and
-// signatures the real ones check. `errand sandbox` serves it for people; the
-// tests use the same fakes. Failures can be injected while it runs ("the next
-// 3 Tidio calls answer 500", "Shopify throttles", "add 2 s of latency"), and
-// every call received is listed at /_sandbox/.
+// Package sandbox serves the local stand-ins for the services errand calls on
+// one address: the fakes beside each service's client (slacktest,
+// telegramtest, tidiotest, fulfillmenttest, shopifytest), which speak the
+// real wire formats and check the same headers and signatures the real ones
+// check. `errand sandbox` serves it for people; the tests use it too. Around
+// every fake it adds what no real service offers: failures injected while it
+// runs ("the next 3 Tidio calls answer 500", "Shopify throttles", "add 2 s of
+// latency"), and a list of every call received, at /_sandbox/.
 package sandbox
 
 import (
@@ -12,22 +13,36 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/fulfillment/fulfillmenttest"
+	"github.com/errandhq/errand/internal/shopify/shopifytest"
+	"github.com/errandhq/errand/internal/slack/slacktest"
+	"github.com/errandhq/errand/internal/telegram/telegramtest"
+	"github.com/errandhq/errand/internal/tidio/tidiotest"
 )
 
-// Services the sandbox fakes.
-const (
-	Slack       = "slack"
-	Telegram    = "telegram"
-	Tidio       = "tidio"
-	Fulfillment = "fulfillment"
-	Shopify     = "shopify"
-)
+// A Fake is one service's stand-in, as its …test package provides it.
+type Fake interface {
+	// Service names it in faults and the call log ("tidio").
+	Service() string
+	// Routes maps each ServeMux pattern the fake answers ("POST /contacts")
+	// to its handler, which gets the request's body already read and returns
+	// the status it answered and a note for the call log.
+	Routes() map[string]func(w http.ResponseWriter, r *http.Request, body []byte) (status int, note string)
+}
+
+// A throttler answers "slow down" the way its service does. A fake without
+// one is throttled with HTTP 429 and Retry-After: 1.
+type throttler interface {
+	Throttle(w http.ResponseWriter) (status int)
+}
 
 // Fault is a failure injected into one service's next calls.
 type Fault struct {
@@ -61,43 +76,84 @@ type Call struct {
 	Note    string    `json:"note,omitempty"`
 }
 
-// Sandbox holds the fakes' state.
+// Sandbox serves fakes with fault injection and a call log.
 type Sandbox struct {
-	cfg *config.Config
+	// The fakes New serves, to seed and inspect in tests; nil in a sandbox
+	// made by Of.
+	Slack       *slacktest.Fake
+	Telegram    *telegramtest.Fake
+	Tidio       *tidiotest.Fake
+	Fulfillment *fulfillmenttest.Fake
+	Shopify     *shopifytest.Fake
+
+	fakes []Fake
+	mux   *http.ServeMux
 
 	mu     sync.Mutex
 	faults []*Fault
 	calls  []Call
-	state  map[string]any // per-service state, owned by each fake
-	mux    *http.ServeMux
 }
 
-// New returns a sandbox checking the credentials and secrets in cfg.
+// New returns a sandbox of every service errand calls, taking the
+// credentials in cfg and refusing others, as each service would.
 func New(cfg *config.Config) *Sandbox {
-	s := &Sandbox{cfg: cfg, state: map[string]any{}, mux: http.NewServeMux()}
+	var hooks, chats []string
+	for _, id := range slices.Sorted(maps.Keys(cfg.Notify.Reps)) {
+		hooks = append(hooks, cfg.Notify.Reps[id].SlackWebhookURL)
+		chats = append(chats, cfg.Notify.Reps[id].TelegramChatID)
+	}
+	s := &Sandbox{
+		Slack:       slacktest.New(hooks...),
+		Telegram:    telegramtest.New(cfg.Notify.TelegramBotToken, chats...),
+		Tidio:       tidiotest.New(cfg.CRM),
+		Fulfillment: fulfillmenttest.New(cfg.Fulfill),
+		Shopify:     shopifytest.New(cfg.Shopify),
+	}
+	// The one list of the services the sandbox fakes: a new service's fake
+	// is a field above and an entry here.
+	s.serve(s.Slack, s.Telegram, s.Tidio, s.Fulfillment, s.Shopify)
+	return s
+}
+
+// Of returns a sandbox of fakes alone: a service's own tests use it to inject
+// failures into their fake.
+func Of(fakes ...Fake) *Sandbox {
+	s := &Sandbox{}
+	s.serve(fakes...)
+	return s
+}
+
+func (s *Sandbox) serve(fakes ...Fake) {
+	s.fakes = fakes
+	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /_sandbox/", s.page)
 	s.mux.HandleFunc("GET /_sandbox/calls", s.listCalls)
 	s.mux.HandleFunc("POST /_sandbox/faults", s.addFault)
 	s.mux.HandleFunc("DELETE /_sandbox/faults", s.clearFaults)
 	s.mux.HandleFunc("DELETE /_sandbox/calls", s.clearCalls)
-	for _, register := range registrars {
-		register(s)
+	for _, f := range fakes {
+		for pattern, h := range f.Routes() {
+			s.handle(f, pattern, h)
+		}
 	}
-	return s
 }
 
-// registrars are the fakes; each file of this package adds its own in init.
-var registrars []func(*Sandbox)
+// Services names the services served, in the sandbox's order.
+func (s *Sandbox) Services() []string {
+	names := make([]string, len(s.fakes))
+	for i, f := range s.fakes {
+		names[i] = f.Service()
+	}
+	return names
+}
 
 // Handler serves every fake and the control endpoints.
 func (s *Sandbox) Handler() http.Handler { return s.mux }
 
-// Config is the configuration the sandbox checks requests against.
-func (s *Sandbox) Config() *config.Config { return s.cfg }
-
-// Handle routes pattern to a fake of service: injected faults and latency
+// handle routes pattern to fake's handler h: injected faults and latency
 // apply first, and the call is recorded.
-func (s *Sandbox) Handle(service, pattern string, h func(w http.ResponseWriter, r *http.Request, body []byte) (status int, note string)) {
+func (s *Sandbox) handle(fake Fake, pattern string, h func(w http.ResponseWriter, r *http.Request, body []byte) (status int, note string)) {
+	service := fake.Service()
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 		call := Call{At: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Request: trim(string(body), 2000)}
@@ -113,7 +169,7 @@ func (s *Sandbox) Handle(service, pattern string, h func(w http.ResponseWriter, 
 			http.Error(w, fmt.Sprintf(`{"errors":[{"code":"injected","message":"sandbox: injected HTTP %d"}]}`, f.Status), f.Status)
 			call.Status, call.Note = f.Status, "injected failure"
 		case f != nil && f.Throttle:
-			call.Status, call.Note = s.throttle(service, w), "injected throttling"
+			call.Status, call.Note = throttle(fake, w), "injected throttling"
 		case f != nil && f.DropResponse:
 			rec := &discard{header: http.Header{}}
 			call.Status, call.Note = h(rec, r, body)
@@ -133,19 +189,6 @@ func (s *Sandbox) Handle(service, pattern string, h func(w http.ResponseWriter, 
 		}
 		s.mu.Unlock()
 	})
-}
-
-// throttlers answer "slow down" the way each service does; fakes register
-// theirs. The default is HTTP 429 with Retry-After: 1.
-var throttlers = map[string]func(w http.ResponseWriter) int{}
-
-func (s *Sandbox) throttle(service string, w http.ResponseWriter) int {
-	if t, ok := throttlers[service]; ok {
-		return t(w)
-	}
-	w.Header().Set("Retry-After", "1")
-	http.Error(w, `{"errors":[{"code":"too_many_requests","message":"slow down"}]}`, http.StatusTooManyRequests)
-	return http.StatusTooManyRequests
 }
 
 // AddFault injects f.
@@ -194,18 +237,6 @@ func (s *Sandbox) Calls(service string) []Call {
 	return out
 }
 
-// State returns the fake's state for service, creating it with init.
-func State[T any](s *Sandbox, service string, init func() *T) *T {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.state[service].(*T); ok {
-		return v
-	}
-	v := init()
-	s.state[service] = v
-	return v
-}
-
 func (s *Sandbox) listCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, s.Calls(r.URL.Query().Get("service")))
 }
@@ -219,10 +250,8 @@ func (s *Sandbox) addFault(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, map[string]string{"error": "malformed JSON: " + err.Error()})
 		return
 	}
-	switch f.Service {
-	case Slack, Telegram, Tidio, Fulfillment, Shopify:
-	default:
-		writeJSON(w, 422, map[string]string{"error": "service must be one of slack, telegram, tidio, fulfillment, shopify"})
+	if services := s.Services(); !slices.Contains(services, f.Service) {
+		writeJSON(w, 422, map[string]string{"error": "service must be one of " + strings.Join(services, ", ")})
 		return
 	}
 	if f.Latency != "" {
@@ -259,7 +288,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}td.req{font-family:monospace;max-width:600px;word-break:break-all}
 .bad{color:#b00}.note{color:#666}</style></head><body>
 <h1>errand sandbox</h1>
-<p>Local fakes of Slack, Telegram, Tidio, the fulfillment gateway and Shopify. Inject a failure:
+<p>Local fakes of {{.Services}}. Inject a failure:
 <code>curl -X POST localhost:8090/_sandbox/faults -d '{"service":"tidio","status":500,"count":3}'</code>;
 clear them: <code>curl -X DELETE localhost:8090/_sandbox/faults</code>.</p>
 <h2>Active faults</h2>
@@ -282,10 +311,10 @@ func (s *Sandbox) page(w http.ResponseWriter, r *http.Request) {
 		calls[i], calls[j] = calls[j], calls[i]
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = pageTmpl.Execute(w, map[string]any{"Calls": calls, "Faults": faults})
+	_ = pageTmpl.Execute(w, map[string]any{"Calls": calls, "Faults": faults, "Services": strings.Join(s.Services(), ", ")})
 }
 
-// WriteJSON answers v as JSON with status; fakes use it.
+// writeJSON answers v as JSON with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -297,6 +326,16 @@ func trim(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// throttle answers "slow down" as fake's service does.
+func throttle(fake Fake, w http.ResponseWriter) int {
+	if t, ok := fake.(throttler); ok {
+		return t.Throttle(w)
+	}
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, `{"errors":[{"code":"too_many_requests","message":"slow down"}]}`, http.StatusTooManyRequests)
+	return http.StatusTooManyRequests
 }
 
 // discard is a ResponseWriter that throws the answer away (DropResponse).

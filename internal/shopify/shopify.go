@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/outbound"
 	"github.com/go-resty/resty/v2"
 )
@@ -50,26 +49,12 @@ type Client struct {
 
 // New returns a client for the [shopify] settings: base_url when set (a
 // sandbox), else https://<shop>. timeout 0 means the outbound default.
-func New(cfg config.Shopify, timeout time.Duration) (*Client, error) {
-	base := cfg.BaseURL
-	if base == "" && cfg.Shop != "" {
-		base = "https://" + cfg.Shop
-	}
-	var missing []string
-	if base == "" {
-		missing = append(missing, "shopify.shop (or shopify.base_url)")
-	}
-	if cfg.AccessToken == "" {
-		missing = append(missing, "shopify.access_token")
-	}
-	if cfg.APIVersion == "" {
-		missing = append(missing, "shopify.api_version")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("shopify: not configured: %s not set", strings.Join(missing, ", "))
+func New(cfg Config, timeout time.Duration) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("shopify: not configured: %w", err)
 	}
 	return &Client{
-		rc:    outbound.New(base, timeout),
+		rc:    outbound.New(cfg.baseURL(), timeout),
 		token: cfg.AccessToken,
 		path:  "/admin/api/" + cfg.APIVersion + "/graphql.json",
 	}, nil

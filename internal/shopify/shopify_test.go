@@ -13,17 +13,17 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/shopify"
+	"github.com/errandhq/errand/internal/shopify/shopifytest"
 )
 
 const orderID = 820982911946154500
 
 var ups = shopify.Tracking{Company: "UPS", Number: "1Z999AA10123456784", URL: "https://www.ups.com/track?tracknum=1Z999AA10123456784"}
 
-func shopConfig() config.Shopify {
-	return config.Shopify{Shop: "acme.myshopify.com", AccessToken: "shpat_test_token", APIVersion: "2025-07", WebhookSecret: "wh"}
+func shopConfig() shopify.Config {
+	return shopify.Config{Shop: "acme.myshopify.com", AccessToken: "shpat_test_token", APIVersion: "2025-07", WebhookSecret: "wh"}
 }
 
 type captured struct {
@@ -32,11 +32,18 @@ type captured struct {
 	body   []byte
 }
 
-// shop starts the sandbox's Shopify and returns it with a client of cfg
+// fakeShop is the fake shop, with the sandbox's fault injection.
+type fakeShop struct {
+	*shopifytest.Fake
+	*sandbox.Sandbox
+}
+
+// shop starts a fake of shopConfig's shop and returns it with a client of cfg
 // pointed at it and the requests it received.
-func shop(t *testing.T, cfg config.Shopify) (*sandbox.Sandbox, *shopify.Client, func() []captured) {
+func shop(t *testing.T, cfg shopify.Config) (fakeShop, *shopify.Client, func() []captured) {
 	t.Helper()
-	sb := sandbox.New(&config.Config{Shopify: shopConfig()})
+	f := shopifytest.New(shopConfig())
+	sb := fakeShop{f, sandbox.Of(f)}
 	var mu sync.Mutex
 	var seen []captured
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,12 +71,12 @@ func shop(t *testing.T, cfg config.Shopify) (*sandbox.Sandbox, *shopify.Client, 
 // tells the customer; a second one (a retry) sees the number and adds nothing.
 func TestSyncTrackingCreatesOneFulfillment(t *testing.T) {
 	sb, c, seen := shop(t, shopConfig())
-	sb.ShopifyAddOrder(orderID, 2)
+	sb.AddOrder(orderID, 2)
 	outcome, f, err := c.SyncTracking(context.Background(), orderID, ups)
 	if err != nil || outcome != shopify.Created || !f.HasTracking(ups.Number) {
 		t.Fatalf("sync: %v %+v %v", outcome, f, err)
 	}
-	fs := sb.ShopifyFulfillments(orderID)
+	fs := sb.Fulfillments(orderID)
 	if len(fs) != 1 || len(fs[0].TrackingInfo) != 1 || !fs[0].NotifyCustomer {
 		t.Fatalf("fulfillments: %+v", fs)
 	}
@@ -81,7 +88,7 @@ func TestSyncTrackingCreatesOneFulfillment(t *testing.T) {
 	if err != nil || outcome != shopify.AlreadySynced {
 		t.Fatalf("second sync: %v %v", outcome, err)
 	}
-	if n := len(sb.ShopifyFulfillments(orderID)); n != 1 {
+	if n := len(sb.Fulfillments(orderID)); n != 1 {
 		t.Fatalf("%d fulfillments after a repeat, want 1", n)
 	}
 
@@ -123,7 +130,7 @@ func TestSyncTrackingCreatesOneFulfillment(t *testing.T) {
 // its tracking replaced, not a second fulfillment.
 func TestSyncTrackingUpdatesTheExistingFulfillment(t *testing.T) {
 	sb, c, _ := shop(t, shopConfig())
-	sb.ShopifyAddOrder(orderID, 1)
+	sb.AddOrder(orderID, 1)
 	if _, _, err := c.SyncTracking(context.Background(), orderID, shopify.Tracking{Company: "DHL", Number: "OLD123"}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +138,7 @@ func TestSyncTrackingUpdatesTheExistingFulfillment(t *testing.T) {
 	if err != nil || outcome != shopify.Updated || !f.HasTracking(ups.Number) {
 		t.Fatalf("sync: %v %+v %v", outcome, f, err)
 	}
-	fs := sb.ShopifyFulfillments(orderID)
+	fs := sb.Fulfillments(orderID)
 	if len(fs) != 1 || fs[0].TrackingUpdates != 1 || fs[0].TrackingInfo[0].Number != ups.Number {
 		t.Fatalf("fulfillments: %+v", fs)
 	}
@@ -141,12 +148,12 @@ func TestSyncTrackingUpdatesTheExistingFulfillment(t *testing.T) {
 // number on the order and creates nothing.
 func TestLostAnswerRetryCreatesNothing(t *testing.T) {
 	sb, c, _ := shop(t, shopConfig())
-	sb.ShopifyAddOrder(orderID, 1)
+	sb.AddOrder(orderID, 1)
 	o, err := c.Order(context.Background(), orderID)
 	if err != nil || len(o.FulfillmentOrders) != 1 || o.FulfillmentOrders[0].Remaining != 1 || o.FulfillmentOrders[0].Status != "OPEN" {
 		t.Fatalf("order: %+v %v", o, err)
 	}
-	sb.AddFault(sandbox.Fault{Service: sandbox.Shopify, DropResponse: true, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: shopifytest.Service, DropResponse: true, Count: 1})
 	_, err = c.CreateFulfillment(context.Background(), []string{o.FulfillmentOrders[0].ID}, ups)
 	if class, _ := errand.ClassOf(err); err == nil || class != errand.Transient {
 		t.Fatalf("lost answer: %v, want transient", err)
@@ -155,7 +162,7 @@ func TestLostAnswerRetryCreatesNothing(t *testing.T) {
 	if err != nil || outcome != shopify.AlreadySynced {
 		t.Fatalf("retry: %v %v", outcome, err)
 	}
-	if n := len(sb.ShopifyFulfillments(orderID)); n != 1 {
+	if n := len(sb.Fulfillments(orderID)); n != 1 {
 		t.Fatalf("%d fulfillments, want 1", n)
 	}
 }
@@ -167,7 +174,7 @@ func TestUnknownOrder(t *testing.T) {
 		t.Fatalf("unknown order: %v (%v), want permanent", err, class)
 	}
 	// The local sandbox invents orders it is asked about.
-	sb.ShopifyAutoCreateOrders(true)
+	sb.AutoCreateOrders(true)
 	if outcome, _, err := c.SyncTracking(context.Background(), orderID, ups); err != nil || outcome != shopify.Created {
 		t.Fatalf("auto-created order: %v %v", outcome, err)
 	}
@@ -176,8 +183,8 @@ func TestUnknownOrder(t *testing.T) {
 // userErrors are permanent and carry Shopify's words.
 func TestUserErrorsArePermanent(t *testing.T) {
 	sb, c, _ := shop(t, shopConfig())
-	sb.ShopifyAddOrder(orderID, 1)
-	sb.ShopifyHoldOrder(orderID)
+	sb.AddOrder(orderID, 1)
+	sb.HoldOrder(orderID)
 	_, _, err := c.SyncTracking(context.Background(), orderID, ups)
 	class, _ := errand.ClassOf(err)
 	if err == nil || class != errand.Permanent || !strings.Contains(err.Error(), "shopify: fulfillmentCreate: userErrors: ") || !strings.Contains(err.Error(), "on_hold") {
@@ -187,7 +194,7 @@ func TestUserErrorsArePermanent(t *testing.T) {
 	if class, _ := errand.ClassOf(err); err == nil || class != errand.Permanent || !strings.Contains(err.Error(), "Fulfillment does not exist") {
 		t.Fatalf("unknown fulfillment: %v (%v)", err, class)
 	}
-	if n := len(sb.ShopifyFulfillments(orderID)); n != 0 {
+	if n := len(sb.Fulfillments(orderID)); n != 0 {
 		t.Fatalf("%d fulfillments", n)
 	}
 }
@@ -196,8 +203,8 @@ func TestUserErrorsArePermanent(t *testing.T) {
 // the query's cost again: (112 − 12) / 100 = 1 s with the sandbox's figures.
 func TestThrottledWaitsAsShopifyAsks(t *testing.T) {
 	sb, c, _ := shop(t, shopConfig())
-	sb.ShopifyAddOrder(orderID, 1)
-	sb.AddFault(sandbox.Fault{Service: sandbox.Shopify, Throttle: true, Count: 1})
+	sb.AddOrder(orderID, 1)
+	sb.AddFault(sandbox.Fault{Service: shopifytest.Service, Throttle: true, Count: 1})
 	_, _, err := c.SyncTracking(context.Background(), orderID, ups)
 	class, wait := errand.ClassOf(err)
 	if class != errand.Throttled || wait != time.Second || !strings.Contains(err.Error(), "THROTTLED") {
@@ -252,8 +259,8 @@ func TestHTTPStatusClasses(t *testing.T) {
 		{423, 0, errand.Permanent, 0},
 	} {
 		sb, c, _ := shop(t, shopConfig())
-		sb.ShopifyAddOrder(orderID, 1)
-		sb.AddFault(sandbox.Fault{Service: sandbox.Shopify, Status: tc.status, RetryAfter: tc.retryAfter, Count: 1})
+		sb.AddOrder(orderID, 1)
+		sb.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: tc.status, RetryAfter: tc.retryAfter, Count: 1})
 		_, _, err := c.SyncTracking(context.Background(), orderID, ups)
 		if class, wait := errand.ClassOf(err); err == nil || class != tc.class || wait != tc.wait {
 			t.Errorf("HTTP %d (Retry-After %d): %v class %v wait %s, want %v %s", tc.status, tc.retryAfter, err, class, wait, tc.class, tc.wait)
@@ -268,9 +275,9 @@ func TestCredentialsAndVersionRefusalsArePermanent(t *testing.T) {
 	badToken.AccessToken = "shpat_revoked_token"
 	badVersion := shopConfig()
 	badVersion.APIVersion = "2024-13"
-	for name, cfg := range map[string]config.Shopify{"bad token": badToken, "bad version": badVersion} {
+	for name, cfg := range map[string]shopify.Config{"bad token": badToken, "bad version": badVersion} {
 		sb, c, _ := shop(t, cfg)
-		sb.ShopifyAddOrder(orderID, 1)
+		sb.AddOrder(orderID, 1)
 		_, _, err := c.SyncTracking(context.Background(), orderID, ups)
 		class, _ := errand.ClassOf(err)
 		if err == nil || class != errand.Permanent {
@@ -322,7 +329,7 @@ func TestNewDefaultsToTheShopsURL(t *testing.T) {
 	if class, _ := errand.ClassOf(err); err == nil || class != errand.Transient || !strings.Contains(err.Error(), "https://acme.invalid/admin/api/2025-07/graphql.json") {
 		t.Fatalf("%v (%v)", err, class)
 	}
-	if _, err := shopify.New(config.Shopify{APIVersion: "2025-07", AccessToken: "shpat_x"}, 0); err == nil || strings.Contains(err.Error(), "shpat_x") {
+	if _, err := shopify.New(shopify.Config{APIVersion: "2025-07", AccessToken: "shpat_x"}, 0); err == nil || strings.Contains(err.Error(), "shpat_x") {
 		t.Fatalf("no shop: %v", err)
 	}
 }

@@ -8,22 +8,24 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/slack"
+	"github.com/errandhq/errand/internal/slack/slacktest"
 )
 
 const hook = "https://hooks.slack.com/services/T000/B000/alice-secret"
 
-// fake starts the sandbox's Slack with alice's webhook configured.
-func fake(t *testing.T) (*sandbox.Sandbox, *slack.Client) {
+// fakeSlack is the fake webhooks, with the sandbox's fault injection.
+type fakeSlack struct {
+	*slacktest.Fake
+	*sandbox.Sandbox
+}
+
+// fake starts a fake Slack that knows alice's webhook.
+func fake(t *testing.T) (fakeSlack, *slack.Client) {
 	t.Helper()
-	cfg, err := config.Load("", false, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Notify.Reps = map[string]config.Rep{"alice": {Name: "Alice", SlackWebhookURL: hook}}
-	sb := sandbox.New(cfg)
+	f := slacktest.New(hook)
+	sb := fakeSlack{f, sandbox.Of(f)}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
 	c := slack.New(srv.URL, 5*time.Second)
@@ -50,7 +52,7 @@ func TestPostDeliversToTheWebhookPath(t *testing.T) {
 	if err := c.Post(context.Background(), hook, "New customer: Ada"); err != nil {
 		t.Fatal(err)
 	}
-	msgs := sb.SlackMessages()
+	msgs := sb.Messages()
 	if len(msgs) != 1 || msgs[0].Hook != "/services/T000/B000/alice-secret" || msgs[0].Text != "New customer: Ada" {
 		t.Fatalf("the fake received %+v", msgs)
 	}
@@ -58,7 +60,7 @@ func TestPostDeliversToTheWebhookPath(t *testing.T) {
 
 func TestThrottledWaitsAsRetryAfterSays(t *testing.T) {
 	sb, c := fake(t)
-	sb.AddFault(sandbox.Fault{Service: sandbox.Slack, Status: 429, RetryAfter: 7, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 429, RetryAfter: 7, Count: 1})
 	if wait := wantClass(t, c.Post(context.Background(), hook, "hi"), errand.Throttled); wait != 7*time.Second {
 		t.Fatalf("wait %s, want the 7s Retry-After asked for", wait)
 	}
@@ -69,7 +71,7 @@ func TestThrottledWaitsAsRetryAfterSays(t *testing.T) {
 
 func TestServerErrorIsTransient(t *testing.T) {
 	sb, c := fake(t)
-	sb.AddFault(sandbox.Fault{Service: sandbox.Slack, Status: 500, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 500, Count: 1})
 	wantClass(t, c.Post(context.Background(), hook, "hi"), errand.Transient)
 }
 
@@ -89,9 +91,9 @@ func TestRefusalsArePermanent(t *testing.T) {
 			}
 		})
 	}
-	sb.AddFault(sandbox.Fault{Service: sandbox.Slack, Status: 410, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 410, Count: 1})
 	wantClass(t, c.Post(context.Background(), hook, "hi"), errand.Permanent)
-	if n := len(sb.SlackMessages()); n != 0 {
+	if n := len(sb.Messages()); n != 0 {
 		t.Fatalf("%d messages accepted", n)
 	}
 }

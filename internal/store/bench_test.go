@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 )
 
@@ -28,9 +28,9 @@ func BenchmarkSaveAPIJob(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			now := time.Now()
-			id := queue.NewID(now)
+			id := job.NewID(now)
 			err := st.SaveAPIJob(ctx, store.APIJob{
-				Envelope:  queue.Envelope{ID: id, Type: "ops:noop", Queue: "default", Payload: []byte(`{}`), QueuedAt: now, DueAt: now},
+				Envelope:  job.Envelope{ID: id, Type: "ops:noop", Queue: "default", Payload: []byte(`{}`), QueuedAt: now, DueAt: now},
 				TokenHash: "t", Key: id, BodyHash: "h", Status: 202, Response: `{"id":"` + id + `"}`,
 			})
 			if err != nil {

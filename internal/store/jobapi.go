@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 )
 
 // IdempotencyWindow is how long an Idempotency-Key's answer is kept.
@@ -41,7 +41,7 @@ func (s *Store) LookupIdempotent(ctx context.Context, tokenHash, key string) (*S
 
 // APIJob is a job accepted by POST /api/jobs.
 type APIJob struct {
-	Envelope      queue.Envelope
+	Envelope      job.Envelope
 	CallbackURL   string
 	CallbackToken string
 	// TokenHash names the token that queued the job: the only one that may
@@ -191,8 +191,8 @@ func (s *Store) JobOwner(ctx context.Context, jobID string) (string, error) {
 }
 
 // OutboxJob returns a job still waiting in the outbox (not yet in Redis).
-func (s *Store) OutboxJob(ctx context.Context, id string) (*queue.Envelope, error) {
-	var e queue.Envelope
+func (s *Store) OutboxJob(ctx context.Context, id string) (*job.Envelope, error) {
+	var e job.Envelope
 	var due, queued int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, type, queue, payload, due_at_ms, queued_at_ms FROM outbox WHERE id = ?`, id).
 		Scan(&e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 )
 
@@ -28,8 +28,8 @@ func TestJobOwners(t *testing.T) {
 	}
 	now := time.Now()
 	for _, j := range []store.APIJob{
-		{Envelope: queue.Envelope{ID: "JOB-A", Type: "ops:noop", Queue: "default", Payload: []byte("{}"), DueAt: now, QueuedAt: now}, TokenHash: "aaaa"},
-		{Envelope: queue.Envelope{ID: "JOB-B", Type: "ops:noop", Queue: "default", Payload: []byte("{}"), DueAt: now, QueuedAt: now}, TokenHash: "bbbb",
+		{Envelope: job.Envelope{ID: "JOB-A", Type: "ops:noop", Queue: "default", Payload: []byte("{}"), DueAt: now, QueuedAt: now}, TokenHash: "aaaa"},
+		{Envelope: job.Envelope{ID: "JOB-B", Type: "ops:noop", Queue: "default", Payload: []byte("{}"), DueAt: now, QueuedAt: now}, TokenHash: "bbbb",
 			Key: "k", BodyHash: "h", Status: 202, Response: `{"id":"JOB-B"}`},
 	} {
 		if err := st.SaveAPIJob(ctx, j); err != nil {

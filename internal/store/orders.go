@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 )
 
 // ErrDuplicate is returned when a webhook delivery or shipment was already
@@ -28,7 +28,7 @@ type Order struct {
 // not empty, is the webhook delivery's id: a repeat returns ErrDuplicate and
 // changes nothing. A second delivery of the same order under a new event id
 // updates nothing and queues nothing either.
-func (s *Store) SaveOrder(ctx context.Context, eventID string, o *Order, jobs []queue.Envelope) error {
+func (s *Store) SaveOrder(ctx context.Context, eventID string, o *Order, jobs []job.Envelope) error {
 	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if eventID != "" {
@@ -84,7 +84,7 @@ type Shipment struct {
 // SaveShipment records a shipment as pending and, in the same transaction,
 // the job that syncs it (built once the shipment has its id). A repeat of the
 // same order and tracking number returns ErrDuplicate.
-func (s *Store) SaveShipment(ctx context.Context, sh *Shipment, build func(*Shipment) ([]queue.Envelope, error)) error {
+func (s *Store) SaveShipment(ctx context.Context, sh *Shipment, build func(*Shipment) ([]job.Envelope, error)) error {
 	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,

@@ -7,14 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 )
 
 // ClaimOutbox takes up to limit jobs no other relay holds, for lease. Jobs are
 // claimed in the order they were written.
-func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]queue.Envelope, error) {
+func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]job.Envelope, error) {
 	now := time.Now()
-	var out []queue.Envelope
+	var out []job.Envelope
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx,
 			`UPDATE outbox SET claimed_until = ?, tries = tries + 1
@@ -26,7 +26,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var e queue.Envelope
+			var e job.Envelope
 			var due, queued int64
 			if err := rows.Scan(&e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued, &e.Callback); err != nil {
 				return err

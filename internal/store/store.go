@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -231,7 +231,7 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 const insertJobSQL = `INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 // insertJobs writes envelopes into the outbox within tx.
-func insertJobs(ctx context.Context, tx *sql.Tx, jobs []queue.Envelope) error {
+func insertJobs(ctx context.Context, tx *sql.Tx, jobs []job.Envelope) error {
 	for _, e := range jobs {
 		if _, err := tx.ExecContext(ctx, insertJobSQL,
 			e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback); err != nil {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 )
 
 // User is a registered customer.
@@ -31,7 +31,7 @@ var ErrNotFound = errors.New("not found")
 // CreateUser saves u and queues jobs in one transaction: either the user and
 // every job are saved, or nothing is. It sets u.ID and the timestamps. jobs may
 // refer to the user's ID through build, which is called inside the transaction.
-func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]queue.Envelope, error)) error {
+func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]job.Envelope, error)) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
@@ -100,7 +100,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 // sales_rep) to the user with id and, in the same transaction, queues the jobs
 // build returns for the user as it was and as it is. It returns the updated
 // user.
-func (s *Store) UpdateUser(ctx context.Context, id int64, changed map[string]string, build func(before, after *User) ([]queue.Envelope, error)) (*User, error) {
+func (s *Store) UpdateUser(ctx context.Context, id int64, changed map[string]string, build func(before, after *User) ([]job.Envelope, error)) (*User, error) {
 	var after *User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var u User

@@ -8,24 +8,25 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/telegram"
+	"github.com/errandhq/errand/internal/telegram/telegramtest"
 )
 
 const token = "123456:test-bot-token"
 
-// fake starts the sandbox's Bot API for the bot token, with chat 1001
-// configured; the client uses token.
-func fake(t *testing.T, clientToken string) (*sandbox.Sandbox, *telegram.Client) {
+// fakeBot is the fake Bot API, with the sandbox's fault injection.
+type fakeBot struct {
+	*telegramtest.Fake
+	*sandbox.Sandbox
+}
+
+// fake starts a fake Bot API for the bot token, knowing chat 1001; the client
+// uses clientToken.
+func fake(t *testing.T, clientToken string) (fakeBot, *telegram.Client) {
 	t.Helper()
-	cfg, err := config.Load("", false, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Notify.TelegramBotToken = token
-	cfg.Notify.Reps = map[string]config.Rep{"alice": {Name: "Alice", TelegramChatID: "1001"}}
-	sb := sandbox.New(cfg)
+	f := telegramtest.New(token, "1001")
+	sb := fakeBot{f, sandbox.Of(f)}
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
 	c := telegram.New(srv.URL, clientToken, 5*time.Second)
@@ -53,7 +54,7 @@ func TestSendMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := sb.TelegramMessages()
+	msgs := sb.Messages()
 	if len(msgs) != 1 || msgs[0].ChatID != "1001" || msgs[0].Text != "New customer: Ada" || m.MessageID != msgs[0].MessageID {
 		t.Fatalf("sent %+v; the fake received %+v", m, msgs)
 	}
@@ -61,16 +62,16 @@ func TestSendMessage(t *testing.T) {
 
 func TestThrottledWaitsRetryAfterFromTheBody(t *testing.T) {
 	sb, c := fake(t, token)
-	sb.AddFault(sandbox.Fault{Service: sandbox.Telegram, Throttle: true, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: telegramtest.Service, Throttle: true, Count: 1})
 	_, err := c.SendMessage(context.Background(), "1001", "hi")
-	if wait := wantClass(t, err, errand.Throttled); wait != sandbox.TelegramRetryAfter*time.Second {
-		t.Fatalf("wait %s, want parameters.retry_after = %ds", wait, sandbox.TelegramRetryAfter)
+	if wait := wantClass(t, err, errand.Throttled); wait != telegramtest.RetryAfter*time.Second {
+		t.Fatalf("wait %s, want parameters.retry_after = %ds", wait, telegramtest.RetryAfter)
 	}
 }
 
 func TestServerErrorIsTransient(t *testing.T) {
 	sb, c := fake(t, token)
-	sb.AddFault(sandbox.Fault{Service: sandbox.Telegram, Status: 502, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: telegramtest.Service, Status: 502, Count: 1})
 	_, err := c.SendMessage(context.Background(), "1001", "hi")
 	wantClass(t, err, errand.Transient)
 }
@@ -91,7 +92,7 @@ func TestRefusalsArePermanent(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("the error should say %q: %v", tc.says, err)
 			}
-			if n := len(sb.TelegramMessages()); n != 0 {
+			if n := len(sb.Messages()); n != 0 {
 				t.Fatalf("%d messages accepted", n)
 			}
 		})

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/tidio"
+	"github.com/errandhq/errand/internal/tidio/tidiotest"
 )
 
 const (
@@ -19,16 +19,18 @@ const (
 	clientSecret = "tidio-client-secret"
 )
 
-// fake starts the sandbox's Tidio, wrapped by wrap when given; the client
+// fakeTidio is the fake project, with the sandbox's fault injection.
+type fakeTidio struct {
+	*tidiotest.Fake
+	*sandbox.Sandbox
+}
+
+// fake starts a fake Tidio project, wrapped by wrap when given; the client
 // uses secret.
-func fake(t *testing.T, secret string, wrap func(http.Handler) http.Handler) (*sandbox.Sandbox, *tidio.Client) {
+func fake(t *testing.T, secret string, wrap func(http.Handler) http.Handler) (fakeTidio, *tidio.Client) {
 	t.Helper()
-	cfg, err := config.Load("", false, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.CRM.ClientID, cfg.CRM.ClientSecret = clientID, clientSecret
-	sb := sandbox.New(cfg)
+	f := tidiotest.New(tidio.Config{ClientID: clientID, ClientSecret: clientSecret})
+	sb := fakeTidio{f, sandbox.Of(f)}
 	var h http.Handler = sb.Handler()
 	if wrap != nil {
 		h = wrap(h)
@@ -71,7 +73,7 @@ func TestCreateFindUpdate(t *testing.T) {
 	if err := c.Update(ctx, id, map[string]string{"last_name": "King"}); err != nil {
 		t.Fatal(err)
 	}
-	contacts := sb.TidioContacts()
+	contacts := sb.Contacts()
 	if len(contacts) != 1 || contacts[0]["last_name"] != "King" || contacts[0]["first_name"] != "Ada" {
 		t.Fatalf("contacts after update: %v", contacts)
 	}
@@ -79,13 +81,13 @@ func TestCreateFindUpdate(t *testing.T) {
 
 func TestCreateNeverUpserts(t *testing.T) {
 	sb, c := fake(t, clientSecret, nil)
-	sb.AddTidioContact(map[string]string{"email": "ada@shop.test"})
+	sb.AddContact(map[string]string{"email": "ada@shop.test"})
 	_, err := c.Create(context.Background(), map[string]string{"email": "ada@shop.test", "first_name": "Ada"})
 	wantClass(t, err, errand.Permanent)
 	if !strings.Contains(err.Error(), "HTTP 422: contact_already_exists") {
 		t.Fatalf("the error should carry Tidio's code: %v", err)
 	}
-	if n := len(sb.TidioContacts()); n != 1 {
+	if n := len(sb.Contacts()); n != 1 {
 		t.Fatalf("%d contacts", n)
 	}
 }
@@ -100,7 +102,7 @@ func TestThrottledWaitsForTheNextMinuteWindow(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	sb.AddFault(sandbox.Fault{Service: sandbox.Tidio, Throttle: true, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: tidiotest.Service, Throttle: true, Count: 1})
 	_, err := c.FindByEmail(context.Background(), "ada@shop.test")
 	if wait := wantClass(t, err, errand.Throttled); wait != 3*time.Second {
 		t.Fatalf("wait %s, want 3s: the window opens at 10:05:00", wait)
@@ -129,7 +131,7 @@ func TestNextWindow(t *testing.T) {
 
 func TestServerErrorIsTransient(t *testing.T) {
 	sb, c := fake(t, clientSecret, nil)
-	sb.AddFault(sandbox.Fault{Service: sandbox.Tidio, Status: 500, Count: 1})
+	sb.AddFault(sandbox.Fault{Service: tidiotest.Service, Status: 500, Count: 1})
 	_, err := c.FindByEmail(context.Background(), "ada@shop.test")
 	wantClass(t, err, errand.Transient)
 }
@@ -152,7 +154,7 @@ func TestRefusalsArePermanent(t *testing.T) {
 		sb, c := fake(t, clientSecret, nil)
 		_, err := c.Create(context.Background(), map[string]string{"email": "not an email"})
 		wantClass(t, err, errand.Permanent)
-		if n := len(sb.TidioContacts()); n != 0 {
+		if n := len(sb.Contacts()); n != 0 {
 			t.Fatalf("%d contacts", n)
 		}
 	})

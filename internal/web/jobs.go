@@ -15,17 +15,18 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbound"
-	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/store"
+	"github.com/errandhq/errand/jobs"
 )
 
 // internalTypes cannot be queued through the API: errand queues them itself.
-var internalTypes = map[string]bool{queue.EscalateType: true, queue.CallbackType: true, "ops:reconcile_shipments": true}
+var internalTypes = map[string]bool{jobs.EscalateType: true, jobs.CallbackType: true, "ops:reconcile_shipments": true}
 
 // reservedQueue carries the developers' escalation emails (see
-// queue.Digest): an API client filling it would delay them.
+// jobs.Digest): an API client filling it would delay them.
 const reservedQueue = "critical"
 
 // maxAPIDelay bounds how far ahead a job may be scheduled.
@@ -90,7 +91,7 @@ type jobRequest struct {
 	CallbackToken string          `json:"callback_token"`
 
 	delay time.Duration
-	reg   *queue.Registry
+	reg   *job.Registry
 	cfg   *config.Config
 }
 
@@ -108,7 +109,7 @@ func (j *jobRequest) Valid() map[string]string {
 			j.Payload = json.RawMessage("{}")
 		}
 		if err := def.Check(j.Payload); err != nil {
-			f["payload"] = strings.TrimPrefix(err.Error(), queue.ErrInvalidPayload.Error()+": ")
+			f["payload"] = strings.TrimPrefix(err.Error(), job.ErrInvalidPayload.Error()+": ")
 		}
 	}
 	if d := bytes.TrimSpace(j.Delay); len(d) > 0 && string(d) != "null" {
@@ -156,7 +157,7 @@ func (j *jobRequest) Valid() map[string]string {
 	return f
 }
 
-func publicTypes(reg *queue.Registry) []string {
+func publicTypes(reg *job.Registry) []string {
 	var out []string
 	for _, t := range reg.Types() {
 		if !internalTypes[t] {
@@ -208,15 +209,15 @@ func (s *Server) handleEnqueue() http.Handler {
 			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: f}).send(w)
 			return
 		}
-		opts := []queue.Option{}
+		opts := []job.Option{}
 		if len(bytes.TrimSpace(in.Delay)) > 0 && string(bytes.TrimSpace(in.Delay)) != "null" {
-			opts = append(opts, queue.Delay(in.delay))
+			opts = append(opts, job.Delay(in.delay))
 		}
 		if in.Queue != "" {
-			opts = append(opts, queue.OnQueue(in.Queue))
+			opts = append(opts, job.OnQueue(in.Queue))
 		}
 		if in.CallbackURL != "" {
-			opts = append(opts, queue.WithCallback())
+			opts = append(opts, job.WithCallback())
 		}
 		e, err := s.Registry.PrepareRaw(in.Type, in.Payload, opts...)
 		if err != nil {

@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/jobs"
@@ -52,12 +53,12 @@ func startWebStack(t *testing.T, hash func(string) (string, error), gate *hashGa
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := queue.NewRegistry(cfg)
+	reg := job.NewRegistry(cfg)
 	jobs.Register(reg, jobs.Deps{Config: cfg, Log: log, Registry: reg, Redis: rd.Client()})
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
-	h, closeDash := New(&Server{Config: cfg, Store: st, Registry: reg, Relay: queue.NewRelay(st, nil, log),
+	h, closeDash := New(&Server{Config: cfg, Store: st, Registry: reg, Relay: outbox.NewRelay(st, nil, log),
 		Redis: rd.Client(), Log: log, hash: hash, hashGate: gate})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); _ = closeDash() })

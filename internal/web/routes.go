@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle("GET /readyz", s.handleReady())
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(queue.NewCollector(s.Redis), newOutboxCollector(s.Store),
+	reg.MustRegister(metrics.NewCollector(s.Redis), newOutboxCollector(s.Store),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 

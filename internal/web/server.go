@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -18,8 +19,8 @@ import (
 type Server struct {
 	Config   *config.Config
 	Store    *store.Store
-	Registry *queue.Registry
-	Relay    *queue.Relay
+	Registry *job.Registry
+	Relay    *outbox.Relay
 	Redis    redis.UniversalClient
 	Log      *slog.Logger
 

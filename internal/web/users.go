@@ -12,7 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/jobs"
 	"golang.org/x/crypto/bcrypt"
@@ -172,7 +172,7 @@ func (s *Server) handleRegister() http.Handler {
 			return
 		}
 		u := &store.User{Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, PasswordHash: hash, SalesRep: in.SalesRep}
-		err = s.Store.CreateUser(r.Context(), u, func(u *store.User) ([]queue.Envelope, error) {
+		err = s.Store.CreateUser(r.Context(), u, func(u *store.User) ([]job.Envelope, error) {
 			contact := map[string]string{"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName}
 			return s.prepare(
 				jobs.WelcomeEmail{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName},
@@ -196,8 +196,8 @@ func (s *Server) handleRegister() http.Handler {
 }
 
 // prepare builds the envelopes of jobs, to be saved with the change.
-func (s *Server) prepare(args ...queue.Args) ([]queue.Envelope, error) {
-	out := make([]queue.Envelope, 0, len(args))
+func (s *Server) prepare(args ...job.Args) ([]job.Envelope, error) {
+	out := make([]job.Envelope, 0, len(args))
 	for _, a := range args {
 		e, err := s.Registry.Prepare(a)
 		if err != nil {
@@ -262,7 +262,7 @@ func (s *Server) handleProfileChange() http.Handler {
 		}
 		given := map[string]*string{"email": in.Email, "first_name": in.FirstName, "last_name": in.LastName, "sales_rep": in.SalesRep}
 		queued := false
-		u, err := s.Store.UpdateUser(r.Context(), id, trimmed(given), func(before, after *store.User) ([]queue.Envelope, error) {
+		u, err := s.Store.UpdateUser(r.Context(), id, trimmed(given), func(before, after *store.User) ([]job.Envelope, error) {
 			changed := map[string]string{}
 			if after.Email != before.Email {
 				changed["email"] = after.Email

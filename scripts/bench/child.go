@@ -32,7 +32,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/redact"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -191,7 +193,8 @@ func runChild(args []string) int {
 }
 
 // runErrandWorker runs errand's worker through its public API:
-// queue.NewWorker + Run, with the bench's handlers registered.
+// queue.NewPolicy + queue.NewWorker + Run, with the bench's handlers
+// registered.
 func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr string, conc int, queues, logLevel string) error {
 	cfg, err := errandConfig(addr, conc, queues, logLevel)
 	if err != nil {
@@ -217,7 +220,15 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
 	defer rdb.Close()
-	w, err := queue.NewWorker(cfg, reg, rdb, log)
+	// The failure policy as `errand worker` wires it (cmd/errand/worker.go).
+	policy := queue.NewPolicy(queue.PolicyConfig{
+		Registry: reg, Log: log,
+		Redactor: redact.New(cfg.Escalation.Redact),
+		Metrics:  metrics.NewRecorder(rdb, log),
+		Escalate: jobs.NewEscalator(reg, queue.NewGroups(reg, rdb)).Escalate,
+		CallBack: jobs.NewCallbacks(reg, queue.NewClient(reg, rdb)).Report,
+	})
+	w, err := queue.NewWorker(cfg, rdb, log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -29,11 +29,11 @@ type probeJob struct {
 	Pad string `json:"pad"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (probeJob) Kind() string { return probeType }
 
-// Defaults implements queue.Args.
-func (probeJob) Defaults() queue.Defaults { return queue.Defaults{Queue: "default"} }
+// Defaults implements job.Args.
+func (probeJob) Defaults() job.Defaults { return job.Defaults{Queue: "default"} }
 
 // flakyJob fails on its first two attempts and succeeds on the third, with
 // no wait between attempts.
@@ -41,12 +41,12 @@ type flakyJob struct {
 	N int `json:"n"`
 }
 
-// Kind implements queue.Args.
+// Kind implements job.Args.
 func (flakyJob) Kind() string { return flakyType }
 
-// Defaults implements queue.Args.
-func (flakyJob) Defaults() queue.Defaults {
-	return queue.Defaults{Queue: "default", MaxAttempts: 3, Backoff: []time.Duration{0}}
+// Defaults implements job.Args.
+func (flakyJob) Defaults() job.Defaults {
+	return job.Defaults{Queue: "default", MaxAttempts: 3, Backoff: []time.Duration{0}}
 }
 
 // flakyFailures is how many attempts of a flaky job fail before one succeeds.
@@ -80,18 +80,18 @@ type handlers struct {
 
 // errandRegistry registers ops:noop, the bench's types and the escalation
 // digest (which the worker may queue on a final failure).
-func errandRegistry(cfg *config.Config, h *handlers) (*queue.Registry, error) {
-	reg := queue.NewRegistry(cfg)
+func errandRegistry(cfg *config.Config, h *handlers) (*job.Registry, error) {
+	reg := job.NewRegistry(cfg)
 	if h == nil {
-		queue.Register[jobs.Noop](reg, nil)
-		queue.Register[probeJob](reg, nil)
-		queue.Register[flakyJob](reg, nil)
-		queue.Register[queue.Digest](reg, nil)
+		job.Register[jobs.Noop](reg, nil)
+		job.Register[probeJob](reg, nil)
+		job.Register[flakyJob](reg, nil)
+		job.Register[jobs.Digest](reg, nil)
 	} else {
-		queue.Register(reg, h.noop)
-		queue.Register(reg, h.probe)
-		queue.Register(reg, h.flaky)
-		queue.Register(reg, func(context.Context, queue.Digest) error { return nil })
+		job.Register(reg, h.noop)
+		job.Register(reg, h.probe)
+		job.Register(reg, h.flaky)
+		job.Register(reg, func(context.Context, jobs.Digest) error { return nil })
 	}
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		return nil, err

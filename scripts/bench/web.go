@@ -65,8 +65,6 @@ base_url = "SANDBOX"
 webhook_secret = "shopify-webhook-secret"
 `
 
-var allServices = []string{sandbox.Slack, sandbox.Telegram, sandbox.Tidio, sandbox.Fulfillment, sandbox.Shopify}
-
 func startServices() (*services, error) {
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
@@ -113,7 +111,7 @@ func startServices() (*services, error) {
 func (s *services) slow(d time.Duration) {
 	s.sb.ClearFaults()
 	if d > 0 {
-		for _, svc := range allServices {
+		for _, svc := range s.sb.Services() {
 			s.sb.AddFault(sandbox.Fault{Service: svc, Latency: d})
 		}
 	}
