@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,7 @@ import (
 
 // metricsKey is the Redis hash where every worker adds its counts, so one
 // /metrics endpoint (on `errand serve`) reports the whole fleet.
-const metricsKey = "errand:metrics"
+const metricsKey = rdb.MetricsKey
 
 const sep = "|"
 

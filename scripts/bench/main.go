@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -704,11 +705,11 @@ func (b *bench) scenarioBinaryWorker() error {
 	defer env.stop()
 	ctx := context.Background()
 	pending := func() (int64, error) {
-		p, err := b.ctl.LLen(ctx, "asynq:{default}:pending").Result()
+		p, err := b.ctl.LLen(ctx, rdb.PendingKey("default")).Result()
 		if err != nil {
 			return 0, err
 		}
-		a, err := b.ctl.LLen(ctx, "asynq:{default}:active").Result()
+		a, err := b.ctl.LLen(ctx, rdb.ActiveKey("default")).Result()
 		return p + a, err
 	}
 	var started time.Time
