@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -34,7 +33,7 @@ var forgedAuthorizations = map[string]string{
 // which was pushed to the CRM.
 func TestAttackPatchUserWithoutValidToken(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
-	if code, _ := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+	if code, _ := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("registration: %d", code)
 	}
 	ctx := context.Background()
@@ -92,11 +91,9 @@ func TestAttackJobAPIWithForgedToken(t *testing.T) {
 // registration's emails, the callback jobs) are no client's.
 func TestAttackReadJobOfAnotherToken(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML})
-	sink := &callbackSink{}
-	srv := httptest.NewServer(sink)
-	defer srv.Close()
+	sink := startReceiver(t, nil)
 	code, acc, _ := s.api("POST", "/api/jobs", firstToken,
-		`{"type":"ops:noop","payload":{},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
+		`{"type":"ops:noop","payload":{},"callback_url":"`+sink.URL+`/done","callback_token":"cb-token"}`)
 	if code != http.StatusAccepted {
 		t.Fatalf("enqueue: %d %v", code, acc)
 	}
@@ -104,10 +101,7 @@ func TestAttackReadJobOfAnotherToken(t *testing.T) {
 	_, unknown, _ := s.api("GET", "/api/jobs/01NOPE", secondToken, "")
 
 	// Finished and long out of the outbox: still only A's.
-	s.waitFor(20*time.Second, "the job to complete", func() bool {
-		_, st, _ := s.api("GET", path, firstToken, "")
-		return st["state"] == "completed"
-	})
+	s.waitJobState(firstToken, acc["id"].(string), "completed")
 	if _, err := s.db().OutboxJob(context.Background(), acc["id"].(string)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the job is still in the outbox (%v); the test would not reach Redis", err)
 	}
@@ -123,10 +117,10 @@ func TestAttackReadJobOfAnotherToken(t *testing.T) {
 	}
 
 	// The callback errand sent for it is errand's own job.
-	s.waitFor(20*time.Second, "the callback", func() bool { return len(sink.got()) > 0 })
+	s.waitFor(20*time.Second, "the callback", func() bool { return sink.count() > 0 })
 	cb := "/api/jobs/callback-" + acc["id"].(string) + "-completed"
 	s.waitFor(10*time.Second, "the callback job to complete", func() bool {
-		info, err := asynq.NewInspectorFromRedisClient(s.redis.Client()).GetTaskInfo("default", strings.TrimPrefix(cb, "/api/jobs/"))
+		info, err := s.inspector().GetTaskInfo("default", strings.TrimPrefix(cb, "/api/jobs/"))
 		return err == nil && info.State == asynq.TaskStateCompleted
 	})
 	for _, tok := range []string{firstToken, secondToken} {
@@ -136,12 +130,12 @@ func TestAttackReadJobOfAnotherToken(t *testing.T) {
 	}
 
 	// A registration's jobs carry the user's email: no token reads them.
-	if code, _ := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+	if code, _ := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("registration: %d", code)
 	}
 	var ids []string
 	s.waitFor(10*time.Second, "the registration's jobs in Redis", func() bool {
-		ids = jobIDs(s, "emails", "notifications", "crm")
+		ids = s.jobIDs("emails", "notifications", "crm")
 		return len(ids) >= 3
 	})
 	for _, id := range ids {
@@ -151,25 +145,6 @@ func TestAttackReadJobOfAnotherToken(t *testing.T) {
 			}
 		}
 	}
-}
-
-// jobIDs lists the ids of every job Redis holds in queues, whatever its state.
-func jobIDs(s *stack, queues ...string) []string {
-	s.t.Helper()
-	ins := asynq.NewInspectorFromRedisClient(s.redis.Client())
-	var ids []string
-	for _, q := range queues {
-		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
-			ins.ListPendingTasks, ins.ListScheduledTasks, ins.ListActiveTasks, ins.ListRetryTasks,
-			ins.ListCompletedTasks, ins.ListArchivedTasks,
-		} {
-			tasks, _ := list(q)
-			for _, t := range tasks {
-				ids = append(ids, t.ID)
-			}
-		}
-	}
-	return ids
 }
 
 // critical carries the developers' escalation emails: a client filling it
@@ -191,7 +166,7 @@ queue = "critical"
 			t.Fatalf("%s: %d %v, want 422 naming queue", body, code, out)
 		}
 	}
-	if ids := jobIDs(s, "critical"); len(ids) != 0 {
+	if ids := s.jobIDs("critical"); len(ids) != 0 {
 		t.Fatalf("jobs on critical: %v", ids)
 	}
 	code, out, _ := s.api("POST", "/api/jobs", firstToken,
@@ -199,7 +174,7 @@ queue = "critical"
 	if code != http.StatusAccepted || out["queue"] != "notifications" {
 		t.Fatalf("on another queue: %d %v", code, out)
 	}
-	if ids := jobIDs(s, "critical"); len(ids) != 0 {
+	if ids := s.jobIDs("critical"); len(ids) != 0 {
 		t.Fatalf("jobs on critical: %v", ids)
 	}
 }

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,39 +70,18 @@ func TestAttackCallbackWithoutServerSecretIsRefused(t *testing.T) {
 	}
 }
 
-// str is v as a string, or "" when it is not one.
-func str(v any) string { s, _ := v.(string); return s }
-
-// hits counts the requests a listener receives.
-func hits(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		if h != nil {
-			h(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &n
-}
-
-// failedJob waits for the job id in the failed list, or for a request to
-// reach the listener that must get none, and returns the job (nil when the
-// listener was reached first).
-func (s *stack) failedJob(id string, mustNotBeReached *atomic.Int32) map[string]any {
+// waitFailedUnlessReached waits for the job id in the failed list, or for a
+// request to reach the listener that must get none, and returns the job (nil
+// when the listener was reached first).
+func (s *stack) waitFailedUnlessReached(id string, mustNotBeReached *receiver) map[string]any {
 	s.t.Helper()
 	var job map[string]any
 	s.waitFor(30*time.Second, id+" in the failed list", func() bool {
-		if mustNotBeReached.Load() > 0 {
+		if mustNotBeReached.count() > 0 {
 			return true
 		}
-		for _, f := range s.failed() {
-			if f["id"] == id {
-				job = f
-				return true
-			}
-		}
-		return false
+		job = s.failedJob(id)
+		return job != nil
 	})
 	return job
 }
@@ -119,7 +92,7 @@ func (s *stack) failedJob(id string, mustNotBeReached *atomic.Int32) map[string]
 // the loopback listener receives nothing, and the error names the host only.
 func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML, publicCallbacksOnly: true})
-	inner, got := hits(t, nil)
+	inner := startReceiver(t, nil)
 	_, port, _ := net.SplitHostPort(inner.Listener.Addr().String())
 	cfg, err := config.Load(s.config, true, nil, nil)
 	if err != nil {
@@ -137,8 +110,8 @@ func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing
 	if err := s.db().SaveAPIJob(t.Context(), store.APIJob{Envelope: e, CallbackURL: "http://localhost:" + port + "/hook", CallbackToken: "cb-token"}); err != nil {
 		t.Fatal(err)
 	}
-	job := s.failedJob("callback-"+e.ID+"-completed", got)
-	if n := got.Load(); n != 0 {
+	job := s.waitFailedUnlessReached("callback-"+e.ID+"-completed", inner)
+	if n := inner.count(); n != 0 {
 		t.Fatalf("the loopback listener received %d requests", n)
 	}
 	if job["error"] != "callback: localhost resolves to a private address; refused" || job["attempts"] != 1.0 {
@@ -150,14 +123,14 @@ func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing
 // follow (307 would replay the POST there); a 3xx is a failed callback.
 func TestAttackCallbackRedirectIsNotFollowed(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML})
-	inner, innerHits := hits(t, nil)
-	outer, outerHits := hits(t, func(w http.ResponseWriter, r *http.Request) {
+	inner := startReceiver(t, nil)
+	outer := startReceiver(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, inner.URL+"/monitoring/api/queues/critical:pause", http.StatusTemporaryRedirect)
 	})
 	_, acc, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+outer.URL+`/cb"}`)
-	job := s.failedJob("callback-"+str(acc["id"])+"-completed", innerHits)
-	if outerHits.Load() != 1 || innerHits.Load() != 0 {
-		t.Fatalf("receiver got %d, redirect target got %d requests; want 1 and 0", outerHits.Load(), innerHits.Load())
+	job := s.waitFailedUnlessReached("callback-"+str(acc["id"])+"-completed", inner)
+	if outer.count() != 1 || inner.count() != 0 {
+		t.Fatalf("receiver got %d, redirect target got %d requests; want 1 and 0", outer.count(), inner.count())
 	}
 	if job["error"] != "callback: POST outcome: HTTP 307" {
 		t.Fatalf("the redirected callback: %v", job)
@@ -170,14 +143,14 @@ func TestAttackCallbackRedirectIsNotFollowed(t *testing.T) {
 func TestAttackCallbackAnswerNeverComesBack(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML})
 	const marker = "INTERNAL-ANSWER-7f3a"
-	sink, sinkHits := hits(t, func(w http.ResponseWriter, r *http.Request) {
+	sink := startReceiver(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, strings.Repeat(marker+" ", 64<<10))
 	})
 	_, acc, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+sink.URL+`/cb"}`)
 	id := "callback-" + str(acc["id"]) + "-completed"
 	s.waitFor(30*time.Second, "the callback's first failure in Redis", func() bool {
-		if sinkHits.Load() == 0 {
+		if sink.count() == 0 {
 			return false
 		}
 		for _, text := range s.redisText() {
@@ -219,40 +192,26 @@ func TestAttackCallbackAnswerNeverComesBack(t *testing.T) {
 // does not have, so a signature keyed by the token does not pass.
 func TestAttackCallbackSignatureIsKeyedByTheServerSecret(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML})
-	var mu sync.Mutex
-	var got []*http.Request
-	var bodies [][]byte
-	sink, _ := hits(t, func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		got, bodies = append(got, r), append(bodies, b)
-		mu.Unlock()
-	})
+	sink := startReceiver(t, nil)
 	_, acc, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+sink.URL+`/cb","callback_token":"cb-token"}`)
-	s.waitFor(20*time.Second, "the callback", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
-	mu.Lock()
-	r, body := got[0], bodies[0]
-	mu.Unlock()
-	sig := r.Header.Get("X-Errand-Signature")
+	s.waitFor(20*time.Second, "the callback", func() bool { return sink.count() > 0 })
+	r := sink.requests()[0]
+	header, body := r.header, r.body
+	sig := header.Get("X-Errand-Signature")
 	if err := verifyCallback(sig, body, testCallbackSecret, time.Now()); err != nil {
 		t.Fatalf("X-Errand-Signature %q does not verify with api.callback_secret: %v", sig, err)
 	}
-	if r.Header.Get("X-Errand-Callback-Token") != "cb-token" || !strings.Contains(string(body), str(acc["id"])) {
-		t.Fatalf("callback %v %s", r.Header, body)
+	if header.Get("X-Errand-Callback-Token") != "cb-token" || !strings.Contains(string(body), str(acc["id"])) {
+		t.Fatalf("callback %v %s", header, body)
 	}
 	// What the token holder can compute, in the new format and the old one.
 	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
-	forged := func(msg string) string {
-		m := hmac.New(sha256.New, []byte("cb-token"))
-		m.Write([]byte(msg))
-		return hex.EncodeToString(m.Sum(nil))
-	}
-	for _, f := range []string{"t=" + ts + ",v1=" + forged(ts+"."+string(body)), forged(r.Header.Get("X-Errand-Timestamp") + "." + string(body))} {
+	for _, f := range []string{"t=" + ts + ",v1=" + callbackSign("cb-token", ts, body), callbackSign("cb-token", header.Get("X-Errand-Timestamp"), body)} {
 		if f == sig || verifyCallback(f, body, testCallbackSecret, time.Now()) == nil {
 			t.Fatalf("a signature keyed by the callback token passes: %s", f)
 		}
 	}
-	if strings.Contains(string(body), testCallbackSecret) || strings.Contains(strings.Join(headerValues(r.Header), "\n"), testCallbackSecret) {
+	if strings.Contains(string(body), testCallbackSecret) || strings.Contains(strings.Join(headerValues(header), "\n"), testCallbackSecret) {
 		t.Fatal("the callback carries api.callback_secret")
 	}
 }

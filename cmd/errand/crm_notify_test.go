@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,9 +20,7 @@ const crmNotifyRetries = `
 backoff = ["1s"]
 [jobs."user:notify_staff"]
 backoff = ["1s"]
-[jobs."ops:escalate"]
-backoff = ["500ms", "1s"]
-`
+` + escalateRetries
 
 // sideEffect is one service errand calls from a job, as these tests drive it.
 type sideEffect struct {
@@ -75,97 +72,20 @@ func (e sideEffect) start(t *testing.T) *stack {
 	return startStack(t, o)
 }
 
-// enqueue queues a job with `errand enqueue` and returns its id.
-func (s *stack) enqueue(jobType, payload string) string {
-	s.t.Helper()
-	out, err := s.cli("enqueue", jobType, "--payload", payload)
-	if err != nil {
-		s.t.Fatalf("enqueue %s: %v: %s", jobType, err, out)
-	}
-	f := strings.Fields(out) // queued TYPE ID on QUEUE, due …
-	if len(f) < 3 {
-		s.t.Fatalf("enqueue printed %q", out)
-	}
-	return f[2]
-}
-
-// waitDone waits for the job's "job done" line and returns it.
-func (s *stack) waitDone(id string) string {
-	s.t.Helper()
-	s.waitFor(20*time.Second, "job "+id+" to complete", func() bool { return len(s.worker.lines("job_id="+id, "job done")) > 0 })
-	return s.worker.lines("job_id="+id, "job done")[0]
-}
-
-// waitEscalated waits for the job in the failed list and for the one
-// escalation email, and checks both.
-func (s *stack) waitEscalated(id string, attempts int, class, lastError string) {
-	s.t.Helper()
-	var job map[string]any
-	s.waitFor(20*time.Second, "job "+id+" in the failed list", func() bool {
-		for _, f := range s.failed() {
-			if f["id"] == id {
-				job = f
-				return true
-			}
-		}
-		return false
-	})
-	if job["attempts"] != float64(attempts) || job["max_attempts"] != 3.0 {
-		s.t.Fatalf("failed after %v of %v attempts, want %d of 3: %v", job["attempts"], job["max_attempts"], attempts, job)
-	}
-	s.waitFor(15*time.Second, "the escalation email", func() bool { return len(s.mailTo("dev@acme.test")) > 0 })
-	time.Sleep(500 * time.Millisecond) // a second email would be a bug; give it a moment to show
-	esc := s.mailTo("dev@acme.test")
-	if len(esc) != 1 {
-		s.t.Fatalf("%d escalation emails, want 1", len(esc))
-	}
-	for _, want := range []string{id, fmt.Sprintf("%d of 3", attempts), class, lastError} {
-		if !strings.Contains(esc[0].Text, want) {
-			s.t.Errorf("the escalation lacks %q:\n%s", want, esc[0].Text)
-		}
-	}
-	s.noSecrets(esc[0].Text)
-}
-
-// noSecrets fails when the worker's log or text shows a credential.
-func (s *stack) noSecrets(texts ...string) {
-	s.t.Helper()
-	for _, text := range append(texts, s.worker.String()) {
-		for _, secret := range testSecrets() {
-			if strings.Contains(text, secret) {
-				s.t.Fatalf("%q is shown in a log line or email", secret)
-			}
-		}
-	}
-}
-
 // throttled: the service asks errand to slow down once; the job completes on
-// its first attempt after waiting as told.
+// its first attempt after waiting as told. asynq schedules retries in whole
+// seconds and may start one up to a second before the wait errand gave it, so
+// "as told" is to the second.
 func (e sideEffect) throttled(t *testing.T) {
 	s := e.start(t)
 	s.sandbox.AddFault(e.throttle)
 	id := s.enqueue(e.jobType, e.payload)
-	done := s.waitDone(id)
-	if !strings.Contains(done, "attempt=1 ") {
-		t.Fatalf("a throttled retry used an attempt: %s", done)
-	}
+	s.waitThrottled(id, e.service, time.Second, e.told)
 	if !e.done(s) {
 		t.Fatal("the job completed but the fake saw no side effect")
 	}
-	throttledLines := s.worker.lines("job_id="+id, "will retry", "class=throttled", "counts=false", "retry_in="+e.told.String())
-	if len(throttledLines) != 1 {
-		t.Fatalf("want one throttled retry after %s in the log, got %d", e.told, len(throttledLines))
-	}
-	calls := s.sandbox.Calls(e.service)
-	if len(calls) < 2 || calls[0].Status != http.StatusTooManyRequests {
+	if calls := s.sandbox.Calls(e.service); calls[0].Status != http.StatusTooManyRequests {
 		t.Fatalf("calls: %+v", calls)
-	}
-	// asynq schedules retries in whole seconds and may start one up to a
-	// second before the wait errand gave it, so "as told" is to the second.
-	gap := calls[1].At.Sub(calls[0].At)
-	t.Logf("told to wait %s; the next call came %s later", e.told, gap.Round(time.Millisecond))
-	if gap < e.told-time.Second {
-		t.Fatalf("the next call came %s after the 429, want about %s", gap, e.told)
 	}
 	s.noSecrets()
 }

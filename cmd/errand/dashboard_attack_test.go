@@ -1,55 +1,18 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/hibiken/asynq"
 )
-
-// dashboardRequest sends method path to the dashboard with the given Host
-// (none: the stack's own), basic auth (user empty: none) and headers.
-func (s *stack) dashboardRequest(method, path, host, user, pass string, header ...string) (int, http.Header, string) {
-	s.t.Helper()
-	req, _ := http.NewRequest(method, s.base+path, nil)
-	if host != "" {
-		req.Host = host
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(body)
-}
-
-func (s *stack) paused(queue string) bool {
-	s.t.Helper()
-	info, err := asynq.NewInspectorFromRedisClient(s.redis.Client()).GetQueueInfo(queue)
-	if err != nil {
-		s.t.Fatalf("queue %s: %v", queue, err)
-	}
-	return info.Paused
-}
 
 // DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and
 // reads the dashboard, which trusts loopback when no password is set. The
 // browser sends Host: evil.example; errand must refuse it and show no queue.
 func TestDashboardRefusesDNSRebinding(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
-	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`); err != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
-	}
+	s.enqueue("user:welcome_email", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`)
 	port := s.base[strings.LastIndex(s.base, ":")+1:]
 	for _, host := range []string{"evil.example", "evil.example:" + port, "localhost.evil.example:" + port, "127.0.0.1.nip.io:" + port} {
 		for _, path := range []string{"/monitoring/api/queues", "/monitoring/api/queues/emails/pending_tasks", "/monitoring/"} {
@@ -81,9 +44,7 @@ func TestDashboardRefusesCrossSiteActions(t *testing.T) {
 	}{{"basic auth", "dash-secret"}, {"loopback, no password", ""}} {
 		t.Run(mode.name, func(t *testing.T) {
 			s := startStack(t, stackOptions{noWorker: true, dashboardPW: mode.password})
-			if out, err := s.cli("enqueue", "ops:noop", "--payload", "{}"); err != nil {
-				t.Fatalf("enqueue: %v %s", err, out)
-			}
+			s.enqueue("ops:noop", "{}")
 			user := ""
 			if mode.password != "" {
 				user = "admin"
@@ -110,7 +71,7 @@ func TestDashboardRefusesCrossSiteActions(t *testing.T) {
 			if s.paused("default") {
 				t.Fatal("a cross-site POST paused the queue")
 			}
-			if pending, _ := asynq.NewInspectorFromRedisClient(s.redis.Client()).ListPendingTasks("default"); len(pending) != 1 {
+			if pending, _ := s.inspector().ListPendingTasks("default"); len(pending) != 1 {
 				t.Fatalf("%d pending jobs after the cross-site actions, want the 1 queued", len(pending))
 			}
 			// The dashboard's own page (same origin), and tools without a
@@ -156,9 +117,7 @@ func TestDashboardLocksOutPasswordGuessing(t *testing.T) {
 		}
 	}
 	// The lockout guards the login only: the rest of errand still answers.
-	if resp, err := http.Get(s.base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/healthz during the lockout: %v", err)
-	} else {
-		resp.Body.Close()
+	if code, _ := s.get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz during the lockout: %d", code)
 	}
 }

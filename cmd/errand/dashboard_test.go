@@ -14,16 +14,8 @@ import (
 func TestDashboardRequiresCredentials(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true, dashboardPW: "dash-secret"})
 	get := func(user, pass string) int {
-		req, _ := http.NewRequest("GET", s.base+"/monitoring/", nil)
-		if user != "" || pass != "" {
-			req.SetBasicAuth(user, pass)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _, _ := s.dashboardRequest("GET", "/monitoring/", "", user, pass)
+		return code
 	}
 	if got := get("", ""); got != http.StatusUnauthorized {
 		t.Fatalf("no credentials: %d, want 401", got)
@@ -38,13 +30,8 @@ func TestDashboardRequiresCredentials(t *testing.T) {
 		t.Fatalf("right credentials: %d, want 200", got)
 	}
 	// The dashboard's API is behind the same guard.
-	resp, err := http.Get(s.base + "/monitoring/api/queues")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("dashboard API without credentials: %d", resp.StatusCode)
+	if code, _ := s.get("/monitoring/api/queues"); code != http.StatusUnauthorized {
+		t.Fatalf("dashboard API without credentials: %d", code)
 	}
 }
 
@@ -60,9 +47,7 @@ func TestDashboardRendersQueuesInChromium(t *testing.T) {
 		if typ == "user:welcome_email" {
 			payload = `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`
 		}
-		if out, err := s.cli("enqueue", typ, "--payload", payload); err != nil {
-			t.Fatalf("enqueue: %v %s", err, out)
-		}
+		s.enqueue(typ, payload)
 	}
 	shot := filepath.Join(t.TempDir(), "dashboard.png")
 	url := strings.Replace(s.base, "http://", "http://admin:dash-secret@", 1) + "/monitoring/"

@@ -45,7 +45,7 @@ func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
 	ownerOnly(db)
 
 	s := startStack(t, stackOptions{noWorker: true})
-	if code, body := s.post("/api/users", registration("ada@shop.test")); code != 201 {
+	if code, body := s.post("/api/users", registration("ada@shop.test"), nil); code != 201 {
 		t.Fatalf("register: %d %v", code, body)
 	}
 	served := filepath.Join(s.dir, "errand.db")

@@ -14,7 +14,7 @@ import (
 func TestRegistrationSendsWelcomeEmailAfterFiveSeconds(t *testing.T) {
 	s := startStack(t, stackOptions{})
 	sent := time.Now()
-	status, body := s.post("/api/users", registration("ada@shop.test"))
+	status, body := s.post("/api/users", registration("ada@shop.test"), nil)
 	answered := time.Since(sent)
 	if status != http.StatusCreated {
 		t.Fatalf("POST /api/users = %d %v", status, body)
@@ -73,7 +73,7 @@ func TestRegistrationSendsWelcomeEmailAfterFiveSeconds(t *testing.T) {
 // Bad input gets a clear error and changes nothing: no user stored, no job queued.
 func TestRegistrationRejectsBadInput(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
-	if status, body := s.post("/api/users", registration("first@shop.test")); status != http.StatusCreated {
+	if status, body := s.post("/api/users", registration("first@shop.test"), nil); status != http.StatusCreated {
 		t.Fatalf("first registration: %d %v", status, body)
 	}
 	huge := fmt.Sprintf(`{"email":"big@shop.test","first_name":"%s","last_name":"x","password":"12345678"}`, strings.Repeat("a", 1<<20))
@@ -93,7 +93,7 @@ func TestRegistrationRejectsBadInput(t *testing.T) {
 		{"already registered", registration("FIRST@shop.test"), 409, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := s.post("/api/users", tc.body)
+			status, body := s.post("/api/users", tc.body, nil)
 			if status != tc.status {
 				t.Fatalf("status %d, want %d (%v)", status, tc.status, body)
 			}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -18,47 +16,13 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// redisLoginTOML is the [redis] ACL user and client certificate, for a
-// server started with redistest.ACLUser or redistest.ClientCerts.
-func redisLoginTOML(r *redistest.Server) string {
-	var b strings.Builder
-	if r.Username() != "" {
-		fmt.Fprintf(&b, "username = %q\n", r.Username())
-	}
-	if c := r.TLSConfig(); c != nil && len(c.Certificates) > 0 {
-		fmt.Fprintf(&b, "tls_cert_file = %q\ntls_key_file = %q\n", r.ClientCertFile(), r.ClientKeyFile())
-	}
-	return b.String()
-}
-
-// send is one request whose transport error is returned, not fatal: a
-// handler that panics answers nothing at all.
-func (s *stack) send(method, path string, body []byte, header http.Header) (int, map[string]any, error) {
-	req, _ := http.NewRequest(method, s.base+path, bytes.NewReader(body))
-	if header != nil {
-		req.Header = header.Clone()
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("answer is not a JSON object: %q", raw)
-	}
-	return resp.StatusCode, out, nil
-}
-
 // A caller sends JSON that is not an object — `null` made the user handlers
 // panic on a nil request — to every endpoint that reads a body, correctly
 // signed or authorised where it has to be. Each answers 400/422 with a JSON
 // error, and nothing is stored.
 func TestJSONThatIsNotAnObjectGetsAnAnswer(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true, toml: apiTOML})
-	if code, out := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+	if code, out := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("register: %d %v", code, out)
 	}
 	bearer := http.Header{"Authorization": {"Bearer " + firstToken}}
@@ -77,13 +41,13 @@ func TestJSONThatIsNotAnObjectGetsAnAnswer(t *testing.T) {
 			{"tracking", "POST", "/webhooks/fulfillment/tracking", http.Header{
 				"X-Timestamp": {now}, "X-Signature": {callbackSign(s.services.Fulfill.CallbackSecret, now, b)}}},
 		} {
-			code, out, err := s.send(r.method, r.path, b, r.header)
+			answer, err := s.send(r.method, r.path, b, r.header)
 			if err != nil {
 				t.Errorf("%s %s: no answer (did the handler panic?): %v", r.name, body, err)
 				continue
 			}
-			if code != http.StatusBadRequest && code != http.StatusUnprocessableEntity || out["error"] == nil {
-				t.Errorf("%s %s: %d %v, want a 400 or 422 JSON error", r.name, body, code, out)
+			if out := answer.json(); answer.status != http.StatusBadRequest && answer.status != http.StatusUnprocessableEntity || out["error"] == nil {
+				t.Errorf("%s %s: %d %q, want a 400 or 422 JSON error", r.name, body, answer.status, answer.body)
 			}
 		}
 	}
@@ -102,7 +66,7 @@ func TestReadyzShowsNoAddress(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
 	s.redis.Stop()
 	defer s.redis.Restart()
-	code, body := getBody(t, s.base+"/readyz")
+	code, body := s.get("/readyz")
 	var out map[string]string
 	if err := json.Unmarshal([]byte(body), &out); err != nil {
 		t.Fatalf("/readyz: %d %q", code, body)
@@ -144,7 +108,7 @@ func TestOrdersPaidWebhookOfAnotherTopicIsRefused(t *testing.T) {
 		if tc.topic != "" {
 			h.Set("X-Shopify-Topic", tc.topic)
 		}
-		code, out := s.postRaw("/webhooks/shopify/orders-paid", tc.body, h)
+		code, out := s.post("/webhooks/shopify/orders-paid", tc.body, h)
 		msg, _ := out["error"].(string)
 		if code != http.StatusBadRequest || !strings.Contains(msg, "X-Shopify-Topic") || !strings.Contains(msg, "orders/paid") {
 			t.Errorf("topic %q: %d %v, want 400 naming X-Shopify-Topic", tc.topic, code, out)
@@ -159,7 +123,7 @@ func TestOrdersPaidWebhookOfAnotherTopicIsRefused(t *testing.T) {
 		t.Fatalf("a webhook of another topic queued %d jobs", n)
 	}
 	h := http.Header{"X-Shopify-Hmac-Sha256": {shopifySign(secret, order)}, "X-Shopify-Event-Id": {"evt-paid"}, "X-Shopify-Topic": {"orders/paid"}}
-	if code, out := s.postRaw("/webhooks/shopify/orders-paid", order, h); code != http.StatusOK || out["status"] != "queued" {
+	if code, out := s.post("/webhooks/shopify/orders-paid", order, h); code != http.StatusOK || out["status"] != "queued" {
 		t.Fatalf("orders/paid: %d %v", code, out)
 	}
 }
@@ -228,27 +192,17 @@ func TestRedisACLUserAndClientCertificate(t *testing.T) {
 	s := startStack(t, stackOptions{
 		redis:       []redistest.Option{redistest.ACLUser("errand", "errand-acl-pass"), redistest.ClientCerts()},
 		dashboardPW: "dash-secret",
-		toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
-`})
-	if code, out := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+		toml:        welcomeAtOnce,
+	})
+	if code, out := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("register: %d %v", code, out)
 	}
 	s.smtp.WaitFor(t, 1, 30*time.Second) // the relay (serve) and the worker both reached Redis
 	if out, err := s.cli("queues"); err != nil || !strings.Contains(out, "emails") {
 		t.Fatalf("errand queues: %v\n%s", err, out)
 	}
-	req, _ := http.NewRequest("GET", s.base+"/monitoring/api/queues", nil)
-	req.SetBasicAuth("admin", "dash-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"emails"`) {
-		t.Fatalf("dashboard API over the ACL user: %d %s", resp.StatusCode, body)
+	if code, _, body := s.dashboardRequest("GET", "/monitoring/api/queues", "", "admin", "dash-secret"); code != http.StatusOK || !strings.Contains(body, `"emails"`) {
+		t.Fatalf("dashboard API over the ACL user: %d %s", code, body)
 	}
 
 	for _, tc := range []struct {

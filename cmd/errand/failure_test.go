@@ -10,24 +10,15 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// fastRetries makes the welcome email run at once and retry after a second.
-const fastRetries = `
-[jobs."user:welcome_email"]
-delay = "0s"
-backoff = ["1s"]
-[jobs."ops:escalate"]
-backoff = ["500ms", "1s"]
-`
-
 // An SMTP 5xx is permanent: one attempt, then the developers' email.
 func TestSMTPRefusalEscalatesAfterOneAttempt(t *testing.T) {
 	s := startStack(t, stackOptions{toml: fastRetries})
 	s.smtp.RejectRecipients("@bounce.test", 550, "5.1.1 mailbox unavailable")
-	if status, body := s.post("/api/users", registration("gone@bounce.test")); status != http.StatusCreated {
+	if status, body := s.post("/api/users", registration("gone@bounce.test"), nil); status != http.StatusCreated {
 		t.Fatalf("register: %d %v", status, body)
 	}
-	s.waitFor(15*time.Second, "the escalation email", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
-	esc := s.mailTo("dev@acme.test")[0]
+	s.waitFor(15*time.Second, "the escalation email", func() bool { return len(s.escalations()) == 1 })
+	esc := s.escalations()[0]
 	failed := s.failed()
 	if len(failed) != 1 {
 		t.Fatalf("failed list: %v", failed)
@@ -63,7 +54,7 @@ func TestSMTPRefusalEscalatesAfterOneAttempt(t *testing.T) {
 func TestSMTPDownThreeAttemptsThenEscalation(t *testing.T) {
 	s := startStack(t, stackOptions{toml: fastRetries})
 	s.smtp.Down()
-	if status, body := s.post("/api/users", registration("ada@shop.test")); status != http.StatusCreated {
+	if status, body := s.post("/api/users", registration("ada@shop.test"), nil); status != http.StatusCreated {
 		t.Fatalf("register: %d %v", status, body)
 	}
 	var job map[string]any
@@ -89,8 +80,8 @@ func TestSMTPDownThreeAttemptsThenEscalation(t *testing.T) {
 	})
 	up := time.Now()
 	s.smtp.Up()
-	s.waitFor(15*time.Second, "the escalation email", func() bool { return len(s.mailTo("dev@acme.test")) > 0 })
-	esc := s.mailTo("dev@acme.test")
+	s.waitFor(15*time.Second, "the escalation email", func() bool { return len(s.escalations()) > 0 })
+	esc := s.escalations()
 	failedAt, _ := time.Parse(time.RFC3339Nano, job["failed_at"].(string))
 	t.Logf("3rd failure → escalation email: %s (SMTP was down for part of it); SMTP back → email: %s",
 		esc[0].ReceivedAt.Sub(failedAt).Round(time.Millisecond), esc[0].ReceivedAt.Sub(up).Round(time.Millisecond))
@@ -121,14 +112,12 @@ func TestFailuresWithinWindowGoOutAsOneDigest(t *testing.T) {
 	s.smtp.RejectRecipients("@bounce.test", 550, "5.1.1 mailbox unavailable")
 	for i := range 30 {
 		payload := fmt.Sprintf(`{"user_id":%d,"email":"u%d@bounce.test","first_name":"U%d"}`, i, i, i)
-		if out, err := s.cli("enqueue", "user:welcome_email", "--payload", payload); err != nil {
-			t.Fatalf("enqueue: %v %s", err, out)
-		}
+		s.enqueue("user:welcome_email", payload)
 	}
 	s.waitFor(20*time.Second, "30 failed jobs", func() bool { return len(s.failed()) == 30 })
-	s.waitFor(15*time.Second, "the digest", func() bool { return len(s.mailTo("dev@acme.test")) > 0 })
+	s.waitFor(15*time.Second, "the digest", func() bool { return len(s.escalations()) > 0 })
 	time.Sleep(3 * time.Second) // a window more: no further emails may follow
-	esc := s.mailTo("dev@acme.test")
+	esc := s.escalations()
 	listed := 0
 	for _, m := range esc {
 		listed += strings.Count(m.Text, "user:welcome_email — job ")
@@ -147,14 +136,14 @@ func TestFailuresWithinWindowGoOutAsOneDigest(t *testing.T) {
 // never retried, escalated.
 func TestUndecodablePayloadIsPermanent(t *testing.T) {
 	s := startStack(t, stackOptions{toml: fastRetries})
-	client := asynq.NewClientFromRedisClient(s.redis.Client())
+	client := s.foreignClient()
 	for _, p := range []string{`{"email": 42}`, `not json`, `{"user_id":1,"email":"","first_name":""}`} {
 		if _, err := client.Enqueue(asynq.NewTask("user:welcome_email", []byte(p)), asynq.Queue("emails"), asynq.MaxRetry(5)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.waitFor(20*time.Second, "3 failed jobs", func() bool { return len(s.failed()) == 3 })
-	s.waitFor(15*time.Second, "the escalation", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
+	s.waitFor(15*time.Second, "the escalation", func() bool { return len(s.escalations()) == 1 })
 	for _, f := range s.failed() {
 		if f["attempts"] != 1.0 || !strings.Contains(f["error"].(string), "invalid payload") {
 			t.Fatalf("failed job: %v", f)
@@ -163,7 +152,7 @@ func TestUndecodablePayloadIsPermanent(t *testing.T) {
 	if n := len(s.worker.lines("will retry")); n != 0 {
 		t.Fatalf("an undecodable payload was retried %d times", n)
 	}
-	esc := s.mailTo("dev@acme.test")[0]
+	esc := s.escalations()[0]
 	if !strings.Contains(esc.Text, "3 jobs failed") || !strings.Contains(esc.Text, "permanent") {
 		t.Fatalf("escalation:\n%s", esc.Text)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,7 +33,7 @@ func TestEscalationEmailShowsNoSecrets(t *testing.T) {
 		})
 	}})
 	inPayload := []string{"pl-client-secret", "pl-api-key", "pl-refresh-token", "pl-bot-token", "pl-x-api-key", "pl-authorization", "pl-password"}
-	ac := asynq.NewClientFromRedisClient(s.redis.Client())
+	ac := s.foreignClient()
 	// Undecodable (email is a number), so it fails for good at once.
 	jsonPayload := fmt.Sprintf(`{"user_id":7,"email":42,"first_name":"Ada","Client_Secret":%q,"apiKey":%q,`+
 		`"auth":{"REFRESH_TOKEN":%q,"bot-token":%q},"headers":{"X-Api-Key":%q,"Authorization":"Bearer %s"},"items":[{"Password":%q}]}`,
@@ -46,12 +45,10 @@ func TestEscalationEmailShowsNoSecrets(t *testing.T) {
 		}
 	}
 	crmPayload := `{"user_id":7,"email":"ada@shop.test","changed":{"first_name":"Ada"}}`
-	if out, err := s.cli("enqueue", "user:sync_crm", "--payload", crmPayload); err != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
-	}
+	s.enqueue("user:sync_crm", crmPayload)
 	listed := func() int {
 		n := 0
-		for _, m := range s.mailTo("dev@acme.test") {
+		for _, m := range s.escalations() {
 			n += strings.Count(m.Text, " — job ")
 		}
 		return n
@@ -60,7 +57,7 @@ func TestEscalationEmailShowsNoSecrets(t *testing.T) {
 
 	secrets := append(append([]string{"hunter2hunter2"}, echoed...), inPayload...)
 	var text string
-	for _, m := range s.mailTo("dev@acme.test") {
+	for _, m := range s.escalations() {
 		text += m.Subject + "\n" + m.Text + "\n" + m.HTML + "\n"
 	}
 	for _, secret := range secrets {
@@ -108,10 +105,7 @@ func TestEscalationEmailShowsNoSecrets(t *testing.T) {
 // A client of POST /api/jobs puts a password beside the fields its job type
 // knows: the job is accepted and runs, but the password is stored nowhere.
 func TestAPIPayloadCannotSmuggleFieldsIntoRedis(t *testing.T) {
-	s := startStack(t, stackOptions{toml: apiTOML + `
-[jobs."user:welcome_email"]
-delay = "0s"
-`})
+	s := startStack(t, stackOptions{toml: apiTOML + welcomeAtOnce})
 	body := `{"type":"user:welcome_email","payload":{"user_id":7,"email":"ada@shop.test","first_name":"Ada",` +
 		`"password":"smuggled-secret-value","nested":{"token":"smuggled-secret-value"}}}`
 	code, out, _ := s.api("POST", "/api/jobs", firstToken, body)
@@ -119,10 +113,7 @@ delay = "0s"
 		t.Fatalf("POST /api/jobs: %d %v", code, out)
 	}
 	s.smtp.WaitFor(t, 1, 15*time.Second)
-	s.waitFor(10*time.Second, "the job to complete", func() bool {
-		code, st, _ := s.api("GET", "/api/jobs/"+out["id"].(string), firstToken, "")
-		return code == 200 && st["state"] == "completed"
-	})
+	s.waitJobState(firstToken, out["id"].(string), "completed")
 	keys := s.redisText()
 	found := false
 	for k, v := range keys {
@@ -146,7 +137,7 @@ func TestMetricsSurviveInvalidUTF8Labels(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
 	ctx := context.Background()
 	rdb := s.redis.Client()
-	ac := asynq.NewClientFromRedisClient(rdb)
+	ac := s.foreignClient()
 	info, err := ac.Enqueue(asynq.NewTask("bad~name", []byte(`{}`)), asynq.Queue("default"))
 	if err != nil {
 		t.Fatal(err)
@@ -165,22 +156,16 @@ func TestMetricsSurviveInvalidUTF8Labels(t *testing.T) {
 	if err := rdb.SAdd(ctx, "asynq:queues", "bad\xffqueue").Err(); err != nil {
 		t.Fatal(err)
 	}
-	s.start("worker", s.worker)
-	s.waitFor(15*time.Second, "the worker to start", func() bool { return len(s.worker.lines("worker started")) > 0 })
+	s.startWorker(s.worker)
 	s.waitFor(15*time.Second, "the job to fail for good", func() bool { return len(s.worker.lines("failed for good")) > 0 })
 
 	var body string
 	s.waitFor(15*time.Second, "/metrics to count the failure", func() bool {
-		resp, err := http.Get(s.base + "/metrics")
-		if err != nil {
-			t.Fatalf("GET /metrics: %v", err)
+		var code int
+		code, body = s.get("/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d\n%s", code, body)
 		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /metrics: %d\n%s", resp.StatusCode, raw)
-		}
-		body = string(raw)
 		return strings.Contains(body, `errand_jobs_failed_total{queue="default",type="bad`+"\uFFFD"+`name"} 1`)
 	})
 	for _, want := range []string{`errand_queue_size{queue="default",state="failed"} 1`, "errand_metrics_redis_up 1", "go_goroutines"} {
@@ -191,7 +176,7 @@ func TestMetricsSurviveInvalidUTF8Labels(t *testing.T) {
 	if strings.Contains(body, "bad\xff") {
 		t.Error("/metrics shows a label that is not UTF-8")
 	}
-	if code, _ := getBody(t, s.base+"/healthz"); code != http.StatusOK {
+	if code, _ := s.get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
 	}
 }

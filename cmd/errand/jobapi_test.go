@@ -1,52 +1,11 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// The API tokens of the tests: at least 16 characters, as errand requires.
-const (
-	firstToken  = "first-token-0123456789"
-	secondToken = "second-token-0123456789"
-)
-
-var apiTOML = fmt.Sprintf(`
-[api]
-tokens = [%q, %q]
-`, firstToken, secondToken)
-
-func (s *stack) api(method, path, token, body string, header ...string) (int, map[string]any, http.Header) {
-	s.t.Helper()
-	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out, resp.Header
-}
 
 func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML})
@@ -89,11 +48,7 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 		t.Fatalf("status_url %v", acc["status_url"])
 	}
 	path := "/api/jobs/" + acc["id"].(string)
-	var st map[string]any
-	s.waitFor(10*time.Second, "the job to complete", func() bool {
-		_, st, _ = s.api("GET", path, secondToken, "")
-		return st["state"] == "completed"
-	})
+	st := s.waitJobState(secondToken, acc["id"].(string), "completed")
 	if st["attempts"] != 1.0 || st["max_attempts"] != 3.0 || st["completed_at"] == nil {
 		t.Fatalf("status: %v", st)
 	}
@@ -110,7 +65,7 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 		t.Fatalf("delayed: %v", acc)
 	}
 	s.waitFor(5*time.Second, "the relay", func() bool {
-		_, st, _ = s.api("GET", "/api/jobs/"+acc["id"].(string), firstToken, "")
+		_, st = s.jobStatus(firstToken, acc["id"].(string))
 		return st["state"] == "scheduled" && st["next_run_at"] != nil
 	})
 	next, _ := time.Parse(time.RFC3339Nano, st["next_run_at"].(string))
@@ -163,78 +118,28 @@ func TestJobAPIIdempotencyKey(t *testing.T) {
 	}
 }
 
-type callbackSink struct {
-	mu    sync.Mutex
-	calls []map[string]any
-	bad   []string
-}
-
-func (c *callbackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r.Header.Get("X-Errand-Callback-Token") != "cb-token" || verifyCallback(r.Header.Get("X-Errand-Signature"), body, testCallbackSecret, time.Now()) != nil {
-		c.bad = append(c.bad, string(body))
-	}
-	var m map[string]any
-	_ = json.Unmarshal(body, &m)
-	c.calls = append(c.calls, m)
-}
-
-// verifyCallback is what a receiver does with X-Errand-Signature
-// ("t=<unix>,v1=<hex>"): recompute HMAC-SHA256(secret, t + "." + body),
-// compare in constant time, and refuse a t more than 5 minutes away.
-func verifyCallback(header string, body []byte, secret string, now time.Time) error {
-	var ts, sig string
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			sig = v
-		}
-	}
-	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sig == "" {
-		return fmt.Errorf("malformed X-Errand-Signature %q", header)
-	}
-	if d := now.Sub(time.Unix(t, 0)); d > 5*time.Minute || d < -5*time.Minute {
-		return fmt.Errorf("signature timestamp %d is %s away", t, d)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	if !hmac.Equal([]byte(sig), []byte(hex.EncodeToString(mac.Sum(nil)))) {
-		return fmt.Errorf("signature does not match")
-	}
-	return nil
-}
-
-func (c *callbackSink) got() []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]map[string]any(nil), c.calls...)
-}
-
 // With callback_url, errand POSTs the outcome, signed, on completion and on
 // final failure.
 func TestJobAPICallbacks(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML + fastRetries})
-	sink := &callbackSink{}
-	srv := httptest.NewServer(sink)
-	defer srv.Close()
+	sink := startReceiver(t, nil)
 	s.smtp.RejectRecipients("@bounce.test", 550, "no such mailbox")
-	_, ok, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
-	_, bad, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"user:welcome_email","payload":{"user_id":1,"email":"x@bounce.test","first_name":"X"},"callback_url":"`+srv.URL+`/done","callback_token":"cb-token"}`)
-	s.waitFor(20*time.Second, "two callbacks", func() bool { return len(sink.got()) >= 2 })
+	_, ok, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+sink.URL+`/done","callback_token":"cb-token"}`)
+	_, bad, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"user:welcome_email","payload":{"user_id":1,"email":"x@bounce.test","first_name":"X"},"callback_url":"`+sink.URL+`/done","callback_token":"cb-token"}`)
+	s.waitFor(20*time.Second, "two callbacks", func() bool { return sink.count() >= 2 })
 	time.Sleep(500 * time.Millisecond)
 	byID := map[any]map[string]any{}
-	for _, c := range sink.got() {
+	for _, c := range sink.outcomes() {
 		byID[c["id"]] = c
 	}
-	if len(sink.got()) != 2 || len(sink.bad) != 0 {
-		t.Fatalf("callbacks %v, badly signed %v", sink.got(), sink.bad)
+	var badlySigned []string
+	for _, r := range sink.requests() {
+		if r.header.Get("X-Errand-Callback-Token") != "cb-token" || verifyCallback(r.header.Get("X-Errand-Signature"), r.body, testCallbackSecret, time.Now()) != nil {
+			badlySigned = append(badlySigned, string(r.body))
+		}
+	}
+	if len(sink.outcomes()) != 2 || len(badlySigned) != 0 {
+		t.Fatalf("callbacks %v, badly signed %v", sink.outcomes(), badlySigned)
 	}
 	if c := byID[ok["id"]]; c["state"] != "completed" || c["attempts"] != 1.0 || c["type"] != "ops:noop" {
 		t.Fatalf("completed callback: %v", c)

@@ -1,33 +1,18 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 )
 
-func getBody(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // /metrics reports per-type and per-queue counts from the whole fleet, the
 // handler-duration histogram and the queue sizes; `errand queues` prints a
 // readable table.
 func TestMetricsAndQueuesTable(t *testing.T) {
-	s := startStack(t, stackOptions{toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
-`})
-	if status, body := s.post("/api/users", registration("ada@shop.test")); status != http.StatusCreated {
+	s := startStack(t, stackOptions{toml: welcomeAtOnce})
+	if status, body := s.post("/api/users", registration("ada@shop.test"), nil); status != http.StatusCreated {
 		t.Fatalf("register: %d %v", status, body)
 	}
 	s.smtp.WaitFor(t, 1, 15*time.Second)
@@ -39,7 +24,7 @@ delay = "0s"
 		`errand_metrics_redis_up 1`,
 	}
 	s.waitFor(10*time.Second, "the counts on /metrics", func() bool {
-		_, body := getBody(t, s.base+"/metrics")
+		_, body := s.get("/metrics")
 		for _, w := range want {
 			if !strings.Contains(body, w) {
 				return false
@@ -78,27 +63,27 @@ func TestRegistrationSurvivesRedisOutage(t *testing.T) {
 [jobs."user:welcome_email"]
 delay = "1s"
 `})
-	if status, _ := getBody(t, s.base+"/readyz"); status != http.StatusOK {
+	if status, _ := s.get("/readyz"); status != http.StatusOK {
 		t.Fatalf("/readyz with everything up: %d", status)
 	}
 	s.redis.Stop()
 	start := time.Now()
-	status, body := s.post("/api/users", registration("ada@shop.test"))
+	status, body := s.post("/api/users", registration("ada@shop.test"), nil)
 	took := time.Since(start)
 	if status != http.StatusCreated {
 		t.Fatalf("register with Redis down: %d %v", status, body)
 	}
 	t.Logf("registration with Redis down answered %d in %s", status, took.Round(time.Millisecond))
-	if code, body := getBody(t, s.base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "redis") {
+	if code, body := s.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "redis") {
 		t.Fatalf("/readyz with Redis down: %d %s", code, body)
 	}
-	if _, body := getBody(t, s.base+"/metrics"); !strings.Contains(body, "errand_outbox_backlog 3") {
+	if _, body := s.get("/metrics"); !strings.Contains(body, "errand_outbox_backlog 3") {
 		t.Fatalf("outbox backlog not reported:\n%s", body)
 	}
 	time.Sleep(2 * time.Second)
 	s.redis.Restart()
 	s.smtp.WaitFor(t, 1, 30*time.Second)
-	if code, _ := getBody(t, s.base+"/readyz"); code != http.StatusOK {
+	if code, _ := s.get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz after Redis came back: %d", code)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,25 +23,14 @@ const orderRetries = `
 backoff = ["1s"]
 [jobs."order:sync_tracking"]
 backoff = ["1s"]
-[jobs."ops:escalate"]
-backoff = ["500ms", "1s"]
-`
+` + escalateRetries
 
-// orderStack is the stack with its database open, to seed the orders and
-// shipments the webhooks would have saved.
-type orderStack struct {
-	*stack
-	st *store.Store
-}
+// orderStack is the stack with what the order tests seed in its database:
+// the orders and shipments the webhooks would have saved.
+type orderStack struct{ *stack }
 
 func startOrderStack(t *testing.T) *orderStack {
-	s := startStack(t, stackOptions{toml: orderRetries})
-	st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &orderStack{stack: s, st: st}
+	return &orderStack{startStack(t, stackOptions{toml: orderRetries})}
 }
 
 // saveOrder saves a paid order as the orders/paid webhook would, without
@@ -56,7 +44,7 @@ func (o *orderStack) saveOrder(id int64, edit func(map[string]any)) {
 		edit(m)
 		body, _ = json.Marshal(m)
 	}
-	if err := o.st.SaveOrder(context.Background(), "", &store.Order{ID: id, Name: "#1001", Email: "ada@example.com", Payload: string(body)}, nil); err != nil {
+	if err := o.db().SaveOrder(context.Background(), "", &store.Order{ID: id, Name: "#1001", Email: "ada@example.com", Payload: string(body)}, nil); err != nil {
 		o.t.Fatal(err)
 	}
 }
@@ -67,7 +55,7 @@ func (o *orderStack) saveShipment(orderID int64, tracking string) (*store.Shipme
 	o.t.Helper()
 	sh := &store.Shipment{OrderID: orderID, TrackingNumber: tracking, Carrier: "UPS",
 		TrackingURL: "https://www.ups.com/track?tracknum=" + tracking, ShippedAt: time.Now().UTC().Format(time.RFC3339)}
-	if err := o.st.SaveShipment(context.Background(), sh, func(*store.Shipment) ([]job.Envelope, error) { return nil, nil }); err != nil {
+	if err := o.db().SaveShipment(context.Background(), sh, func(*store.Shipment) ([]job.Envelope, error) { return nil, nil }); err != nil {
 		o.t.Fatal(err)
 	}
 	p, _ := json.Marshal(map[string]any{"shipment_id": sh.ID, "order_id": orderID, "tracking_number": tracking,
@@ -77,88 +65,11 @@ func (o *orderStack) saveShipment(orderID int64, tracking string) (*store.Shipme
 
 func (o *orderStack) syncState(id int64) string {
 	o.t.Helper()
-	sh, err := o.st.GetShipment(context.Background(), id)
+	sh, err := o.db().GetShipment(context.Background(), id)
 	if err != nil {
 		o.t.Fatal(err)
 	}
 	return sh.SyncState
-}
-
-// queueJob queues a job with `errand enqueue` and returns its id.
-func (o *orderStack) queueJob(jobType, payload string) string {
-	o.t.Helper()
-	out, err := o.cli("enqueue", jobType, "--payload", payload)
-	f := strings.Fields(out) // queued TYPE ID on QUEUE, due …
-	if err != nil || len(f) < 3 || f[0] != "queued" {
-		o.t.Fatalf("enqueue %s: %v: %s", jobType, err, out)
-	}
-	return f[2]
-}
-
-// jobDone waits for the job's "job done" line and returns it.
-func (o *orderStack) jobDone(id string) string {
-	o.t.Helper()
-	o.waitFor(20*time.Second, "job "+id+" to complete", func() bool { return len(o.worker.lines("job_id="+id, "job done")) > 0 })
-	return o.worker.lines("job_id="+id, "job done")[0]
-}
-
-// escalated waits for the job in the failed list after attempts attempts and
-// for exactly one escalation email, which must name the job, its attempts,
-// its class and lastError.
-func (o *orderStack) escalated(id string, attempts int, class, lastError string) {
-	o.t.Helper()
-	var job map[string]any
-	o.waitFor(20*time.Second, "job "+id+" in the failed list", func() bool {
-		for _, f := range o.failed() {
-			if f["id"] == id {
-				job = f
-				return true
-			}
-		}
-		return false
-	})
-	if job["attempts"] != float64(attempts) || job["max_attempts"] != 3.0 {
-		o.t.Fatalf("failed after %v of %v attempts, want %d of 3: %v", job["attempts"], job["max_attempts"], attempts, job)
-	}
-	o.waitFor(15*time.Second, "the escalation email", func() bool { return len(o.mailTo("dev@acme.test")) > 0 })
-	time.Sleep(500 * time.Millisecond) // a second email would be a bug; give it a moment to show
-	esc := o.mailTo("dev@acme.test")
-	if len(esc) != 1 {
-		o.t.Fatalf("%d escalation emails, want 1", len(esc))
-	}
-	o.t.Logf("escalation email:\n%s", esc[0].Text)
-	for _, want := range []string{id, fmt.Sprintf("%d of 3", attempts), class, lastError} {
-		if !strings.Contains(esc[0].Text, want) {
-			o.t.Errorf("the escalation lacks %q:\n%s", want, esc[0].Text)
-		}
-	}
-	o.noSecrets(esc[0].Text)
-}
-
-// throttledWaits checks that the job was throttled once per wait in told —
-// no attempt used, each retry logged with the wait the service asked for —
-// and that each next call came no earlier than told.
-func (o *orderStack) throttledWaits(id, service string, told ...time.Duration) {
-	o.t.Helper()
-	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
-		o.t.Fatalf("a throttled retry used an attempt: %s", done)
-	}
-	for _, wait := range told {
-		if n := len(o.worker.lines("job_id="+id, "will retry", "class=throttled", "counts=false", "retry_in="+wait.String())); n != 1 {
-			o.t.Fatalf("want one throttled retry after %s in the log, got %d", wait, n)
-		}
-	}
-	calls := o.sandbox.Calls(service)
-	if len(calls) < len(told)+1 {
-		o.t.Fatalf("%d calls, want at least %d", len(calls), len(told)+1)
-	}
-	for i, wait := range told {
-		gap := calls[i+1].At.Sub(calls[i].At)
-		o.t.Logf("told to wait %s; the next call came %s later", wait, gap.Round(time.Millisecond))
-		if gap < wait {
-			o.t.Fatalf("the call after a %s throttle came %s later", wait, gap)
-		}
-	}
 }
 
 const paidOrder = 5123456789
@@ -168,8 +79,8 @@ const paidOrder = 5123456789
 func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
-	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
-	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
+	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	if done := o.waitDone(id); !strings.Contains(done, "attempt=1 ") {
 		t.Fatalf("done: %s", done)
 	}
 	got := o.sandbox.Fulfillment.Orders()
@@ -192,8 +103,8 @@ func TestPushFulfillmentLostAnswerIsNotPushedTwice(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, DropResponse: true, Count: 1})
-	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
-	if done := o.jobDone(id); !strings.Contains(done, "attempt=2 ") {
+	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	if done := o.waitDone(id); !strings.Contains(done, "attempt=2 ") {
 		t.Fatalf("want done on attempt 2: %s", done)
 	}
 	if n := len(o.sandbox.Fulfillment.Orders()); n != 1 {
@@ -211,8 +122,8 @@ func TestPushFulfillmentThrottledUsesNoAttempt(t *testing.T) {
 	o.saveOrder(paidOrder, nil)
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Throttle: true, Count: 1})
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
-	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
-	o.throttledWaits(id, fulfillmenttest.Service, time.Second, 2*time.Second)
+	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	o.waitThrottled(id, fulfillmenttest.Service, 0, time.Second, 2*time.Second)
 	if n := len(o.sandbox.Fulfillment.Orders()); n != 1 {
 		t.Fatalf("the platform holds %d orders, want 1", n)
 	}
@@ -224,8 +135,8 @@ func TestPushFulfillmentOutageThreeAttemptsThenEscalation(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Status: http.StatusInternalServerError})
-	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
-	o.escalated(id, 3, "transient", "HTTP 500")
+	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	o.waitEscalated(id, 3, "transient", "HTTP 500")
 	if n := len(o.sandbox.Calls(fulfillmenttest.Service)); n != 3 {
 		t.Fatalf("the gateway was called %d times, want once per attempt (3)", n)
 	}
@@ -236,8 +147,8 @@ func TestPushFulfillmentOutageThreeAttemptsThenEscalation(t *testing.T) {
 func TestPushFulfillmentRefusalEscalatesAfterOneAttempt(t *testing.T) {
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, func(m map[string]any) { delete(m, "shipping_address") })
-	id := o.queueJob("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
-	o.escalated(id, 1, "permanent", "code 2001: parameter validation failed: shipping is required")
+	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
+	o.waitEscalated(id, 1, "permanent", "code 2001: parameter validation failed: shipping is required")
 	if n := len(o.sandbox.Calls(fulfillmenttest.Service)); n != 1 {
 		t.Fatalf("the gateway was called %d times, want once", n)
 	}
@@ -250,8 +161,8 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 	o := startOrderStack(t)
 	o.sandbox.Shopify.AddOrder(paidOrder, 2)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
-	id := o.queueJob("order:sync_tracking", payload)
-	if done := o.jobDone(id); !strings.Contains(done, "attempt=1 ") {
+	id := o.enqueue("order:sync_tracking", payload)
+	if done := o.waitDone(id); !strings.Contains(done, "attempt=1 ") {
 		t.Fatalf("done: %s", done)
 	}
 	if state := o.syncState(sh.ID); state != "synced" {
@@ -277,8 +188,8 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh2, payload2 := o.saveShipment(other, "1Z999AA10123456785")
-	id2 := o.queueJob("order:sync_tracking", payload2)
-	if done := o.jobDone(id2); !strings.Contains(done, "attempt=1 ") {
+	id2 := o.enqueue("order:sync_tracking", payload2)
+	if done := o.waitDone(id2); !strings.Contains(done, "attempt=1 ") {
 		t.Fatalf("done: %s", done)
 	}
 	if state := o.syncState(sh2.ID); state != "synced" {
@@ -302,8 +213,8 @@ func TestSyncTrackingThrottledUsesNoAttempt(t *testing.T) {
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
 	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Throttle: true, Count: 1})
 	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: http.StatusTooManyRequests, RetryAfter: 2, Count: 1})
-	id := o.queueJob("order:sync_tracking", payload)
-	o.throttledWaits(id, shopifytest.Service, time.Second, 2*time.Second)
+	id := o.enqueue("order:sync_tracking", payload)
+	o.waitThrottled(id, shopifytest.Service, 0, time.Second, 2*time.Second)
 	if first := o.sandbox.Calls(shopifytest.Service)[0]; first.Status != http.StatusOK || first.Note != "injected throttling" {
 		t.Errorf("the first answer was not Shopify's HTTP 200 THROTTLED: %+v", first)
 	}
@@ -322,8 +233,8 @@ func TestSyncTrackingOutageThreeAttemptsThenEscalation(t *testing.T) {
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
 	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: http.StatusInternalServerError})
-	id := o.queueJob("order:sync_tracking", payload)
-	o.escalated(id, 3, "transient", "HTTP 500")
+	id := o.enqueue("order:sync_tracking", payload)
+	o.waitEscalated(id, 3, "transient", "HTTP 500")
 	if n := len(o.sandbox.Calls(shopifytest.Service)); n != 3 {
 		t.Fatalf("Shopify was called %d times, want once per attempt (3)", n)
 	}
@@ -340,9 +251,9 @@ func TestSyncTrackingUserErrorsEscalateAfterOneAttempt(t *testing.T) {
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	o.sandbox.Shopify.HoldOrder(paidOrder)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
-	id := o.queueJob("order:sync_tracking", payload)
-	o.escalated(id, 1, "permanent", "userErrors")
-	if esc := o.mailTo("dev@acme.test")[0]; !strings.Contains(esc.Text, "unfulfillable status= on_hold") {
+	id := o.enqueue("order:sync_tracking", payload)
+	o.waitEscalated(id, 1, "permanent", "userErrors")
+	if esc := o.escalations()[0]; !strings.Contains(esc.Text, "unfulfillable status= on_hold") {
 		t.Errorf("the escalation lacks Shopify's reason:\n%s", esc.Text)
 	}
 	if n := len(o.sandbox.Calls(shopifytest.Service)); n != 2 {
@@ -359,8 +270,8 @@ func TestSyncTrackingRefusedCredentialsEscalateAfterOneAttempt(t *testing.T) {
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	_, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
 	o.sandbox.AddFault(sandbox.Fault{Service: shopifytest.Service, Status: http.StatusUnauthorized})
-	id := o.queueJob("order:sync_tracking", payload)
-	o.escalated(id, 1, "permanent", "HTTP 401")
+	id := o.enqueue("order:sync_tracking", payload)
+	o.waitEscalated(id, 1, "permanent", "HTTP 401")
 	if n := len(o.sandbox.Calls(shopifytest.Service)); n != 1 {
 		t.Fatalf("Shopify was called %d times, want once", n)
 	}

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -78,10 +75,7 @@ http_response_code(204);
 	body := []byte(`{"id":"01FORGED","type":"ops:noop","state":"completed","attempts":1}`)
 	sign := func(secret string, at time.Time) string {
 		ts := strconv.FormatInt(at.Unix(), 10)
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte(ts + "."))
-		mac.Write(body)
-		return fmt.Sprintf("t=%s,v1=%s", ts, hex.EncodeToString(mac.Sum(nil)))
+		return fmt.Sprintf("t=%s,v1=%s", ts, callbackSign(secret, ts, body))
 	}
 	for name, sig := range map[string]string{
 		"forged":  sign("cb-token-the-attacker-knows", time.Now()),

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
-	"github.com/hibiken/asynq"
 )
 
 // A shipment whose sync job was lost is queued again by the reconciler —
@@ -23,20 +21,15 @@ max_requeues = 3
 `})
 	// A second worker: a second scheduler and a second reconciler.
 	second := &syncBuffer{}
-	s.start("worker", second)
-	s.waitFor(15*time.Second, "the second worker", func() bool { return len(second.lines("worker started")) > 0 })
+	s.startWorker(second)
 
 	// Hold the shopify queue so the re-queued job stays alive (pending): a
 	// second re-queue would then be a duplicate.
-	ins := asynq.NewInspectorFromRedisClient(s.redis.Client())
+	ins := s.inspector()
 	if err := ins.PauseQueue("shopify"); err != nil && !strings.Contains(err.Error(), "not found") {
 		t.Fatal(err)
 	}
-	st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := s.db()
 	sh := &store.Shipment{OrderID: 820982911946154508, TrackingNumber: "1Z999AA10123456784", Carrier: "UPS"}
 	// Saved with no job at all: as if the job was lost between the database
 	// and Redis, or failed for good long ago.

@@ -21,7 +21,7 @@ func TestRegistrationRefusesNamesWithControlOrBidiCharacters(t *testing.T) {
 		for _, v := range attacks {
 			body := registration("mallory@shop.test")
 			body[field] = v
-			status, out := s.post("/api/users", body)
+			status, out := s.post("/api/users", body, nil)
 			fields, _ := out["fields"].(map[string]any)
 			if status != http.StatusUnprocessableEntity || fields[field] == nil {
 				t.Errorf("sign-up with %s %q: %d %v, want 422 naming %s", field, v, status, out, field)
@@ -38,7 +38,7 @@ func TestRegistrationRefusesNamesWithControlOrBidiCharacters(t *testing.T) {
 	}
 
 	// The profile change takes the same names through the same check.
-	status, created := s.post("/api/users", registration("ada@shop.test"))
+	status, created := s.post("/api/users", registration("ada@shop.test"), nil)
 	if status != http.StatusCreated {
 		t.Fatalf("clean sign-up: %d %v", status, created)
 	}

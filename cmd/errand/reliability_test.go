@@ -17,22 +17,11 @@ import (
 // back; a worker started again completes it.
 func TestWorkerSIGKILLMidJobRecovers(t *testing.T) {
 	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
-`})
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce})
 	s.smtp.SetLatency(5 * time.Second) // the email is mid-send when the worker dies
-	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`); err != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
-	}
+	s.enqueue("user:welcome_email", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "worker", "--config", s.config)
-		log := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		cmd, _ := startBinary(t, bin, "worker", "--config", s.config)
 		return cmd
 	}
 	w := start()
@@ -63,9 +52,7 @@ delay = "4s"
 	const n = 20
 	for i := range n {
 		payload := fmt.Sprintf(`{"user_id":%d,"email":"u%d@shop.test","first_name":"U"}`, i, i)
-		if out, err := s.cli("enqueue", "user:welcome_email", "--payload", payload); err != nil {
-			t.Fatalf("enqueue: %v %s", err, out)
-		}
+		s.enqueue("user:welcome_email", payload)
 	}
 	s.redis.Stop()
 	time.Sleep(time.Second)
@@ -94,7 +81,7 @@ delay = "1s"
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, _ := s.post("/api/users", registration(fmt.Sprintf("burst%d@shop.test", i)))
+			code, _ := s.post("/api/users", registration(fmt.Sprintf("burst%d@shop.test", i)), nil)
 			codes <- code
 		}()
 	}

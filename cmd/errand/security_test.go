@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,22 +15,13 @@ import (
 // password, which errand must use.
 func TestSecretsNeverLeak(t *testing.T) {
 	const password = "Tr0ub4dor&3-never-leak"
-	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.Password("redis-pass-never-leak")}, toml: apiTOML + `
-[jobs."user:welcome_email"]
-delay = "0s"
-`})
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.Password("redis-pass-never-leak")}, toml: apiTOML + welcomeAtOnce})
 	// A signed callback, so what a callback carries is scanned too.
-	var callbacks syncBuffer
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		_ = r.Header.Write(&callbacks)
-		_, _ = callbacks.Write(body)
-	}))
-	defer receiver.Close()
-	if code, out, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+receiver.URL+`"}`); code != http.StatusAccepted {
+	callbacks := startReceiver(t, nil)
+	if code, out, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+callbacks.URL+`"}`); code != http.StatusAccepted {
 		t.Fatalf("enqueue with a callback: %d %v", code, out)
 	}
-	code, body := s.post("/api/users", map[string]any{"email": "ada@shop.test", "first_name": "Ada", "last_name": "L", "password": password})
+	code, body := s.post("/api/users", map[string]any{"email": "ada@shop.test", "first_name": "Ada", "last_name": "L", "password": password}, nil)
 	if code != http.StatusCreated {
 		t.Fatalf("register: %d %v", code, body)
 	}
@@ -41,9 +31,9 @@ delay = "0s"
 	})
 	// A failure, so an escalation email exists too.
 	s.smtp.RejectRecipients("@bounce.test", 550, "no")
-	s.post("/api/users", map[string]any{"email": "gone@bounce.test", "first_name": "G", "last_name": "L", "password": password})
-	s.waitFor(20*time.Second, "the escalation", func() bool { return len(s.mailTo("dev@acme.test")) == 1 })
-	s.waitFor(20*time.Second, "the callback", func() bool { return strings.Contains(callbacks.String(), "X-Errand-Signature") })
+	s.post("/api/users", map[string]any{"email": "gone@bounce.test", "first_name": "G", "last_name": "L", "password": password}, nil)
+	s.waitFor(20*time.Second, "the escalation", func() bool { return len(s.escalations()) == 1 })
+	s.waitFor(20*time.Second, "the callback", func() bool { return strings.Contains(callbacks.text(), "X-Errand-Signature") })
 
 	secrets := append([]string{password, "redis-pass-never-leak", testCallbackSecret}, testSecrets()...)
 	var places []struct{ name, text string }
@@ -55,19 +45,14 @@ delay = "0s"
 	for k, text := range keys {
 		add("redis key "+k, text)
 	}
-	add("callback", callbacks.String())
+	add("callback", callbacks.text())
 	add("serve log", s.serve.String())
 	add("worker log", s.worker.String())
 	for _, m := range s.smtp.Messages() {
 		add("email to "+strings.Join(m.To, ","), string(m.Raw))
 	}
-	resp, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	add("/metrics", string(metrics))
+	_, metrics := s.get("/metrics")
+	add("/metrics", metrics)
 	for _, c := range s.sandbox.Calls("") {
 		add("call to "+c.Service, c.Request)
 	}
@@ -86,18 +71,15 @@ delay = "0s"
 // against redis.tls_ca_file and every part (serve, relay, worker, the CLI)
 // works through it.
 func TestRedisOverTLS(t *testing.T) {
-	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.TLS(), redistest.Password("tls-redis-pass")}, toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
-`})
-	if code, _ := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.TLS(), redistest.Password("tls-redis-pass")}, toml: welcomeAtOnce})
+	if code, _ := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("register: %d", code)
 	}
 	s.smtp.WaitFor(t, 1, 15*time.Second)
 	if out, err := s.cli("queues"); err != nil || !strings.Contains(out, "emails") {
 		t.Fatalf("errand queues over TLS: %v %s", err, out)
 	}
-	if code, _ := getBody(t, s.base+"/readyz"); code != http.StatusOK {
+	if code, _ := s.get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz over TLS: %d", code)
 	}
 	// Without the CA the server's certificate is refused, with one clear line.

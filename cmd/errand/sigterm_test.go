@@ -2,66 +2,19 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// errandBinary builds the errand binary once for the tests that need a real
-// process (signals).
-func errandBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "errand-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "errand")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// startBinary runs the built errand binary with args; its output goes to the
-// returned buffer. It is killed when the test ends, if still running.
-func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
-	t.Helper()
-	log := &syncBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	return cmd, log
-}
 
 // SIGTERM with jobs in flight: the running jobs finish, the worker exits
 // within shutdown_timeout, the jobs it had not started stay queued, and a new
 // worker delivers every one. Nothing is lost; nothing is sent twice.
 func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + `
 [worker]
 shutdown_timeout = "10s"
 concurrency = 4
@@ -70,9 +23,7 @@ concurrency = 4
 	const n = 40
 	for i := range n {
 		payload := fmt.Sprintf(`{"user_id":%d,"email":"u%d@shop.test","first_name":"U%d"}`, i, i, i)
-		if out, err := s.cli("enqueue", "user:welcome_email", "--payload", payload); err != nil {
-			t.Fatalf("enqueue: %v %s", err, out)
-		}
+		s.enqueue("user:welcome_email", payload)
 	}
 	startWorker := func() (*exec.Cmd, *syncBuffer) { return startBinary(t, bin, "worker", "--config", s.config) }
 	w1, log1 := startWorker()
@@ -128,23 +79,13 @@ concurrency = 4
 // delivers it.
 func TestWorkerSIGTERMPutsBackJobsPastShutdownTimeout(t *testing.T) {
 	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + `
 [worker]
 shutdown_timeout = "1s"
 `})
 	s.smtp.SetLatency(6 * time.Second)
-	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`); err != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
-	}
-	log := &syncBuffer{}
-	w := exec.Command(bin, "worker", "--config", s.config)
-	w.Stdout, w.Stderr = log, log
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Process.Kill(); _, _ = w.Process.Wait() })
+	s.enqueue("user:welcome_email", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`)
+	w, log := startBinary(t, bin, "worker", "--config", s.config)
 	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
 	sent := time.Now()
 	_ = w.Process.Signal(syscall.SIGTERM)
@@ -160,11 +101,7 @@ shutdown_timeout = "1s"
 		t.Fatalf("worker took %s to stop; shutdown_timeout is 1 s", took)
 	}
 	s.smtp.SetLatency(0)
-	w2 := exec.Command(bin, "worker", "--config", s.config)
-	if err := w2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w2.Process.Kill(); _, _ = w2.Process.Wait() })
+	startBinary(t, bin, "worker", "--config", s.config)
 	s.smtp.WaitFor(t, 1, 30*time.Second)
 	time.Sleep(time.Second)
 	if n := len(s.smtp.Messages()); n != 1 {
@@ -180,23 +117,13 @@ shutdown_timeout = "1s"
 // job in flight is not lost (its lease runs out and it is worked again).
 func TestWorkerSecondSignalExitsAtOnce(t *testing.T) {
 	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: `
-[jobs."user:welcome_email"]
-delay = "0s"
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + `
 [worker]
 shutdown_timeout = "30s"
 `})
 	s.smtp.SetLatency(20 * time.Second)
-	if out, err := s.cli("enqueue", "user:welcome_email", "--payload", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`); err != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
-	}
-	log := &syncBuffer{}
-	w := exec.Command(bin, "worker", "--config", s.config)
-	w.Stdout, w.Stderr = log, log
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Process.Kill(); _, _ = w.Process.Wait() })
+	s.enqueue("user:welcome_email", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`)
+	w, log := startBinary(t, bin, "worker", "--config", s.config)
 	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
 	_ = w.Process.Signal(syscall.SIGTERM)
 	s.waitFor(5*time.Second, "the graceful stop to begin", func() bool { return strings.Contains(log.String(), "stopping") })

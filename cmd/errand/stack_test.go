@@ -1,8 +1,18 @@
 package main
 
+// The harness of cmd/errand's tests: the stack (errand as a user runs it,
+// against real Redis and SMTP and fakes of the services it calls), the one
+// source of their secrets, and the one set of helpers the tests drive it
+// with — HTTP requests, the CLI, enqueueing and waiting, escalations, what
+// Redis and the database hold, and the fixtures several tests share.
+
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,10 +21,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,11 +38,15 @@ import (
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/smtptest"
+	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/internal/tidio"
+	"github.com/hibiken/asynq"
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/v2"
 )
+
+// ---- The stack ----
 
 // syncBuffer collects a process's log lines for assertions.
 type syncBuffer struct {
@@ -80,6 +96,7 @@ type stack struct {
 	serve    *syncBuffer
 	worker   *syncBuffer
 	stopped  []func()
+	store    *store.Store // the stack's database, opened by db() on first use
 }
 
 type stackOptions struct {
@@ -96,6 +113,172 @@ type stackOptions struct {
 	noCallbackSecret    bool // leaves api.callback_secret empty
 }
 
+// escalationTo is escalation.to: the developers' address, where final
+// failures are reported.
+const escalationTo = "dev@acme.test"
+
+func startStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	httpAddr := freeAddr(t)
+	s.base = "http://" + httpAddr
+	// The services errand calls, faked on their real wire formats and
+	// checking the credentials errand is given. The listener comes first, so
+	// the one testServices value can carry its URL.
+	fakes := httptest.NewUnstartedServer(nil)
+	s.fakes = "http://" + fakes.Listener.Addr().String()
+	s.services = testServices(s.fakes)
+	if o.notifyKind != "" {
+		s.services.Notify.Kind = o.notifyKind
+	}
+	s.sandbox = sandbox.New(s.services)
+	var fakesHandler http.Handler = s.sandbox.Handler()
+	if o.wrapFakes != nil {
+		fakesHandler = o.wrapFakes(fakesHandler)
+	}
+	fakes.Config.Handler = fakesHandler
+	fakes.Start()
+	t.Cleanup(fakes.Close)
+	cfg := fmt.Sprintf(`
+[redis]
+addr = %q
+password = %q
+tls = %v
+tls_ca_file = %q
+`+redisLoginTOML(s.redis)+`[http]
+addr = %q
+public_url = %q
+[database]
+url = %q
+[smtp]
+host = "127.0.0.1"
+port = %d
+from = "Acme Shop <shop@acme.test>"
+timeout = "5s"
+[escalation]
+to = [%q]
+window = "2s"
+[dashboard]
+password = %q
+[log]
+level = "debug"
+`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
+		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
+	s.config = filepath.Join(s.dir, "config.toml")
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start("serve", s.serve)
+	s.waitHealthy()
+	if !o.noWorker {
+		s.startWorker(s.worker, o.workerArgs...)
+	}
+	t.Cleanup(func() {
+		for i := len(s.stopped) - 1; i >= 0; i-- {
+			s.stopped[i]()
+		}
+		if t.Failed() {
+			t.Logf("serve log:\n%s", s.serve.String())
+			t.Logf("worker log:\n%s", s.worker.String())
+		}
+	})
+	return s
+}
+
+// start runs an errand command in this process until the test ends.
+func (s *stack) start(cmd string, log *syncBuffer, args ...string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{cmd, "--config", s.config}, args...), nil, log, log)
+	}()
+	s.stopped = append(s.stopped, func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.t.Errorf("errand %s: %v", cmd, err)
+			}
+		case <-time.After(40 * time.Second):
+			s.t.Errorf("errand %s did not stop", cmd)
+		}
+	})
+}
+
+// startWorker runs `errand worker` in this process, logging to log, and
+// waits until it has started.
+func (s *stack) startWorker(log *syncBuffer, args ...string) {
+	s.t.Helper()
+	s.start("worker", log, args...)
+	s.waitFor(15*time.Second, "the worker to start", func() bool { return len(log.lines("worker started")) > 0 })
+}
+
+func (s *stack) waitHealthy() {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := s.send("GET", "/healthz", nil, nil); err == nil && r.status == 200 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("errand serve did not answer /healthz; log:\n%s", s.serve.String())
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func (s *stack) waitFor(timeout time.Duration, what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// ---- Configuration the tests add ----
+
+// The API tokens of the tests: at least 16 characters, as errand requires.
+const (
+	firstToken  = "first-token-0123456789"
+	secondToken = "second-token-0123456789"
+)
+
+var apiTOML = fmt.Sprintf(`
+[api]
+tokens = [%q, %q]
+`, firstToken, secondToken)
+
+// welcomeAtOnce sends the welcome email without its 5 s delay.
+const welcomeAtOnce = `
+[jobs."user:welcome_email"]
+delay = "0s"
+`
+
+// escalateRetries retries a failed escalation email within a second or two.
+const escalateRetries = `
+[jobs."ops:escalate"]
+backoff = ["500ms", "1s"]
+`
+
+// fastRetries makes the welcome email run at once and retry after a second.
+const fastRetries = `
+[jobs."user:welcome_email"]
+delay = "0s"
+backoff = ["1s"]
+` + escalateRetries
+
 // testCallbackSecret is api.callback_secret, which signs the callbacks.
 const testCallbackSecret = "callback-secret-never-leak-0123"
 
@@ -111,6 +294,38 @@ func withAPIKeys(extra, keys string) string {
 	}
 	return extra[:loc[1]] + "\n" + keys + extra[loc[1]:]
 }
+
+// apiKeys are the harness's [api] settings: callbacks signed, and allowed to
+// loopback unless the test attacks that.
+func apiKeys(o stackOptions) string {
+	secret := testCallbackSecret
+	if o.noCallbackSecret {
+		secret = ""
+	}
+	return fmt.Sprintf("callback_secret = %q\nallow_private_callbacks = %v\n", secret, !o.publicCallbacksOnly)
+}
+
+// redisLoginTOML is the [redis] ACL user and client certificate, for a
+// server started with redistest.ACLUser or redistest.ClientCerts.
+func redisLoginTOML(r *redistest.Server) string {
+	var b strings.Builder
+	if r.Username() != "" {
+		fmt.Fprintf(&b, "username = %q\n", r.Username())
+	}
+	if c := r.TLSConfig(); c != nil && len(c.Certificates) > 0 {
+		fmt.Fprintf(&b, "tls_cert_file = %q\ntls_key_file = %q\n", r.ClientCertFile(), r.ClientKeyFile())
+	}
+	return b.String()
+}
+
+func caFile(r *redistest.Server) string {
+	if r.TLSConfig() == nil {
+		return ""
+	}
+	return r.CAFile()
+}
+
+// ---- Services and secrets ----
 
 // testServices is every service errand calls in the stack tests, pointed at
 // the sandbox at sandboxURL: the one place their credentials are written.
@@ -185,130 +400,165 @@ func testSecrets() []string {
 	return out
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startStack(t *testing.T, o stackOptions) *stack {
-	t.Helper()
-	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
-	httpAddr := freeAddr(t)
-	s.base = "http://" + httpAddr
-	// The services errand calls, faked on their real wire formats and
-	// checking the credentials errand is given. The listener comes first, so
-	// the one testServices value can carry its URL.
-	fakes := httptest.NewUnstartedServer(nil)
-	s.fakes = "http://" + fakes.Listener.Addr().String()
-	s.services = testServices(s.fakes)
-	if o.notifyKind != "" {
-		s.services.Notify.Kind = o.notifyKind
-	}
-	s.sandbox = sandbox.New(s.services)
-	var fakesHandler http.Handler = s.sandbox.Handler()
-	if o.wrapFakes != nil {
-		fakesHandler = o.wrapFakes(fakesHandler)
-	}
-	fakes.Config.Handler = fakesHandler
-	fakes.Start()
-	t.Cleanup(fakes.Close)
-	cfg := fmt.Sprintf(`
-[redis]
-addr = %q
-password = %q
-tls = %v
-tls_ca_file = %q
-`+redisLoginTOML(s.redis)+`[http]
-addr = %q
-public_url = %q
-[database]
-url = %q
-[smtp]
-host = "127.0.0.1"
-port = %d
-from = "Acme Shop <shop@acme.test>"
-timeout = "5s"
-[escalation]
-to = ["dev@acme.test"]
-window = "2s"
-[dashboard]
-password = %q
-[log]
-level = "debug"
-`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), o.dashboardPW) +
-		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
-	s.config = filepath.Join(s.dir, "config.toml")
-	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.start("serve", s.serve)
-	s.waitHealthy()
-	if !o.noWorker {
-		s.start("worker", s.worker, o.workerArgs...)
-		s.waitFor(15*time.Second, "the worker to start", func() bool { return len(s.worker.lines("worker started")) > 0 })
-	}
-	t.Cleanup(func() {
-		for i := len(s.stopped) - 1; i >= 0; i-- {
-			s.stopped[i]()
-		}
-		if t.Failed() {
-			t.Logf("serve log:\n%s", s.serve.String())
-			t.Logf("worker log:\n%s", s.worker.String())
-		}
-	})
-	return s
-}
-
-// apiKeys are the harness's [api] settings: callbacks signed, and allowed to
-// loopback unless the test attacks that.
-func apiKeys(o stackOptions) string {
-	secret := testCallbackSecret
-	if o.noCallbackSecret {
-		secret = ""
-	}
-	return fmt.Sprintf("callback_secret = %q\nallow_private_callbacks = %v\n", secret, !o.publicCallbacksOnly)
-}
-
-// start runs an errand command in this process until the test ends.
-func (s *stack) start(cmd string, log *syncBuffer, args ...string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{cmd, "--config", s.config}, args...), nil, log, log)
-	}()
-	s.stopped = append(s.stopped, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				s.t.Errorf("errand %s: %v", cmd, err)
-			}
-		case <-time.After(40 * time.Second):
-			s.t.Errorf("errand %s did not stop", cmd)
-		}
-	})
-}
-
-func (s *stack) waitHealthy() {
+// noSecrets fails when the worker's log or text shows a credential.
+func (s *stack) noSecrets(texts ...string) {
 	s.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+	for _, text := range append(texts, s.worker.String()) {
+		for _, secret := range testSecrets() {
+			if strings.Contains(text, secret) {
+				s.t.Fatalf("%q is shown in a log line or email", secret)
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("errand serve did not answer /healthz; log:\n%s", s.serve.String())
 }
+
+// ---- HTTP ----
+
+// reply is errand's answer to one request.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// json is the body as a JSON object; nil when it is not one.
+func (r reply) json() map[string]any {
+	var out map[string]any
+	_ = json.Unmarshal(r.body, &out)
+	return out
+}
+
+// send is the one place the tests make a request of errand. A body of nil
+// sends none; a string or []byte is sent as it is, anything else as JSON, in
+// every case with Content-Type: application/json. header comes last (a Host
+// in it is the Host sent). A transport error is returned, not fatal: a
+// handler that panics answers nothing at all.
+func (s *stack) send(method, path string, body any, header http.Header) (reply, error) {
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			return reply{}, err
+		}
+		r = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, s.base+path, r)
+	if err != nil {
+		return reply{}, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header[k] = append([]string(nil), vs...)
+	}
+	if host := req.Header.Get("Host"); host != "" {
+		req.Host = host
+		req.Header.Del("Host")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: raw}, err
+}
+
+// request is send whose transport error fails the test.
+func (s *stack) request(method, path string, body any, header http.Header) reply {
+	s.t.Helper()
+	r, err := s.send(method, path, body, header)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// headers is name, value, name, value… as a header.
+func headers(pairs ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		h.Set(pairs[i], pairs[i+1])
+	}
+	return h
+}
+
+// get is GET path's status and body.
+func (s *stack) get(path string) (int, string) {
+	s.t.Helper()
+	r := s.request("GET", path, nil, nil)
+	return r.status, string(r.body)
+}
+
+// post POSTs body (see send) with header, which may be nil, and returns the
+// status and the answer's JSON object.
+func (s *stack) post(path string, body any, header http.Header) (int, map[string]any) {
+	s.t.Helper()
+	r := s.request("POST", path, body, header)
+	return r.status, r.json()
+}
+
+// api calls errand's API with a bearer token (none when empty); header is
+// name, value… set after it.
+func (s *stack) api(method, path, token, body string, header ...string) (int, map[string]any, http.Header) {
+	s.t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	for k, vs := range headers(header...) {
+		h[k] = vs
+	}
+	r := s.request(method, path, body, h)
+	return r.status, r.json(), r.header
+}
+
+// dashboardRequest sends method path to the dashboard with the given Host
+// (none: the stack's own), basic auth (user empty: none) and headers.
+func (s *stack) dashboardRequest(method, path, host, user, pass string, header ...string) (int, http.Header, string) {
+	s.t.Helper()
+	h := http.Header{}
+	if host != "" {
+		h.Set("Host", host)
+	}
+	if user != "" {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	}
+	for k, vs := range headers(header...) {
+		h[k] = vs
+	}
+	r := s.request(method, path, nil, h)
+	return r.status, r.header, string(r.body)
+}
+
+// jobStatus is GET /api/jobs/{id} with token.
+func (s *stack) jobStatus(token, id string) (int, map[string]any) {
+	s.t.Helper()
+	code, st, _ := s.api("GET", "/api/jobs/"+id, token, "")
+	return code, st
+}
+
+// waitJobState waits until GET /api/jobs/{id} with token answers state, and
+// returns that answer.
+func (s *stack) waitJobState(token, id, state string) map[string]any {
+	s.t.Helper()
+	var st map[string]any
+	s.waitFor(20*time.Second, "job "+id+" to be "+state, func() bool {
+		var code int
+		code, st = s.jobStatus(token, id)
+		return code == http.StatusOK && st["state"] == state
+	})
+	return st
+}
+
+// ---- The CLI, jobs and escalations ----
 
 // cli runs an errand command to completion and returns its output.
 func (s *stack) cli(args ...string) (string, error) {
@@ -321,32 +571,15 @@ func (s *stack) cli(args ...string) (string, error) {
 	return out.String(), nil
 }
 
-func (s *stack) post(path string, body any, header ...string) (int, map[string]any) {
+// enqueue queues a job with `errand enqueue` and returns its id.
+func (s *stack) enqueue(jobType, payload string) string {
 	s.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case string:
-		r = strings.NewReader(b)
-	case []byte:
-		r = bytes.NewReader(b)
-	default:
-		js, _ := json.Marshal(b)
-		r = bytes.NewReader(js)
+	out, err := s.cli("enqueue", jobType, "--payload", payload)
+	f := strings.Fields(out) // queued TYPE ID on QUEUE, due …
+	if err != nil || len(f) < 3 || f[0] != "queued" {
+		s.t.Fatalf("enqueue %s: %v: %s", jobType, err, out)
 	}
-	req, _ := http.NewRequest("POST", s.base+path, r)
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	return f[2]
 }
 
 // failed returns `errand failed list --json`.
@@ -363,14 +596,76 @@ func (s *stack) failed() []map[string]any {
 	return list
 }
 
-func (s *stack) waitFor(timeout time.Duration, what string, cond func() bool) {
+// failedJob is the job id in the failed list, or nil.
+func (s *stack) failedJob(id string) map[string]any {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	for _, f := range s.failed() {
+		if f["id"] == id {
+			return f
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// waitDone waits for the job's "job done" line and returns it.
+func (s *stack) waitDone(id string) string {
+	s.t.Helper()
+	s.waitFor(20*time.Second, "job "+id+" to complete", func() bool { return len(s.worker.lines("job_id="+id, "job done")) > 0 })
+	return s.worker.lines("job_id="+id, "job done")[0]
+}
+
+// waitEscalated waits for the job in the failed list after attempts attempts
+// and for exactly one escalation email, which must name the job, its
+// attempts, its class and lastError, and show no secret.
+func (s *stack) waitEscalated(id string, attempts int, class, lastError string) {
+	s.t.Helper()
+	var job map[string]any
+	s.waitFor(20*time.Second, "job "+id+" in the failed list", func() bool {
+		job = s.failedJob(id)
+		return job != nil
+	})
+	if job["attempts"] != float64(attempts) || job["max_attempts"] != 3.0 {
+		s.t.Fatalf("failed after %v of %v attempts, want %d of 3: %v", job["attempts"], job["max_attempts"], attempts, job)
+	}
+	s.waitFor(15*time.Second, "the escalation email", func() bool { return len(s.escalations()) > 0 })
+	time.Sleep(500 * time.Millisecond) // a second email would be a bug; give it a moment to show
+	esc := s.escalations()
+	if len(esc) != 1 {
+		s.t.Fatalf("%d escalation emails, want 1", len(esc))
+	}
+	s.t.Logf("escalation email:\n%s", esc[0].Text)
+	for _, want := range []string{id, fmt.Sprintf("%d of 3", attempts), class, lastError} {
+		if !strings.Contains(esc[0].Text, want) {
+			s.t.Errorf("the escalation lacks %q:\n%s", want, esc[0].Text)
+		}
+	}
+	s.noSecrets(esc[0].Text)
+}
+
+// waitThrottled waits for the job to complete and checks that it was
+// throttled once per wait in told — no attempt used, each retry logged with
+// the wait the service asked for — and that each next call to service came
+// no earlier than told, less early.
+func (s *stack) waitThrottled(id, service string, early time.Duration, told ...time.Duration) {
+	s.t.Helper()
+	if done := s.waitDone(id); !strings.Contains(done, "attempt=1 ") {
+		s.t.Fatalf("a throttled retry used an attempt: %s", done)
+	}
+	for _, wait := range told {
+		if n := len(s.worker.lines("job_id="+id, "will retry", "class=throttled", "counts=false", "retry_in="+wait.String())); n != 1 {
+			s.t.Fatalf("want one throttled retry after %s in the log, got %d", wait, n)
+		}
+	}
+	calls := s.sandbox.Calls(service)
+	if len(calls) < len(told)+1 {
+		s.t.Fatalf("%d calls, want at least %d", len(calls), len(told)+1)
+	}
+	for i, wait := range told {
+		gap := calls[i+1].At.Sub(calls[i].At)
+		s.t.Logf("told to wait %s; the next call came %s later", wait, gap.Round(time.Millisecond))
+		if gap < wait-early {
+			s.t.Fatalf("the call after a %s throttle came %s later", wait, gap)
+		}
 	}
 }
 
@@ -387,8 +682,59 @@ func (s *stack) mailTo(addr string) []smtptest.Message {
 	return out
 }
 
-func registration(email string) map[string]any {
-	return map[string]any{"email": email, "first_name": "Ada", "last_name": "Lovelace", "password": "correct horse battery"}
+// escalations are the emails the developers were sent.
+func (s *stack) escalations() []smtptest.Message { return s.mailTo(escalationTo) }
+
+// ---- What Redis and the database hold ----
+
+// inspector reads and changes the queues as asynq does.
+func (s *stack) inspector() *asynq.Inspector {
+	return asynq.NewInspectorFromRedisClient(s.redis.Client())
+}
+
+// foreignClient queues jobs as another program on the same Redis would,
+// around errand's own checks.
+func (s *stack) foreignClient() *asynq.Client {
+	return asynq.NewClientFromRedisClient(s.redis.Client())
+}
+
+// queued returns the jobs waiting in Redis (pending or scheduled), of one
+// queue, once the relay has moved them.
+func (s *stack) queued(queue string) []*asynq.TaskInfo {
+	s.t.Helper()
+	time.Sleep(300 * time.Millisecond) // the relay runs on commit
+	ins := s.inspector()
+	pending, _ := ins.ListPendingTasks(queue)
+	scheduled, _ := ins.ListScheduledTasks(queue)
+	return append(pending, scheduled...)
+}
+
+// jobIDs lists the ids of every job Redis holds in queues, whatever its state.
+func (s *stack) jobIDs(queues ...string) []string {
+	s.t.Helper()
+	ins := s.inspector()
+	var ids []string
+	for _, q := range queues {
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+			ins.ListPendingTasks, ins.ListScheduledTasks, ins.ListActiveTasks, ins.ListRetryTasks,
+			ins.ListCompletedTasks, ins.ListArchivedTasks,
+		} {
+			tasks, _ := list(q)
+			for _, t := range tasks {
+				ids = append(ids, t.ID)
+			}
+		}
+	}
+	return ids
+}
+
+func (s *stack) paused(queue string) bool {
+	s.t.Helper()
+	info, err := s.inspector().GetQueueInfo(queue)
+	if err != nil {
+		s.t.Fatalf("queue %s: %v", queue, err)
+	}
+	return info.Paused
 }
 
 // redisText returns everything Redis holds, key by key, as text to search:
@@ -429,9 +775,181 @@ func (s *stack) redisText() map[string]string {
 	return out
 }
 
-func caFile(r *redistest.Server) string {
-	if r.TLSConfig() == nil {
-		return ""
+// db is the stack's database, opened beside errand's own connection.
+func (s *stack) db() *store.Store {
+	s.t.Helper()
+	if s.store == nil {
+		st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Cleanup(func() { st.Close() })
+		s.store = st
 	}
-	return r.CAFile()
+	return s.store
+}
+
+// ---- Fixtures ----
+
+func registration(email string) map[string]any {
+	return map[string]any{"email": email, "first_name": "Ada", "last_name": "Lovelace", "password": "correct horse battery"}
+}
+
+// orderPaidBody is a Shopify orders/paid webhook's body.
+func orderPaidBody(id int64) []byte {
+	return []byte(fmt.Sprintf(`{"id":%d,"name":"#1001","email":"ada@shop.test","currency":"EUR","total_price":"42.00",
+"line_items":[{"sku":"MUG-1","title":"Mug","quantity":2,"price":"21.00"}],
+"shipping_address":{"name":"Ada Lovelace","address1":"1 Analytical Way","city":"London","zip":"N1","country_code":"GB"}}`, id))
+}
+
+// shopifySign and callbackSign sign as Shopify and the fulfillment platform
+// document it, written apart from internal/shopify and internal/fulfillment
+// so that a mistake shared by errand's signing and checking cannot hide.
+// callbackSign is also the v1 of errand's own X-Errand-Signature.
+func shopifySign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func callbackSign(secret, ts string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// verifyCallback is what a receiver does with X-Errand-Signature
+// ("t=<unix>,v1=<hex>"): recompute HMAC-SHA256(secret, t + "." + body),
+// compare in constant time, and refuse a t more than 5 minutes away.
+func verifyCallback(header string, body []byte, secret string, now time.Time) error {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return fmt.Errorf("malformed X-Errand-Signature %q", header)
+	}
+	if d := now.Sub(time.Unix(t, 0)); d > 5*time.Minute || d < -5*time.Minute {
+		return fmt.Errorf("signature timestamp %d is %s away", t, d)
+	}
+	if !hmac.Equal([]byte(sig), []byte(callbackSign(secret, ts, body))) {
+		return fmt.Errorf("signature does not match")
+	}
+	return nil
+}
+
+// receiver is a listener of the test's own — a callback receiver, or an
+// address errand must not reach — that records every request it gets and
+// then answers with answer (nil: 200 OK).
+type receiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []received
+}
+
+// received is one request a receiver got.
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+func startReceiver(t *testing.T, answer http.HandlerFunc) *receiver {
+	rc := &receiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.reqs = append(rc.reqs, received{header: r.Header.Clone(), body: body})
+		rc.mu.Unlock()
+		if answer != nil {
+			answer(w, r)
+		}
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// requests are the requests received so far.
+func (rc *receiver) requests() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.reqs...)
+}
+
+func (rc *receiver) count() int { return len(rc.requests()) }
+
+// outcomes are the bodies received, each decoded as a JSON object: the
+// callbacks errand sent.
+func (rc *receiver) outcomes() []map[string]any {
+	var out []map[string]any
+	for _, r := range rc.requests() {
+		var m map[string]any
+		_ = json.Unmarshal(r.body, &m)
+		out = append(out, m)
+	}
+	return out
+}
+
+// text is every request received, headers and body, as text to search.
+func (rc *receiver) text() string {
+	var b bytes.Buffer
+	for _, r := range rc.requests() {
+		_ = r.header.Write(&b)
+		b.Write(r.body)
+	}
+	return b.String()
+}
+
+// str is v as a string, or "" when it is not one.
+func str(v any) string { s, _ := v.(string); return s }
+
+// ---- The built binary, for tests that send signals ----
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// errandBinary builds the errand binary once for the tests that need a real
+// process (signals).
+func errandBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "errand-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "errand")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startBinary runs the built errand binary with args; its output goes to the
+// returned buffer. It is killed when the test ends, if still running.
+func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	return cmd, log
 }
