@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,16 +15,7 @@ import (
 // asynq's lease (30 s) expires and its recoverer (every minute) puts the job
 // back; a worker started again completes it.
 func TestWorkerSIGKILLMidJobRecovers(t *testing.T) {
-	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce})
-	s.smtp.SetLatency(5 * time.Second) // the email is mid-send when the worker dies
-	s.enqueue("user:welcome_email", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`)
-	start := func() *exec.Cmd {
-		cmd, _ := startBinary(t, bin, "worker", "--config", s.config)
-		return cmd
-	}
-	w := start()
-	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+	s, w, _ := slowJobInFlight(t, 5*time.Second, "") // the email is mid-send when the worker dies
 	time.Sleep(500 * time.Millisecond)
 	if err := w.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -33,7 +23,7 @@ func TestWorkerSIGKILLMidJobRecovers(t *testing.T) {
 	_, _ = w.Process.Wait()
 	killed := time.Now()
 	s.smtp.SetLatency(0)
-	start()
+	startBinary(t, errandBinary(t), "worker", "--config", s.config)
 	s.waitFor(150*time.Second, "the killed job to complete", func() bool { return len(s.smtp.Messages()) >= 1 })
 	took := time.Since(killed)
 	time.Sleep(time.Second)

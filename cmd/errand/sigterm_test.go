@@ -78,15 +78,10 @@ concurrency = 4
 // not counted as an attempt: the worker exits on time and the next one
 // delivers it.
 func TestWorkerSIGTERMPutsBackJobsPastShutdownTimeout(t *testing.T) {
-	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + `
+	s, w, log := slowJobInFlight(t, 6*time.Second, `
 [worker]
 shutdown_timeout = "1s"
-`})
-	s.smtp.SetLatency(6 * time.Second)
-	s.enqueue("user:welcome_email", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`)
-	w, log := startBinary(t, bin, "worker", "--config", s.config)
-	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+`)
 	sent := time.Now()
 	_ = w.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -101,7 +96,7 @@ shutdown_timeout = "1s"
 		t.Fatalf("worker took %s to stop; shutdown_timeout is 1 s", took)
 	}
 	s.smtp.SetLatency(0)
-	startBinary(t, bin, "worker", "--config", s.config)
+	startBinary(t, errandBinary(t), "worker", "--config", s.config)
 	s.smtp.WaitFor(t, 1, 30*time.Second)
 	time.Sleep(time.Second)
 	if n := len(s.smtp.Messages()); n != 1 {
@@ -116,15 +111,10 @@ shutdown_timeout = "1s"
 // A second signal while the worker waits for running jobs exits at once; the
 // job in flight is not lost (its lease runs out and it is worked again).
 func TestWorkerSecondSignalExitsAtOnce(t *testing.T) {
-	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + `
+	s, w, log := slowJobInFlight(t, 20*time.Second, `
 [worker]
 shutdown_timeout = "30s"
-`})
-	s.smtp.SetLatency(20 * time.Second)
-	s.enqueue("user:welcome_email", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`)
-	w, log := startBinary(t, bin, "worker", "--config", s.config)
-	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+`)
 	_ = w.Process.Signal(syscall.SIGTERM)
 	s.waitFor(5*time.Second, "the graceful stop to begin", func() bool { return strings.Contains(log.String(), "stopping") })
 	second := time.Now()

@@ -940,6 +940,20 @@ func errandBinary(t *testing.T) string {
 	return binPath
 }
 
+// slowJobInFlight starts the stack with no worker (toml added to its config),
+// queues one welcome email that SMTP takes latency to accept, and runs the
+// built binary's worker until that email is being sent.
+func slowJobInFlight(t *testing.T, latency time.Duration, toml string) (*stack, *exec.Cmd, *syncBuffer) {
+	t.Helper()
+	bin := errandBinary(t)
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + toml})
+	s.smtp.SetLatency(latency)
+	s.enqueue("user:welcome_email", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`)
+	w, log := startBinary(t, bin, "worker", "--config", s.config)
+	s.waitFor(20*time.Second, "the job to start", func() bool { return s.smtp.Attempts() >= 1 })
+	return s, w, log
+}
+
 // startBinary runs the built errand binary with args; its output goes to the
 // returned buffer. It is killed when the test ends, if still running.
 func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
