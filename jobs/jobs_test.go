@@ -34,7 +34,7 @@ func registry(t *testing.T) *job.Registry {
 		t.Fatal(err)
 	}
 	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{})
+	jobs.Register(reg)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
