@@ -18,7 +18,7 @@ import (
 
 func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	f := newFlags("worker", "worker [--queues LIST] [--concurrency N] [--strict]", stderr)
-	f.String("queues", "", `queues to work: "emails,crm" in that order of priority, or "emails:3,crm:1" by weight (default: every configured queue with its weight)`)
+	f.String("queues", "", `queues to work: "emails,crm" in that order of priority, or "emails:3,crm:1" by weight (default: every queue of [queues] with its weight, and every job type's queue)`)
 	f.Int("concurrency", 0, "jobs run at once (overrides worker.concurrency)")
 	f.Bool("strict", false, "strict priority: always drain higher-weighted queues first")
 	f.overrides("queues", "worker.queues")
