@@ -17,6 +17,7 @@ import (
 	"github.com/errandhq/errand/internal/outbound"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
+	"github.com/go-resty/resty/v2"
 )
 
 // CallbackType is the job that reports a job's outcome to the callback URL
@@ -90,7 +91,22 @@ func (c *Callbacks) Report(ctx context.Context, end queue.Ending) error {
 	return err
 }
 
-type callback struct{ Deps }
+// callback posts outcomes through the guarded client (public addresses
+// only, unless api.allow_private_callbacks).
+type callback struct {
+	store  *store.Store
+	secret string // api.callback_secret
+	http   *resty.Client
+}
+
+// newCallback needs no settings to start: without api.callback_secret,
+// `errand serve` takes no callback_url, so the worker has nothing to send;
+// a callback recorded anyway (a serve configured otherwise) fails for good,
+// saying why.
+func newCallback(d Deps) (*callback, error) {
+	return &callback{store: d.Store, secret: d.Config.API.CallbackSecret,
+		http: outbound.NewGuarded(15*time.Second, d.Config.API.AllowPrivateCallbacks)}, nil
+}
 
 // Work POSTs {"id","type","state","attempts","error"?} to the job's
 // callback_url with X-Errand-Callback-Token and X-Errand-Signature:
@@ -101,15 +117,14 @@ type callback struct{ Deps }
 // caller of the API, so it goes through the guarded client: public addresses
 // only, no redirects, and nothing of the answer but its status.
 func (h *callback) Work(ctx context.Context, o Outcome) error {
-	target, token, err := h.Store.Callback(ctx, o.ID)
+	target, token, err := h.store.Callback(ctx, o.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errand.Permanentf("callback: no callback recorded for job %s", o.ID)
 	}
 	if err != nil {
 		return err
 	}
-	secret := h.Config.API.CallbackSecret
-	if secret == "" {
+	if h.secret == "" {
 		return errand.Permanentf("callback: api.callback_secret is not set on the worker; callbacks are not sent unsigned")
 	}
 	body, err := json.Marshal(o)
@@ -117,10 +132,10 @@ func (h *callback) Work(ctx context.Context, o Outcome) error {
 		return errand.PermanentError(err)
 	}
 	ts := time.Now().Unix()
-	resp, err := outbound.NewGuarded(15*time.Second, h.Config.API.AllowPrivateCallbacks).R().SetContext(ctx).
+	resp, err := h.http.R().SetContext(ctx).
 		SetHeader("Content-Type", "application/json").
 		SetHeader("X-Errand-Callback-Token", token).
-		SetHeader("X-Errand-Signature", Signature(secret, ts, body)).
+		SetHeader("X-Errand-Signature", Signature(h.secret, ts, body)).
 		SetBody(body).
 		Post(target)
 	if errors.Is(err, outbound.ErrPrivateAddress) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/queue"
 )
 
@@ -130,7 +132,19 @@ func MergeDigests(_ string, payloads [][]byte) []byte {
 // counted.
 const maxDetailed = 50
 
-type escalate struct{ Deps }
+// escalate emails the digests through the worker's mailer.
+type escalate struct {
+	mailer *mail.Mailer
+	log    *slog.Logger
+	to     []string // escalation.to; empty = log only
+	// publicURL and dashboard make each failure's link to the dashboard.
+	publicURL, dashboard string
+}
+
+func newEscalate(d Deps) (*escalate, error) {
+	c := d.Config
+	return &escalate{mailer: d.Mailer, log: d.Log, to: c.Escalation.To, publicURL: c.HTTP.PublicURL, dashboard: c.Dashboard.Path}, nil
+}
 
 type failureView struct {
 	Failure
@@ -143,10 +157,9 @@ type failureView struct {
 // cannot, it logs every failure at ERROR with the email's details and fails, so
 // the policy retries it on the critical queue: a final failure is never silent.
 func (h *escalate) Work(ctx context.Context, d Digest) error {
-	cfg := h.Config
-	if len(cfg.Escalation.To) == 0 {
+	if len(h.to) == 0 {
 		for _, f := range d.Failures {
-			h.Log.Error("final failure (escalation.to is empty, so no email is sent)", f.LogAttrs()...)
+			h.log.Error("final failure (escalation.to is empty, so no email is sent)", f.LogAttrs()...)
 		}
 		return nil
 	}
@@ -161,7 +174,7 @@ func (h *escalate) Work(ctx context.Context, d Digest) error {
 			Failure:  f,
 			QueuedAt: stamp(f.QueuedAt),
 			FailedAt: stamp(f.FailedAt),
-			Link:     dashboardLink(cfg.HTTP.PublicURL, cfg.Dashboard.Path, f.Queue, f.ID),
+			Link:     dashboardLink(h.publicURL, h.dashboard, f.Queue, f.ID),
 		})
 	}
 	names := make([]string, 0, len(types))
@@ -172,7 +185,7 @@ func (h *escalate) Work(ctx context.Context, d Digest) error {
 		names = append(names, t)
 	}
 	sort.Strings(names)
-	msg, err := h.Mailer.Render("escalation", map[string]any{
+	msg, err := h.mailer.Render("escalation", map[string]any{
 		"Failures": views,
 		"More":     len(d.Failures) - len(views),
 		"Types":    strings.Join(names, ", "),
@@ -183,10 +196,10 @@ func (h *escalate) Work(ctx context.Context, d Digest) error {
 	if n := len(d.Failures); n != len(views) {
 		msg.Subject = strings.Replace(msg.Subject, fmt.Sprintf("[errand] %d job", len(views)), fmt.Sprintf("[errand] %d job", n), 1)
 	}
-	msg.To = cfg.Escalation.To
-	if err := h.Mailer.Send(ctx, msg); err != nil {
+	msg.To = h.to
+	if err := h.mailer.Send(ctx, msg); err != nil {
 		for _, f := range d.Failures {
-			h.Log.Error("escalation email not sent; will retry", append(f.LogAttrs(), "send_error", err.Error())...)
+			h.log.Error("escalation email not sent; will retry", append(f.LogAttrs(), "send_error", err.Error())...)
 		}
 		return err
 	}

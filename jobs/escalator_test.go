@@ -21,7 +21,7 @@ func testRegistry(t *testing.T) *job.Registry {
 		t.Fatal(err)
 	}
 	reg := job.NewRegistry(cfg)
-	Register(reg, Deps{})
+	Register(reg)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}

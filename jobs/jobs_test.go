@@ -27,25 +27,21 @@ var full = map[string]string{
 	"ops:callback":            `{"id":"J1","type":"ops:noop","state":"failed","attempts":3,"error":"boom"}`,
 }
 
-func registry(t *testing.T) *job.Registry {
+// defaultRegistry is the registry of `errand serve` at the defaults.
+func defaultRegistry(t *testing.T) *job.Registry {
 	t.Helper()
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{})
-	if err := reg.Configure(cfg.Jobs); err != nil {
-		t.Fatal(err)
-	}
-	return reg
+	return registry(t, cfg)
 }
 
 // Every job type's payload survives being re-encoded on its way into Redis:
 // what a caller sent with every field set is what the handler will read, and
 // a field the type does not know is dropped.
 func TestEveryJobTypeRoundTripsAndDropsUnknownFields(t *testing.T) {
-	reg := registry(t)
+	reg := defaultRegistry(t)
 	for _, typ := range reg.Types() {
 		t.Run(typ, func(t *testing.T) {
 			sent, ok := full[typ]
@@ -101,7 +97,7 @@ func mustDef(t *testing.T, reg *job.Registry, typ string) *job.Definition {
 // so a caller cannot send a password to the CRM or store one in Redis
 // through them.
 func TestSyncCRMRefusesFieldsOtherThanTheContacts(t *testing.T) {
-	reg := registry(t)
+	reg := defaultRegistry(t)
 	for _, p := range []string{
 		`{"email":"ada@shop.test","changed":{"password":"smuggled-secret-value"}}`,
 		`{"email":"ada@shop.test","changed":{"email":"ada@shop.test"},"contact":{"api_key":"smuggled-secret-value"}}`,
@@ -115,7 +111,7 @@ func TestSyncCRMRefusesFieldsOtherThanTheContacts(t *testing.T) {
 
 // Typed jobs keep their payload as the type encodes it.
 func TestPrepareKeepsTypedPayload(t *testing.T) {
-	reg := registry(t)
+	reg := defaultRegistry(t)
 	e, err := reg.Prepare(jobs.WelcomeEmail{UserID: 1, Email: "a@b.test", FirstName: "A"}, job.Delay(time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -18,3 +18,7 @@ func (Noop) Defaults() job.Defaults { return job.Defaults{Queue: "default"} }
 
 // Work does nothing.
 func (Noop) Work(context.Context, Noop) error { return nil }
+
+// newNoop is Noop's constructor: the payload is its own handler, as it holds
+// nothing.
+func newNoop(Deps) (Noop, error) { return Noop{}, nil }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/slack"
 	"github.com/errandhq/errand/internal/telegram"
@@ -28,7 +28,7 @@ func (NotifyStaff) Kind() string { return "user:notify_staff" }
 
 // Defaults implements job.Args.
 func (NotifyStaff) Defaults() job.Defaults {
-	return job.Defaults{Queue: "notifications", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+	return job.Defaults{Queue: "notifications"}
 }
 
 // Validate implements job.Validator.
@@ -39,36 +39,48 @@ func (n NotifyStaff) Validate() error {
 	return nil
 }
 
-type notifyStaff struct{ Deps }
+// notifyStaff holds the client of notify.kind's channel: slack or telegram,
+// the other nil.
+type notifyStaff struct {
+	reps       map[string]config.Rep
+	defaultRep string
+	slack      *slack.Client
+	telegram   *telegram.Client
+}
+
+// newNotifyStaff checks [notify] whole: the channel, its credentials, and
+// every rep's address on it, so no job finds a rep it cannot reach.
+func newNotifyStaff(d Deps) (*notifyStaff, error) {
+	cfg := d.Config.Notify
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &notifyStaff{reps: cfg.Reps, defaultRep: cfg.DefaultRep}
+	if cfg.Kind == "telegram" {
+		h.telegram = telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0)
+	} else {
+		h.slack = slack.New(cfg.BaseURL, 0)
+	}
+	return h, nil
+}
 
 func (h *notifyStaff) Work(ctx context.Context, n NotifyStaff) error {
-	cfg := h.Config.Notify
 	repID := n.SalesRep
 	if repID == "" {
-		repID = cfg.DefaultRep
+		repID = h.defaultRep
 	}
 	if repID == "" {
 		return errand.Permanentf("notify: the registration names no sales rep and notify.default_rep is empty")
 	}
-	rep, ok := cfg.Reps[repID]
+	rep, ok := h.reps[repID]
 	if !ok {
 		return errand.Permanentf("notify: unknown sales rep %q (not in [notify.reps])", repID)
 	}
-	switch cfg.Kind {
-	case "telegram":
-		if rep.TelegramChatID == "" {
-			return errand.Permanentf("notify: sales rep %q has no telegram_chat_id", repID)
-		}
-		c := telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0)
-		_, err := c.SendMessage(ctx, rep.TelegramChatID, newCustomerText(rep.Name, n, func(s string) string { return s }))
+	if h.telegram != nil {
+		_, err := h.telegram.SendMessage(ctx, rep.TelegramChatID, newCustomerText(rep.Name, n, func(s string) string { return s }))
 		return err
-	default:
-		if rep.SlackWebhookURL == "" {
-			return errand.Permanentf("notify: sales rep %q has no slack_webhook_url", repID)
-		}
-		c := slack.New(cfg.BaseURL, 0)
-		return c.Post(ctx, rep.SlackWebhookURL, newCustomerText(rep.Name, n, slack.Escape))
 	}
+	return h.slack.Post(ctx, rep.SlackWebhookURL, newCustomerText(rep.Name, n, slack.Escape))
 }
 
 // newCustomerText is the message to the rep; escape makes the customer's own

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/fulfillment"
@@ -24,7 +23,7 @@ func (PushFulfillment) Kind() string { return "order:push_fulfillment" }
 
 // Defaults implements job.Args.
 func (PushFulfillment) Defaults() job.Defaults {
-	return job.Defaults{Queue: "fulfillment", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+	return job.Defaults{Queue: "fulfillment"}
 }
 
 // Validate implements job.Validator.
@@ -35,12 +34,25 @@ func (p PushFulfillment) Validate() error {
 	return nil
 }
 
-type pushFulfillment struct{ Deps }
+// pushFulfillment reads orders from the database and pushes them to the
+// gateway of [fulfillment].
+type pushFulfillment struct {
+	store   *store.Store
+	gateway *fulfillment.Client
+}
+
+func newPushFulfillment(d Deps) (*pushFulfillment, error) {
+	c, err := fulfillment.New(d.Config.Fulfill, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &pushFulfillment{store: d.Store, gateway: c}, nil
+}
 
 // Work pushes the order once: the gateway recognises a platformOrderId it
 // already has, so a retry after a lost answer does not ship twice.
 func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
-	o, err := h.Store.GetOrder(ctx, p.OrderID)
+	o, err := h.store.GetOrder(ctx, p.OrderID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errand.Permanentf("order:push_fulfillment: order %d is not in the database", p.OrderID)
 	}
@@ -55,11 +67,7 @@ func (h *pushFulfillment) Work(ctx context.Context, p PushFulfillment) error {
 	if err != nil {
 		return errand.PermanentError(err)
 	}
-	c, err := fulfillment.New(h.Config.Fulfill, 0)
-	if err != nil {
-		return errand.PermanentError(err)
-	}
-	res, err := c.CreateOrder(ctx, push)
+	res, err := h.gateway.CreateOrder(ctx, push)
 	if err != nil {
 		return err
 	}

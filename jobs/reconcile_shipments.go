@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
@@ -26,31 +27,40 @@ func (ReconcileShipments) Defaults() job.Defaults {
 	return job.Defaults{Queue: "default", MaxAttempts: 1, Timeout: 2 * time.Minute}
 }
 
-type reconcileShipments struct{ Deps }
+// reconcileShipments reads shipments from the database, asks Redis whether
+// their sync job is alive and queues it again.
+type reconcileShipments struct {
+	cfg    config.Reconcile
+	store  *store.Store
+	reg    *job.Registry
+	ins    *queue.Inspector
+	client *queue.Client
+}
+
+func newReconcileShipments(d Deps) (*reconcileShipments, error) {
+	return &reconcileShipments{cfg: d.Config.Reconcile, store: d.Store, reg: d.Registry,
+		ins: queue.NewInspector(d.Registry, d.Redis), client: queue.NewClient(d.Registry, d.Redis)}, nil
+}
 
 // Work queues each stuck shipment once. Two runs at the same time (two
 // schedulers) queue it once too: the new job's id is derived from the
 // shipment and its requeue count, and the count moves by compare-and-set.
 func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) error {
-	cfg := h.Config.Reconcile
-	stuck, err := h.Store.PendingShipments(ctx, time.Now().Add(-cfg.Age), 500)
+	stuck, err := h.store.PendingShipments(ctx, time.Now().Add(-h.cfg.Age), 500)
 	if err != nil {
 		return err
 	}
 	if len(stuck) == 0 {
 		return nil
 	}
-	ins := queue.NewInspector(h.Registry, h.Redis)
-	client := queue.NewClient(h.Registry, h.Redis)
-	defer client.Close()
-	def, err := h.Registry.Lookup(SyncTracking{}.Kind())
+	def, err := h.reg.Lookup(SyncTracking{}.Kind())
 	if err != nil {
 		return err
 	}
 	requeued := 0
 	for _, sh := range stuck {
 		if sh.JobID != "" {
-			alive, err := ins.Alive(def.Queue, sh.JobID)
+			alive, err := h.ins.Alive(def.Queue, sh.JobID)
 			if err != nil {
 				return err
 			}
@@ -58,23 +68,23 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 				continue
 			}
 		}
-		if sh.Requeues >= cfg.MaxRequeues {
+		if sh.Requeues >= h.cfg.MaxRequeues {
 			job.Logger(ctx).Warn("shipment still not synced to Shopify; not queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "requeues", sh.Requeues)
 			continue
 		}
 		n := sh.Requeues + 1
 		id := fmt.Sprintf("shipment-%d-requeue-%d", sh.ID, n)
-		e, err := h.Registry.Prepare(SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL},
+		e, err := h.reg.Prepare(SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL},
 			job.WithID(id), job.Delay(0))
 		if err != nil {
 			return err
 		}
-		if err := h.Store.RequeueShipment(ctx, sh.ID, n, id); errors.Is(err, store.ErrDuplicate) {
+		if err := h.store.RequeueShipment(ctx, sh.ID, n, id); errors.Is(err, store.ErrDuplicate) {
 			continue // another run took it
 		} else if err != nil {
 			return err
 		}
-		if err := client.Enqueue(ctx, e); err != nil && !errors.Is(err, queue.ErrDuplicate) {
+		if err := h.client.Enqueue(ctx, e); err != nil && !errors.Is(err, queue.ErrDuplicate) {
 			return err
 		}
 		requeued++

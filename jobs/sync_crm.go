@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbound"
@@ -35,7 +34,7 @@ func (SyncCRM) Kind() string { return "user:sync_crm" }
 
 // Defaults implements job.Args.
 func (SyncCRM) Defaults() job.Defaults {
-	return job.Defaults{Queue: "crm", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+	return job.Defaults{Queue: "crm"}
 }
 
 // Validate implements job.Validator.
@@ -64,28 +63,35 @@ func (s SyncCRM) Validate() error {
 // contactFields are the contact fields errand keeps in the CRM.
 var contactFields = map[string]bool{"email": true, "first_name": true, "last_name": true}
 
-type syncCRM struct{ Deps }
+// syncCRM keeps contacts on the Tidio project of [crm].
+type syncCRM struct{ crm *tidio.Client }
+
+func newSyncCRM(d Deps) (*syncCRM, error) {
+	c, err := tidio.New(d.Config.CRM, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &syncCRM{crm: c}, nil
+}
 
 func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {
-	cfg := h.Config.CRM
-	c := tidio.New(cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, 0)
-	contact, err := findContact(ctx, c, s)
+	contact, err := findContact(ctx, h.crm, s)
 	if err != nil {
 		return err
 	}
 	if contact != nil {
-		return c.Update(ctx, contact.ID, s.Changed)
+		return h.crm.Update(ctx, contact.ID, s.Changed)
 	}
-	_, err = c.Create(ctx, s.newContact())
+	_, err = h.crm.Create(ctx, s.newContact())
 	if outbound.IsStatus(err, http.StatusUnprocessableEntity) {
 		// Refused as a duplicate: another job created the contact since the
 		// look-up (a registration and a profile change racing). Update it.
-		contact, ferr := findContact(ctx, c, s)
+		contact, ferr := findContact(ctx, h.crm, s)
 		if ferr != nil {
 			return ferr
 		}
 		if contact != nil {
-			return c.Update(ctx, contact.ID, s.Changed)
+			return h.crm.Update(ctx, contact.ID, s.Changed)
 		}
 	}
 	return err

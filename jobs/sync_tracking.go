@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/job"
@@ -27,7 +26,7 @@ func (SyncTracking) Kind() string { return "order:sync_tracking" }
 
 // Defaults implements job.Args.
 func (SyncTracking) Defaults() job.Defaults {
-	return job.Defaults{Queue: "shopify", Backoff: []time.Duration{10 * time.Second, time.Minute}}
+	return job.Defaults{Queue: "shopify"}
 }
 
 // Validate implements job.Validator.
@@ -45,14 +44,27 @@ func (s SyncTracking) Validate() error {
 	return errors.Join(errs...)
 }
 
-type syncTracking struct{ Deps }
+// syncTracking reads shipments from the database and puts their tracking on
+// the shop of [shopify].
+type syncTracking struct {
+	store *store.Store
+	shop  *shopify.Client
+}
+
+func newSyncTracking(d Deps) (*syncTracking, error) {
+	c, err := shopify.New(d.Config.Shopify, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &syncTracking{store: d.Store, shop: c}, nil
+}
 
 // Work puts the tracking on the Shopify order, then marks the shipment
 // synced. Shopify is asked first whether a fulfillment already carries the
 // number, so a retry after a lost answer, or after the shipment could not be
 // marked, adds nothing twice.
 func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
-	sh, err := h.Store.GetShipment(ctx, s.ShipmentID)
+	sh, err := h.store.GetShipment(ctx, s.ShipmentID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errand.Permanentf("order:sync_tracking: shipment %d is not in the database", s.ShipmentID)
 	}
@@ -68,15 +80,11 @@ func (h *syncTracking) Work(ctx context.Context, s SyncTracking) error {
 		job.Logger(ctx).Info("shipment already synced to Shopify", "shipment_id", sh.ID, "order_id", sh.OrderID)
 		return nil
 	}
-	c, err := shopify.New(h.Config.Shopify, 0)
-	if err != nil {
-		return errand.PermanentError(err)
-	}
-	outcome, f, err := c.SyncTracking(ctx, s.OrderID, shopify.Tracking{Company: s.Carrier, Number: s.TrackingNumber, URL: s.TrackingURL})
+	outcome, f, err := h.shop.SyncTracking(ctx, s.OrderID, shopify.Tracking{Company: s.Carrier, Number: s.TrackingNumber, URL: s.TrackingURL})
 	if err != nil {
 		return err
 	}
-	if err := h.Store.MarkShipmentSynced(ctx, s.ShipmentID); err != nil {
+	if err := h.store.MarkShipmentSynced(ctx, s.ShipmentID); err != nil {
 		return fmt.Errorf("order:sync_tracking: tracking is on Shopify (%s) but the shipment was not marked: %w", outcome, err)
 	}
 	job.Logger(ctx).Info("tracking synced to Shopify", "shipment_id", s.ShipmentID, "order_id", s.OrderID, "outcome", string(outcome), "fulfillment", f.ID)

@@ -3,11 +3,12 @@ package jobs
 import (
 	"context"
 	"errors"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/mail"
 )
 
 // WelcomeEmail greets a new customer: an HTML and text email over SMTP, five
@@ -24,19 +25,13 @@ func (WelcomeEmail) Kind() string { return "user:welcome_email" }
 
 // Defaults implements job.Args.
 func (WelcomeEmail) Defaults() job.Defaults {
-	return job.Defaults{
-		Queue:       "emails",
-		Delay:       5 * time.Second,
-		MaxAttempts: 3,
-		Timeout:     60 * time.Second,
-		Backoff:     []time.Duration{10 * time.Second, time.Minute},
-	}
+	return job.Defaults{Queue: "emails", Delay: 5 * time.Second}
 }
 
 // Validate implements job.Validator.
 func (w WelcomeEmail) Validate() error {
 	var errs []error
-	if _, err := mail.ParseAddress(w.Email); err != nil || !strings.Contains(w.Email, "@") {
+	if _, err := netmail.ParseAddress(w.Email); err != nil || !strings.Contains(w.Email, "@") {
 		errs = append(errs, errors.New("email: must be a valid email address"))
 	}
 	if strings.TrimSpace(w.FirstName) == "" {
@@ -45,25 +40,34 @@ func (w WelcomeEmail) Validate() error {
 	return errors.Join(errs...)
 }
 
-type welcomeEmail struct{ Deps }
+// welcomeEmail sends through the worker's mailer ([smtp], checked when the
+// configuration loads).
+type welcomeEmail struct {
+	mailer *mail.Mailer
+	shop   string // the shop's name in the email: smtp.from's display name
+}
+
+func newWelcomeEmail(d Deps) (*welcomeEmail, error) {
+	return &welcomeEmail{mailer: d.Mailer, shop: shopName(d.Config.SMTP.From)}, nil
+}
 
 func (h *welcomeEmail) Work(ctx context.Context, w WelcomeEmail) error {
-	msg, err := h.Mailer.Render("welcome", map[string]any{
+	msg, err := h.mailer.Render("welcome", map[string]any{
 		"FirstName": w.FirstName,
 		"LastName":  w.LastName,
 		"Email":     w.Email,
-		"Shop":      shopName(h.Config.SMTP.From),
+		"Shop":      h.shop,
 	})
 	if err != nil {
 		return err
 	}
 	msg.To = []string{w.Email}
-	return h.Mailer.Send(ctx, msg)
+	return h.mailer.Send(ctx, msg)
 }
 
 // shopName is the display name of smtp.from ("Acme Shop <hi@acme.test>").
 func shopName(from string) string {
-	if a, err := mail.ParseAddress(from); err == nil && a.Name != "" {
+	if a, err := netmail.ParseAddress(from); err == nil && a.Name != "" {
 		return a.Name
 	}
 	return "our shop"

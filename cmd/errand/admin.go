@@ -299,7 +299,7 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	a, err := newApp(cfg, stderr, false)
+	a, err := newApp(cfg, stderr)
 	if err != nil {
 		return err
 	}

@@ -102,40 +102,48 @@ type app struct {
 	cfg *config.Config
 	log *slog.Logger
 	rdb *redis.Client
+	// reg holds every job type of jobs.All, with the configuration applied;
+	// only the worker gives them handlers (see handle).
 	reg *job.Registry
 	st  *store.Store // open only where handlers run
 }
 
-// newApp connects to Redis and registers the job types, with their handlers
-// when withHandlers.
-func newApp(cfg *config.Config, stderr io.Writer, withHandlers bool) (*app, error) {
+// newApp connects to Redis and registers the job types, without handlers:
+// enough to queue and inspect jobs, so `errand serve` and the CLI need none
+// of the services' settings.
+func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 	log := newLogger(cfg, stderr)
 	reg := job.NewRegistry(cfg)
-	deps := jobs.Deps{Config: cfg, Log: log}
-	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
-	deps.Registry, deps.Redis = reg, rdb
-	var st *store.Store
-	if withHandlers {
-		m, err := mail.New(cfg.SMTP)
-		if err != nil {
-			return nil, err
-		}
-		deps.Mailer = m
-		// Handlers read orders and mark shipments synced.
-		if st, err = store.Open(cfg.Database.URL); err != nil {
-			return nil, err
-		}
-		if _, err := st.Migrate(context.Background()); err != nil {
-			st.Close()
-			return nil, err
-		}
-		deps.Store = st
-	}
-	jobs.Register(reg, deps)
+	jobs.Register(reg)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg, st: st}, nil
+	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg}, nil
+}
+
+// handle builds, once, the handler of every job type with what they share
+// (the mailer, the database) and the clients of the services they call.
+// A type on one of the queues this worker takes must build: a service
+// misconfigured for it stops the worker here, in one line naming the type,
+// its queue and the keys, instead of failing each of its jobs.
+func (a *app) handle(ctx context.Context, takes func(queue string) bool) error {
+	m, err := mail.New(a.cfg.SMTP)
+	if err != nil {
+		return err
+	}
+	// Handlers read orders and mark shipments synced.
+	if a.st, err = store.Open(a.cfg.Database.URL); err != nil {
+		return err
+	}
+	if _, err := a.st.Migrate(ctx); err != nil {
+		return err
+	}
+	deps := jobs.Deps{Config: a.cfg, Log: a.log, Mailer: m, Store: a.st, Registry: a.reg, Redis: a.rdb}
+	if err := jobs.Handle(a.reg, deps, takes); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	return nil
 }
 
 func (a *app) close() {
@@ -200,7 +208,7 @@ func (f *flags) connect(ctx context.Context, environ []string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := newApp(cfg, f.stderr, false)
+	a, err := newApp(cfg, f.stderr)
 	if err != nil {
 		return nil, err
 	}

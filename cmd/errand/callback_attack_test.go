@@ -99,7 +99,7 @@ func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing
 		t.Fatal(err)
 	}
 	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{Config: cfg})
+	jobs.Register(reg)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}

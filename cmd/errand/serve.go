@@ -29,7 +29,7 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	a, err := newApp(cfg, stderr, false)
+	a, err := newApp(cfg, stderr)
 	if err != nil {
 		return err
 	}

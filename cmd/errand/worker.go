@@ -18,7 +18,7 @@ import (
 
 func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	f := newFlags("worker", "worker [--queues LIST] [--concurrency N] [--strict]", stderr)
-	f.String("queues", "", `queues to work: "emails,crm" in that order of priority, or "emails:3,crm:1" by weight (default: every configured queue with its weight)`)
+	f.String("queues", "", `queues to work: "emails,crm" in that order of priority, or "emails:3,crm:1" by weight (default: every queue of [queues] with its weight, and every job type's queue)`)
 	f.Int("concurrency", 0, "jobs run at once (overrides worker.concurrency)")
 	f.Bool("strict", false, "strict priority: always drain higher-weighted queues first")
 	f.overrides("queues", "worker.queues")
@@ -31,12 +31,12 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	a, err := newApp(cfg, stderr, true)
+	a, err := newApp(cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	w, err := a.newWorker()
+	w, err := a.newWorker(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,10 +93,21 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	return err
 }
 
-// newWorker builds the worker and its failure policy: metrics, redaction,
-// escalation of final failures (merged into digests by the worker's engine)
-// and callbacks.
-func (a *app) newWorker() (*queue.Worker, error) {
+// newWorker builds the handlers of the jobs this worker runs, then the
+// worker and its failure policy: metrics, redaction, escalation of final
+// failures (merged into digests by the worker's engine) and callbacks.
+func (a *app) newWorker(ctx context.Context) (*queue.Worker, error) {
+	// The queues errand works are the registry's: [queues], and every job
+	// type's queue, with weight 1 where [queues] does not list it.
+	cfg := *a.cfg
+	cfg.Queues = a.reg.Queues()
+	qs, err := queue.ParseQueues(cfg.Worker.Queues, cfg.Queues, cfg.Worker.Strict)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.handle(ctx, func(q string) bool { _, ok := qs.Weights[q]; return ok }); err != nil {
+		return nil, err
+	}
 	policy := queue.NewPolicy(queue.PolicyConfig{
 		Registry: a.reg, Log: a.log,
 		Redactor: redact.New(a.cfg.Escalation.Redact),
@@ -104,5 +115,5 @@ func (a *app) newWorker() (*queue.Worker, error) {
 		Escalate: jobs.NewEscalator(a.reg, queue.NewGroups(a.reg, a.rdb)).Escalate,
 		CallBack: jobs.NewCallbacks(a.reg, queue.NewClient(a.reg, a.rdb)).Report,
 	})
-	return queue.NewWorker(a.cfg, a.rdb, a.log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
+	return queue.NewWorker(&cfg, a.rdb, a.log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
 }

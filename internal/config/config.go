@@ -32,7 +32,7 @@ type Config struct {
 	HTTP       HTTP           `koanf:"http"`
 	Database   Database       `koanf:"database"`
 	Worker     Worker         `koanf:"worker"`
-	Queues     map[string]int `koanf:"queues"`
+	Queues     map[string]int `koanf:"queues"` // name → weight; a job's queue not listed here has weight 1
 	Policy     Policy         `koanf:"policy"`
 	Jobs       map[string]Job `koanf:"jobs"`
 	Escalation Escalation     `koanf:"escalation"`
@@ -131,7 +131,7 @@ type Policy struct {
 // Job overrides the defaults a job type declares in jobs/. Zero values mean
 // "keep the job's default".
 type Job struct {
-	Queue       string          `koanf:"queue"`
+	Queue       string          `koanf:"queue"` // one not in [queues] is worked with weight 1
 	Delay       *time.Duration  `koanf:"delay"`
 	MaxAttempts int             `koanf:"max_attempts"`
 	Timeout     time.Duration   `koanf:"timeout"`
@@ -412,11 +412,6 @@ func (c *Config) Validate() error {
 		for _, b := range j.Backoff {
 			if b < 0 {
 				bad(key+".backoff", "must not hold negative waits (got %s)", b)
-			}
-		}
-		if j.Queue != "" {
-			if _, ok := c.Queues[j.Queue]; !ok {
-				bad(key+".queue", "queue %q is not in [queues]", j.Queue)
 			}
 		}
 	}

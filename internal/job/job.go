@@ -19,17 +19,31 @@ import (
 )
 
 // Defaults are what a job type declares beside its code in jobs/; config.toml's
-// [jobs."<type>"] overrides them.
+// [jobs."<type>"] overrides them. A field left zero takes errand's default
+// below, so a type declares only where it differs.
 type Defaults struct {
-	Queue       string
-	Delay       time.Duration
-	MaxAttempts int             // 3 when zero
-	Timeout     time.Duration   // 60 s when zero
-	Backoff     []time.Duration // wait before attempt 2, 3, …; the last repeats
+	Queue       string          // DefaultQueue when empty
+	Delay       time.Duration   // none when zero
+	MaxAttempts int             // DefaultMaxAttempts when zero
+	Timeout     time.Duration   // DefaultTimeout when zero
+	Backoff     []time.Duration // wait before attempt 2, 3, …; the last repeats; DefaultBackoff() when empty
 	// Unbounded jobs never use up attempts: every failure is retried after the
 	// backoff until the throttle deadline. The escalation email is one.
 	Unbounded bool
 }
+
+// errand's defaults for what a job type leaves zero in its Defaults: the one
+// place they are written (config.toml, the policy and the job files refer to
+// them).
+const (
+	DefaultQueue       = "default"
+	DefaultMaxAttempts = 3
+	DefaultTimeout     = 60 * time.Second
+)
+
+// DefaultBackoff is the backoff of a job type that declares none: 10 s before
+// the second attempt, a minute before each later one.
+func DefaultBackoff() []time.Duration { return []time.Duration{10 * time.Second, time.Minute} }
 
 // Args is a job's payload type: a struct with json tags that names its job type
 // and declares its defaults.
@@ -58,7 +72,8 @@ type Definition struct {
 	ThrottleDeadline time.Duration
 
 	// Work decodes the payload and does the work; nil where no handler was
-	// given (a process that only enqueues).
+	// given (a process that only enqueues, or a worker that does not take
+	// the type's queue).
 	Work WorkFunc
 
 	// check decodes and validates a payload.
@@ -75,31 +90,47 @@ type WorkFunc func(ctx context.Context, payload []byte) error
 func (d *Definition) Check(payload []byte) error { return d.check(payload) }
 
 // BackoffFor returns the wait before the attempt after the one numbered
-// used (1-based: used=1 is the wait before attempt 2).
+// used (1-based: used=1 is the wait before attempt 2). A definition without
+// a backoff (one made for a type errand does not know) waits DefaultBackoff.
 func (d *Definition) BackoffFor(used int) time.Duration {
-	if len(d.Backoff) == 0 {
-		return 10 * time.Second
+	backoff := d.Backoff
+	if len(backoff) == 0 {
+		backoff = DefaultBackoff()
 	}
-	i := used - 1
-	if i < 0 {
-		i = 0
-	}
-	if i >= len(d.Backoff) {
-		i = len(d.Backoff) - 1
-	}
-	return d.Backoff[i]
+	i := min(max(used-1, 0), len(backoff)-1)
+	return backoff[i]
 }
 
 // Registry holds every job type errand knows.
 type Registry struct {
-	defs   map[string]*Definition
-	queues map[string]int
-	policy config.Policy
+	defs map[string]*Definition
+	// configured is [queues]; queues adds every job type's queue that is
+	// not in it, at weight 1.
+	configured map[string]int
+	queues     map[string]int
+	policy     config.Policy
 }
 
 // NewRegistry returns an empty registry for the configured queues and policy.
 func NewRegistry(cfg *config.Config) *Registry {
-	return &Registry{defs: map[string]*Definition{}, queues: cfg.Queues, policy: cfg.Policy}
+	r := &Registry{defs: map[string]*Definition{}, configured: cfg.Queues, policy: cfg.Policy}
+	r.indexQueues()
+	return r
+}
+
+// indexQueues sets the queues errand works: [queues] with their weights, and
+// each job type's queue that is not listed there with weight 1, so a job
+// type's queue works without a line in [queues].
+func (r *Registry) indexQueues() {
+	r.queues = make(map[string]int, len(r.configured)+len(r.defs))
+	for q, w := range r.configured {
+		r.queues[q] = w
+	}
+	for _, def := range r.defs {
+		if _, ok := r.queues[def.Queue]; !ok {
+			r.queues[def.Queue] = 1
+		}
+	}
 }
 
 // ErrUnknownType is returned for a job type errand does not know.
@@ -124,16 +155,16 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 		ThrottleDeadline: r.policy.ThrottleDeadline,
 	}
 	if def.Queue == "" {
-		def.Queue = "default"
+		def.Queue = DefaultQueue
 	}
 	if def.MaxAttempts == 0 {
-		def.MaxAttempts = 3
+		def.MaxAttempts = DefaultMaxAttempts
 	}
 	if def.Timeout == 0 {
-		def.Timeout = 60 * time.Second
+		def.Timeout = DefaultTimeout
 	}
 	if len(def.Backoff) == 0 {
-		def.Backoff = []time.Duration{10 * time.Second, time.Minute}
+		def.Backoff = DefaultBackoff()
 	}
 	def.check = func(payload []byte) error {
 		_, err := decode[A](payload)
@@ -151,18 +182,38 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 		return out, nil
 	}
 	if work != nil {
-		def.Work = func(ctx context.Context, payload []byte) error {
-			args, err := decode[A](payload)
-			if err != nil {
-				return errand.PermanentError(err)
-			}
-			return work(ctx, args)
-		}
+		def.Work = workFunc(work)
 	}
 	if _, dup := r.defs[def.Type]; dup {
 		panic("job: type registered twice: " + def.Type)
 	}
 	r.defs[def.Type] = def
+	r.indexQueues()
+}
+
+// Handle gives the registered type A its handler: a worker registers every
+// type first (to know their queues, with the configuration applied), then
+// builds the handlers of the types it runs.
+func Handle[A Args](r *Registry, work func(ctx context.Context, args A) error) error {
+	var zero A
+	def, err := r.Lookup(zero.Kind())
+	if err != nil {
+		return err
+	}
+	def.Work = workFunc(work)
+	return nil
+}
+
+// workFunc runs work on a decoded payload; a payload that does not decode is
+// a permanent failure.
+func workFunc[A Args](work func(ctx context.Context, args A) error) WorkFunc {
+	return func(ctx context.Context, payload []byte) error {
+		args, err := decode[A](payload)
+		if err != nil {
+			return errand.PermanentError(err)
+		}
+		return work(ctx, args)
+	}
 }
 
 func decode[A Args](payload []byte) (A, error) {
@@ -189,8 +240,9 @@ func describeJSONError(err error) string {
 	return err.Error()
 }
 
-// Configure applies [jobs."<type>"] overrides and checks that every job's queue
-// is configured. Call it once, after every Register.
+// Configure applies [jobs."<type>"] overrides. A job's queue need not be in
+// [queues]: one that is not is worked with weight 1. Call it once, after every
+// Register.
 func (r *Registry) Configure(jobs map[string]config.Job) error {
 	var errs []string
 	for name, j := range jobs {
@@ -215,12 +267,7 @@ func (r *Registry) Configure(jobs map[string]config.Job) error {
 			def.Backoff = j.Backoff
 		}
 	}
-	for _, t := range r.Types() {
-		def := r.defs[t]
-		if _, ok := r.queues[def.Queue]; !ok {
-			errs = append(errs, fmt.Sprintf("job %s uses queue %q, which is not in [queues]", t, def.Queue))
-		}
-	}
+	r.indexQueues()
 	if len(errs) > 0 {
 		sort.Strings(errs)
 		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
@@ -247,7 +294,9 @@ func (r *Registry) Types() []string {
 	return out
 }
 
-// Queues returns the configured queues and their weights.
+// Queues returns the queues errand works and their weights: those of
+// [queues], and every job type's queue, at weight 1 when [queues] does not
+// list it. The map is shared: do not change it.
 func (r *Registry) Queues() map[string]int { return r.queues }
 
 // Retention is how long a completed job stays visible.

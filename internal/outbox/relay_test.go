@@ -28,7 +28,7 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{Config: cfg})
+	jobs.Register(reg)
 	if err := reg.Configure(nil); err != nil {
 		t.Fatal(err)
 	}

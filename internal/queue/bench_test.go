@@ -22,7 +22,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		b.Fatal(err)
 	}
 	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{Config: cfg})
+	jobs.Register(reg)
 	if err := reg.Configure(nil); err != nil {
 		b.Fatal(err)
 	}

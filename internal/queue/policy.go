@@ -244,7 +244,7 @@ func (p *Policy) retryWait(retried int, err error, task *asynq.Task) time.Durati
 	if def, lerr := p.reg.Lookup(task.Type()); lerr == nil {
 		return def.BackoffFor(retried + 1)
 	}
-	return 10 * time.Second
+	return job.DefaultBackoff()[0]
 }
 
 // onWholeSecond stretches wait so that now+wait falls on a whole second:

@@ -31,4 +31,8 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("base_url %q: %v", base, err)
 		}
 	}
+	// A client is never built on settings that cannot work.
+	if _, err := tidio.New(tidio.DefaultConfig(), 0); err == nil || !strings.Contains(err.Error(), "crm.client_id: must be set") {
+		t.Errorf("New with the default config: %v", err)
+	}
 }

@@ -31,17 +31,22 @@ type Client struct {
 	rc *resty.Client
 }
 
-// New returns a client for base (crm.base_url; empty for DefaultBaseURL) with
-// the project's OpenAPI credentials.
-func New(base, clientID, clientSecret string, timeout time.Duration) *Client {
+// New returns a client for the [crm] settings: crm.base_url (empty for
+// DefaultBaseURL) with the project's OpenAPI credentials. timeout 0 means the
+// outbound default.
+func New(cfg Config, timeout time.Duration) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tidio: not configured: %w", err)
+	}
+	base := cfg.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
 	rc := outbound.New(base, timeout).
 		SetHeader("Accept", accept).
-		SetHeader("X-Tidio-Openapi-Client-Id", clientID).
-		SetHeader("X-Tidio-Openapi-Client-Secret", clientSecret)
-	return &Client{rc: rc}
+		SetHeader("X-Tidio-Openapi-Client-Id", cfg.ClientID).
+		SetHeader("X-Tidio-Openapi-Client-Secret", cfg.ClientSecret)
+	return &Client{rc: rc}, nil
 }
 
 // Contact is a contact as Tidio lists it.

@@ -37,7 +37,10 @@ func fake(t *testing.T, secret string, wrap func(http.Handler) http.Handler) (fa
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c := tidio.New(srv.URL, clientID, secret, 5*time.Second)
+	c, err := tidio.New(tidio.Config{BaseURL: srv.URL, ClientID: clientID, ClientSecret: secret}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return sb, c
 }
 

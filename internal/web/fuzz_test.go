@@ -89,7 +89,7 @@ func testRegistry(t testing.TB) *job.Registry {
 		t.Fatal(err)
 	}
 	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{Config: cfg})
+	jobs.Register(reg)
 	if err := reg.Configure(nil); err != nil {
 		t.Fatal(err)
 	}

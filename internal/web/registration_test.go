@@ -54,7 +54,7 @@ func startWebStack(t *testing.T, hash func(string) (string, error), gate *hashGa
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := job.NewRegistry(cfg)
-	jobs.Register(reg, jobs.Deps{Config: cfg, Log: log, Registry: reg, Redis: rd.Client()})
+	jobs.Register(reg)
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
