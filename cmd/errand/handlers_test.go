@@ -61,7 +61,7 @@ func TestWorkerStopsAtStartWithoutTheSettingsOfItsJobs(t *testing.T) {
 	// A worker on the other queues starts, and runs their jobs.
 	stopWorker := runInBackground(t, []string{"worker", "--config", s.config, "--queues", "emails,critical"}, noCRM, s.worker)
 	s.waitFor(15*time.Second, "the worker on emails and critical to start", func() bool { return len(s.worker.lines("worker started")) > 0 })
-	if code, _ := s.post("/api/users", registration("ada@shop.test")); code != http.StatusCreated {
+	if code, _ := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("registration: %d", code)
 	}
 	s.waitFor(20*time.Second, "the welcome email", func() bool { return len(s.mailTo("ada@shop.test")) == 1 })
