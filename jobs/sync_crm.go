@@ -34,7 +34,9 @@ func (SyncCRM) Kind() string { return "user:sync_crm" }
 
 // Defaults implements job.Args.
 func (SyncCRM) Defaults() job.Defaults {
-	return job.Defaults{Queue: "crm"}
+	// One user's changes reach the CRM one at a time, in the order made: a
+	// later change is never overwritten by an earlier one.
+	return job.Defaults{Queue: "crm", OrderBy: "user_id"}
 }
 
 // Validate implements job.Validator.

@@ -114,6 +114,7 @@ func (a *app) newWorker(ctx context.Context) (*queue.Worker, error) {
 		Metrics:  metrics.NewRecorder(a.rdb, a.log),
 		Escalate: jobs.NewEscalator(a.reg, queue.NewGroups(a.reg, a.rdb)).Escalate,
 		CallBack: jobs.NewCallbacks(a.reg, queue.NewClient(a.reg, a.rdb)).Report,
+		Redis:    a.rdb,
 	})
 	return queue.NewWorker(&cfg, a.rdb, a.log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
 }

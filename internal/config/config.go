@@ -136,6 +136,9 @@ type Job struct {
 	MaxAttempts int             `koanf:"max_attempts"`
 	Timeout     time.Duration   `koanf:"timeout"`
 	Backoff     []time.Duration `koanf:"backoff"`
+	// OrderBy names the payload field whose value orders the type's jobs
+	// (see job.Defaults.OrderBy); "" turns a type's default order off.
+	OrderBy *string `koanf:"order_by"`
 }
 
 type Escalation struct {

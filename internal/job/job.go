@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +32,10 @@ type Defaults struct {
 	// Unbounded jobs never use up attempts: every failure is retried after the
 	// backoff until the throttle deadline. The escalation email is one.
 	Unbounded bool
+	// OrderBy names a top-level payload field (its json name): jobs of the
+	// type with the same value run one at a time, in the order queued. Empty:
+	// no order.
+	OrderBy string
 }
 
 // errand's defaults for what a job type leaves zero in its Defaults: the one
@@ -70,6 +76,7 @@ type Definition struct {
 	Backoff          []time.Duration
 	Unbounded        bool
 	ThrottleDeadline time.Duration
+	OrderBy          string // see Defaults.OrderBy
 
 	// Work decodes the payload and does the work; nil where no handler was
 	// given (a process that only enqueues, or a worker that does not take
@@ -78,8 +85,59 @@ type Definition struct {
 
 	// check decodes and validates a payload.
 	check func(payload []byte) error
+	// fields are the payload's top-level json field names, which OrderBy
+	// may name.
+	fields []string
 	// reencode checks a payload and returns it encoded from its decoded type.
 	reencode func(payload []byte) ([]byte, error)
+}
+
+// jsonFields are the json names of struct type t's exported top-level
+// fields; none for another kind of type.
+func jsonFields(t reflect.Type) []string {
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// OrderKey is payload's ordering key: the value of its OrderBy field, as
+// text. ok is false when the type is not ordered, or the payload has no such
+// field (or null): such a job runs unordered.
+func (d *Definition) OrderKey(payload []byte) (key string, ok bool) {
+	if d.OrderBy == "" {
+		return "", false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(payload, &fields) != nil {
+		return "", false
+	}
+	raw, found := fields[d.OrderBy]
+	if !found || string(raw) == "null" {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	// Anything else keys by its JSON text: a number 42 and a string "42"
+	// are one key.
+	return string(raw), true
 }
 
 // WorkFunc runs one attempt of a job on its encoded payload. A payload that
@@ -152,6 +210,7 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 		Timeout:          d.Timeout,
 		Backoff:          d.Backoff,
 		Unbounded:        d.Unbounded,
+		OrderBy:          d.OrderBy,
 		ThrottleDeadline: r.policy.ThrottleDeadline,
 	}
 	if def.Queue == "" {
@@ -180,6 +239,10 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 			return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidPayload, def.Type, err)
 		}
 		return out, nil
+	}
+	def.fields = jsonFields(reflect.TypeFor[A]())
+	if def.OrderBy != "" && !slices.Contains(def.fields, def.OrderBy) {
+		panic(fmt.Sprintf("job: %s orders by %q, which is not a field of its payload", def.Type, def.OrderBy))
 	}
 	if work != nil {
 		def.Work = workFunc(work)
@@ -265,6 +328,13 @@ func (r *Registry) Configure(jobs map[string]config.Job) error {
 		}
 		if len(j.Backoff) > 0 {
 			def.Backoff = j.Backoff
+		}
+		if j.OrderBy != nil {
+			if o := *j.OrderBy; o != "" && !slices.Contains(def.fields, o) {
+				errs = append(errs, fmt.Sprintf("jobs.%q.order_by: %q is not a payload field (fields: %s)", name, o, strings.Join(def.fields, ", ")))
+				continue
+			}
+			def.OrderBy = *j.OrderBy // "" turns a type's default order off
 		}
 	}
 	r.indexQueues()

@@ -20,6 +20,9 @@ const (
 	headerQueued   = "errand-queued-ms"
 	headerRetryOf  = "errand-retry-of"
 	headerCallback = "errand-callback"
+	// headerOrder is an ordered job's ordering key (see ordered): the key
+	// it was queued under, even if [jobs] changes before it runs.
+	headerOrder    = "errand-order"
 	maxRetrySentry = 1 << 20 // errand counts attempts itself; see policy.go
 )
 
@@ -129,6 +132,10 @@ func (c *Client) task(e job.Envelope, extra map[string]string) (rdb.Task, error)
 	if e.Callback {
 		headers[headerCallback] = "1"
 	}
+	orderKey, ordered := def.OrderKey(e.Payload)
+	if ordered {
+		headers[headerOrder] = orderKey
+	}
 	maps.Copy(headers, extra)
 	t := rdb.Task{
 		ID: e.ID, Type: e.Type, Queue: e.Queue, Payload: e.Payload, Headers: headers,
@@ -137,6 +144,7 @@ func (c *Client) task(e job.Envelope, extra map[string]string) (rdb.Task, error)
 		// sees the timeout and classifies it.
 		Timeout:   def.Timeout + timeoutGrace,
 		Retention: c.reg.Retention(),
+		OrderKey:  orderKey,
 	}
 	if e.Delayed() {
 		t.DueAt = e.DueAt

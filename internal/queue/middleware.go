@@ -27,6 +27,8 @@ type Attempt struct {
 	Callback bool          // how it ends is reported to a callback URL
 	Took     time.Duration // how long its handler ran; zero when it did not run
 
+	orderKey string // the ordering key it was queued with; "" when none
+
 	log func() *slog.Logger
 }
 

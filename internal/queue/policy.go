@@ -10,8 +10,10 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redact"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // timeoutGrace is how much later than errand's own timeout asynq's deadline
@@ -25,7 +27,7 @@ const timeoutGrace = 5 * time.Second
 // Each concern is one middleware (middleware.go), composed once by NewPolicy
 // around the registry's handlers, outermost first:
 //
-//	measured → calledBack → escalated → logged → classified → timedOut → recovered → the job's Work
+//	ordered → measured → calledBack → escalated → logged → classified → timedOut → recovered → the job's Work
 //
 // asynq's own retry limit is set out of reach (maxRetrySentry) because asynq
 // would archive a job whose last attempt was merely throttled; errand counts
@@ -40,7 +42,8 @@ type Policy struct {
 	escalate func(context.Context, Ending) error
 	callBack func(context.Context, Ending) error
 	now      func() time.Time
-	handle   Handler // the middlewares around the job's Work
+	order    *rdb.RDB // nil: ordered types run unordered
+	handle   Handler  // the middlewares around the job's Work
 }
 
 // PolicyConfig is what a Policy works with.
@@ -59,6 +62,9 @@ type PolicyConfig struct {
 	// CallBack queues the report of how a job queued with a callback ended.
 	// Nil: no callbacks are sent.
 	CallBack func(ctx context.Context, o Ending) error
+	// Redis keeps the order of ordered job types (job.Defaults.OrderBy).
+	// Nil: their jobs run unordered.
+	Redis redis.UniversalClient
 }
 
 // NewPolicy returns the policy for the jobs in c.Registry.
@@ -70,7 +76,10 @@ func NewPolicy(c PolicyConfig) *Policy {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
-	p.handle = chain(work, p.measured, p.calledBack, p.escalated, p.logged, p.classified, p.timedOut, p.recovered)
+	if c.Redis != nil {
+		p.order = rdb.New(c.Redis)
+	}
+	p.handle = chain(work, p.ordered, p.measured, p.calledBack, p.escalated, p.logged, p.classified, p.timedOut, p.recovered)
 	return p
 }
 
@@ -263,7 +272,7 @@ func onWholeSecond(now time.Time, wait time.Duration) time.Duration {
 
 // ProcessTask runs one attempt of a job under the policy.
 func (p *Policy) ProcessTask(ctx context.Context, task *asynq.Task) error {
-	a := &Attempt{Payload: task.Payload(), Callback: task.Headers()[headerCallback] != ""}
+	a := &Attempt{Payload: task.Payload(), Callback: task.Headers()[headerCallback] != "", orderKey: task.Headers()[headerOrder]}
 	if m, ok := ctx.Value(metaKey{}).(jobMeta); ok {
 		a.ID, a.Queue, a.Retried = m.id, m.queue, m.retried
 	} else {

@@ -21,6 +21,9 @@ type Task struct {
 	Timeout, Retention time.Duration
 	// DueAt is when a delayed job is due; zero for a job to run now.
 	DueAt time.Time
+	// OrderKey, when set, is the job's ordering key (see order.go): the job
+	// takes the next sequence number of its (queue, type, key).
+	OrderKey string
 }
 
 func (t Task) message() []byte {
@@ -45,10 +48,21 @@ func (t Task) message() []byte {
 // ARGV[3] -> now, Unix ns (pending_since)
 // ARGV[4] -> due score (DueScore), or "0" for now
 // ARGV[5] -> the queue's name, for the wake-up
+// KEYS[3] -> errand:{<q>}:order:<type>:<key> (OrderKey), only for an ordered job
+// ARGV[6] -> that hash's lifetime, ms, only for an ordered job
 //
 // Returns 1, or 0 when the id is taken.
 var enqueueScript = newScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if KEYS[3] then
+	-- errand's own addition: the job's place in its key's line (order.go).
+	local seq = redis.call('HINCRBY', KEYS[3], 'next', 1)
+	redis.call('HSET', KEYS[3], 's' .. seq, ARGV[1])
+	if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[6]) then
+		redis.call('PEXPIRE', KEYS[3], ARGV[6])
+	end
+	redis.call('HSET', KEYS[1], 'order_seq', seq)
+end
 if ARGV[4] == '0' then
 	redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'state', 'pending', 'pending_since', ARGV[3])
 	-- Only a list that was empty can have idle workers waiting on it: a
@@ -72,7 +86,12 @@ func (r *RDB) enqueueCall(t Task, now time.Time) *evalCall {
 		due = DueScore(t.DueAt)
 		keys[1] = ScheduledKey(t.Queue)
 	}
-	return &evalCall{script: enqueueScript, keys: keys, args: []any{t.ID, t.message(), now.UnixNano(), due, t.Queue}}
+	args := []any{t.ID, t.message(), now.UnixNano(), due, t.Queue}
+	if t.OrderKey != "" {
+		keys = append(keys, OrderKey(t.Queue, t.Type, t.OrderKey))
+		args = append(args, orderTTLms(t.DueAt, now))
+	}
+	return &evalCall{script: enqueueScript, keys: keys, args: args}
 }
 
 // Enqueue writes a job. A job whose id is taken returns ErrDuplicate and
