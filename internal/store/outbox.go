@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,27 +20,45 @@ func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int)
 		rows, err := tx.QueryContext(ctx,
 			`UPDATE outbox SET claimed_until = ?, tries = tries + 1
 			 WHERE seq IN (SELECT seq FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?)
-			 RETURNING id, type, queue, payload, due_at_ms, queued_at_ms, callback`,
+			 RETURNING seq, id, type, queue, payload, due_at_ms, queued_at_ms, callback`,
 			now.Add(lease).UnixMilli(), now.UnixMilli(), limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		var seqs []int64
 		for rows.Next() {
 			var e job.Envelope
-			var due, queued int64
-			if err := rows.Scan(&e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued, &e.Callback); err != nil {
+			var seq, due, queued int64
+			if err := rows.Scan(&seq, &e.ID, &e.Type, &e.Queue, &e.Payload, &due, &queued, &e.Callback); err != nil {
 				return err
 			}
 			e.DueAt, e.QueuedAt = time.UnixMilli(due), time.UnixMilli(queued)
 			out = append(out, e)
+			seqs = append(seqs, seq)
 		}
+		// RETURNING gives no order: jobs go to Redis in the order they were
+		// saved, which ordered job types (order_by) rely on.
+		sort.Sort(bySeq{out, seqs})
 		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: claim outbox: %w", err)
 	}
 	return out, nil
+}
+
+// bySeq sorts claimed envelopes by their outbox sequence.
+type bySeq struct {
+	e   []job.Envelope
+	seq []int64
+}
+
+func (b bySeq) Len() int           { return len(b.e) }
+func (b bySeq) Less(i, j int) bool { return b.seq[i] < b.seq[j] }
+func (b bySeq) Swap(i, j int) {
+	b.e[i], b.e[j] = b.e[j], b.e[i]
+	b.seq[i], b.seq[j] = b.seq[j], b.seq[i]
 }
 
 // DeleteOutbox removes jobs that reached Redis.
