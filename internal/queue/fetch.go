@@ -32,8 +32,14 @@ import (
 
 const (
 	// leaseRenew is how often the leases of running jobs are extended: well
-	// within rdb.LeaseDuration.
-	leaseRenew       = 10 * time.Second
+	// within rdb.LeaseDuration, so a living worker's lease never ends even
+	// when a renewal or two is late.
+	leaseRenew = 3 * time.Second
+	// recoverEvery is how often each worker puts back the jobs whose lease
+	// ended (their worker was lost), give or take a jitter so workers do not
+	// all look at once: a lost worker's jobs run again within
+	// rdb.LeaseDuration + recoverEvery.
+	recoverEvery     = 3 * time.Second
 	maxFetchBatch    = 64
 	maxCompleteBatch = 256
 )
@@ -410,6 +416,31 @@ func (f *fetcher) ackLoop() {
 			}
 		}
 		f.redis(func(ctx context.Context) error { return f.rdb.Complete(ctx, batch) })
+	}
+}
+
+// recoverLoop puts back, at start and every recoverEvery until ctx ends, the
+// jobs of this worker's queues whose lease ended: their worker was lost (a
+// SIGKILL, a crash). Each counts as a used attempt and runs again with its
+// id. asynq's recoverer stays behind it, 30 s later, as a safety net.
+func (f *fetcher) recoverLoop(ctx context.Context) {
+	for {
+		for _, q := range f.queues.Order {
+			n, err := f.rdb.RecoverExpired(ctx, q, time.Now(), 100)
+			if err != nil && ctx.Err() == nil {
+				f.logError("recovering lost jobs", err)
+			}
+			if n > 0 {
+				f.log.Warn("worker: put back jobs of a lost worker", "queue", q, "jobs", n)
+				f.poke(q)
+			}
+		}
+		jitter := time.Duration(rand.Int64N(int64(recoverEvery / 2)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(recoverEvery - recoverEvery/4 + jitter):
+		}
 	}
 }
 

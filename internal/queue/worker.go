@@ -220,6 +220,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	goBG(func() { w.due.run(bgctx) })
 	goBG(func() { subscribe(bgctx, w.rdb, w.fetch.poke, w.due.due) })
 	goBG(func() { w.fetch.leaseLoop(bgctx) })
+	goBG(func() { w.fetch.recoverLoop(bgctx) })
 	ackDone := make(chan struct{})
 	go func() { w.fetch.ackLoop(); close(ackDone) }()
 	w.fetch.runners()

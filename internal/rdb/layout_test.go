@@ -648,3 +648,41 @@ func TestPipelinedScriptsSurviveAScriptFlush(t *testing.T) {
 		}
 	}
 }
+
+// errand's recoverer puts back at once, counting the attempt, the job of a
+// worker whose lease ended, and leaves the job of a living worker (whose lease
+// it keeps extending) alone; asynq's Inspector reads both states.
+func TestRecoverExpiredPutsBackOnlyLostJobs(t *testing.T) {
+	ctx := context.Background()
+	rs, r, ins := newRedis(t)
+	rs.Client().AddHook(redistest.SlotCheck(t))
+	for _, id := range []string{"lost", "living"} {
+		if err := r.Enqueue(ctx, newTask(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fetch(t, r, "emails", 2, time.Now().Add(rdb.LeaseDuration)); len(got.Jobs) != 2 {
+		t.Fatalf("fetched %d jobs", len(got.Jobs))
+	}
+	if err := r.ExtendLeases(ctx, map[string][]string{"emails": {"lost"}}, time.Now().Add(-2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.RecoverExpired(ctx, "emails", time.Now(), 100)
+	if err != nil || n != 1 {
+		t.Fatalf("recovered %d, %v", n, err)
+	}
+	info := taskInfo(t, ins, "emails", "lost")
+	if info.State != asynq.TaskStatePending || info.Retried != 1 || !strings.Contains(info.LastErr, "lease expired") {
+		t.Fatalf("recovered job: %+v", info)
+	}
+	if info := taskInfo(t, ins, "emails", "living"); info.State != asynq.TaskStateActive {
+		t.Fatalf("the living worker's job: %+v", info)
+	}
+	if n, err := r.RecoverExpired(ctx, "emails", time.Now(), 100); err != nil || n != 0 {
+		t.Fatalf("second pass recovered %d, %v", n, err)
+	}
+	got := fetch(t, r, "emails", 1, time.Now().Add(rdb.LeaseDuration))
+	if len(got.Jobs) != 1 || got.Jobs[0].ID != "lost" || got.Jobs[0].Msg.Retried != 1 {
+		t.Fatalf("fetched after recovery: %+v", got.Jobs)
+	}
+}

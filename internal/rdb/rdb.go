@@ -33,9 +33,11 @@ import (
 const (
 	// LeaseDuration is how long a fetched job is leased (asynq's
 	// rdb.LeaseDuration); a worker extends the leases of its running jobs
-	// well before they end. asynq's recoverer retries a job whose lease ended
-	// more than 30 s ago: its worker is taken to be lost.
-	LeaseDuration = 30 * time.Second
+	// well before they end (every 3 s). errand's recoverer (RecoverExpired)
+	// puts back a job whose lease ended within seconds; asynq's, a job whose
+	// lease ended more than 30 s ago: its worker is taken to be lost. Shorter
+	// than asynq's 30 s so that a lost worker's jobs run again in seconds.
+	LeaseDuration = 10 * time.Second
 	// statsTTL is how long a day's counters are kept (asynq's statsTTL).
 	statsTTL = 90 * 24 * time.Hour
 	// The failed list (asynq's archive) is trimmed as asynq trims it
