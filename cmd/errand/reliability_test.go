@@ -108,3 +108,34 @@ delay = "1s"
 			len(s.smtp.Messages()), len(seen), len(s.sandbox.Slack.Messages()), len(s.sandbox.Tidio.Contacts()), n)
 	}
 }
+
+// A job that kills its worker every time does not loop for ever: each lost
+// worker counts an attempt, and once they are used the job fails for good
+// with one escalation, without running again.
+func TestJobThatKeepsKillingWorkersFailsOnce(t *testing.T) {
+	s, w, _ := slowJobInFlight(t, time.Minute, "max_attempts = 2\n")
+	for kill := 1; kill <= 2; kill++ {
+		s.waitFor(40*time.Second, fmt.Sprintf("attempt %d to start", kill), func() bool { return s.smtp.Attempts() >= kill })
+		if err := w.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Process.Wait()
+		if kill == 2 {
+			s.smtp.SetLatency(0) // the escalation email goes out at once
+		}
+		w, _ = startBinary(t, errandBinary(t), "worker", "--config", s.config)
+	}
+	s.waitFor(40*time.Second, "the escalation email", func() bool { return len(s.escalations()) >= 1 })
+	time.Sleep(4 * time.Second)
+	if n := len(s.escalations()); n != 1 {
+		t.Fatalf("%d escalations, want 1", n)
+	}
+	if n := len(s.smtp.Messages()); n != 1 {
+		t.Fatalf("%d emails sent, want only the escalation", n)
+	}
+	f := s.failed()
+	if len(f) != 1 || f[0]["type"] != "user:welcome_email" {
+		t.Fatalf("failed list: %v", f)
+	}
+	t.Logf("a job that killed its worker twice: failed for good, %v, one escalation", f[0]["error"])
+}
