@@ -183,7 +183,10 @@ func (b *bench) newEnv(name string, svc *services, serve, worker bool, workerArg
 	}
 	e := &errandEnv{dir: dir, config: filepath.Join(dir, "config.toml"), base: "http://" + httpAddr}
 	smtpPort := 1
-	extra := ""
+	// A worker builds the handlers of every job on its queues at start and
+	// stops when a service's settings are missing, so even a worker that only
+	// drains no-op jobs gets them: pointed nowhere, as no job calls them.
+	extra := strings.ReplaceAll(servicesTOML, "SANDBOX", "http://127.0.0.1:1")
 	if svc != nil {
 		smtpPort = svc.smtpPort
 		extra = strings.ReplaceAll(servicesTOML, "SANDBOX", svc.httpURL)
