@@ -37,7 +37,6 @@ import (
 	"github.com/errandhq/errand/internal/redact"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 const childCommand = "_worker"
@@ -218,7 +217,7 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	rdb := queue.NewRedis(cfg.Redis)
 	defer rdb.Close()
 	// The failure policy as `errand worker` wires it (cmd/errand/worker.go).
 	policy := queue.NewPolicy(queue.PolicyConfig{

@@ -221,7 +221,7 @@ func (b *bench) fresh() error {
 
 // errandProducer is errand's Go API: queue.Client over its own go-redis client.
 type errandProducer struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	cli *queue.Client
 }
 
@@ -234,7 +234,7 @@ func (b *bench) newErrandProducer() (*errandProducer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	rdb := queue.NewRedis(cfg.Redis)
 	return &errandProducer{rdb: rdb, cli: queue.NewClient(reg, rdb)}, nil
 }
 
