@@ -29,6 +29,8 @@ type Relay struct {
 	client *queue.Client
 	log    *slog.Logger
 	kick   chan struct{}
+	// replica, when set, keeps rows until a replica has their jobs (replica.go).
+	replica *replicaWait
 }
 
 // NewRelay returns a relay from box into client.
@@ -95,7 +97,8 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	sent := make([]string, 0, len(batch))
 	var failed []string
 	var firstErr error
-	for i, err := range r.client.EnqueueMany(ctx, batch) {
+	errs, confirmed := r.enqueue(ctx, batch)
+	for i, err := range errs {
 		e := batch[i]
 		if err == nil || errors.Is(err, queue.ErrDuplicate) {
 			sent = append(sent, e.ID)
@@ -108,6 +111,10 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if !confirmed {
+		// Not in a replica yet: the rows come back after the lease.
+		sent = nil
+	}
 	if err := r.box.DeleteOutbox(dctx, sent); err != nil {
 		// The jobs are in Redis; the rows come back after the lease and are
 		// refused as duplicates then.
