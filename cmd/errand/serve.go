@@ -61,7 +61,7 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	relay := outbox.NewRelay(st, client, a.log)
 	if cfg.Redis.Mode != config.RedisCluster {
 		// On a cluster WAIT is per node; the relay does not wait there.
-		relay.WaitForReplica(a.rdb, cfg.Redis.ReplicaWait)
+		relay.WaitForReplica(a.rdb, cfg.Redis.ReplicaWait, cfg.Redis.Mode == config.RedisSentinel)
 	}
 	var wg sync.WaitGroup
 	rctx, stopRelay := context.WithCancel(context.Background())

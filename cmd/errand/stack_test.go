@@ -86,6 +86,7 @@ func (b *syncBuffer) lines(subs ...string) []string {
 type stack struct {
 	t        *testing.T
 	redis    *redistest.Server
+	sentinel *redistest.Sentinel // with stackOptions.sentinel
 	smtp     *smtptest.Server
 	sandbox  *sandbox.Sandbox // local fakes of the services errand calls
 	fakes    string           // their base URL
@@ -107,6 +108,7 @@ type stackOptions struct {
 	notifyKind  string                          // [notify] kind; "slack" when empty
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
+	sentinel    bool                            // Redis is a master, a replica and three sentinels (sentinel_test.go)
 	// publicCallbacksOnly sets api.allow_private_callbacks = false: callbacks
 	// to loopback, where every test receiver listens, are refused.
 	publicCallbacksOnly bool
@@ -119,7 +121,13 @@ const escalationTo = "dev@acme.test"
 
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	s := &stack{t: t, smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	if o.sentinel {
+		s.sentinel = redistest.StartSentinel(t)
+		s.redis = s.sentinel.Master // the helpers read this server until a failover
+	} else {
+		s.redis = redistest.Start(t, o.redis...)
+	}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
 	// The services errand calls, faked on their real wire formats and
@@ -145,7 +153,7 @@ addr = %q
 password = %q
 tls = %v
 tls_ca_file = %q
-`+redisLoginTOML(s.redis)+`[http]
+`+redisLoginTOML(s.redis)+sentinelTOML(s.sentinel)+`[http]
 addr = %q
 public_url = %q
 [database]
@@ -966,4 +974,12 @@ func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuff
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 	return cmd, log
+}
+
+// sentinelTOML is the rest of [redis] for a Sentinel deployment, or "".
+func sentinelTOML(d *redistest.Sentinel) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf("mode = \"sentinel\"\naddrs = [\"%s\"]\nmaster_name = %q\n", strings.Join(d.Addrs(), `", "`), redistest.MasterName)
 }

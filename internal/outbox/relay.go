@@ -48,7 +48,7 @@ func (r *Relay) Kick() {
 
 const (
 	relayBatch = 200
-	relayLease = 30 * time.Second
+	relayLease = 10 * time.Second // a row a replica did not confirm is relayed again after it
 )
 
 // Run relays until ctx ends. It looks at the outbox when kicked and every
@@ -111,11 +111,12 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	deleted := sent
 	if !confirmed {
 		// Not in a replica yet: the rows come back after the lease.
-		sent = nil
+		deleted = nil
 	}
-	if err := r.box.DeleteOutbox(dctx, sent); err != nil {
+	if err := r.box.DeleteOutbox(dctx, deleted); err != nil {
 		// The jobs are in Redis; the rows come back after the lease and are
 		// refused as duplicates then.
 		r.log.Warn("outbox relay: could not delete relayed jobs", "error", err.Error())

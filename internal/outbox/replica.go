@@ -20,10 +20,12 @@ const replicaCheck = 5 * time.Second
 type replicaWait struct {
 	rdb     redis.UniversalClient
 	timeout time.Duration
+	always  bool // wait even with no replica connected
 
 	mu       sync.Mutex
 	checked  time.Time
 	replicas bool
+	warned   time.Time
 }
 
 // WaitForReplica makes the relay delete outbox rows only once a replica of
@@ -31,10 +33,12 @@ type replicaWait struct {
 // acknowledged their jobs, waiting up to timeout per batch (WAIT 1); rows
 // not acknowledged stay and are relayed again when their lease ends, and
 // the job's id refuses the duplicate. A master without connected replicas
-// is not waited for. Call before Run.
-func (r *Relay) WaitForReplica(rdb redis.UniversalClient, timeout time.Duration) {
+// is not waited for, unless always: under Sentinel a failover may promote a
+// replica that is disconnected now, and it would not have the jobs. Call
+// before Run.
+func (r *Relay) WaitForReplica(rdb redis.UniversalClient, timeout time.Duration, always bool) {
 	if timeout > 0 {
-		r.replica = &replicaWait{rdb: rdb, timeout: timeout}
+		r.replica = &replicaWait{rdb: rdb, timeout: timeout, always: always}
 	}
 }
 
@@ -47,20 +51,33 @@ func (r *Relay) enqueue(ctx context.Context, batch []job.Envelope) ([]error, boo
 	if acked > 0 {
 		return errs, true
 	}
-	for _, err := range errs {
-		if err == nil {
-			r.log.Warn("outbox relay: no replica acknowledged the jobs within redis.replica_wait; they stay in the outbox and are relayed again when their lease ends",
-				"jobs", len(batch), "replica_wait", r.replica.timeout.String())
-			break
-		}
+	if r.replica.warn() {
+		r.log.Warn("outbox relay: no replica acknowledged the jobs within redis.replica_wait; they run, and stay in the outbox until a replica has them (relayed again when their lease ends, refused as duplicates)",
+			"jobs", len(batch), "replica_wait", r.replica.timeout.String())
 	}
 	return errs, false
+}
+
+// warn tells whether to log a batch no replica acknowledged: once every
+// replicaCheck, since every batch is in that case while no replica is
+// connected.
+func (w *replicaWait) warn() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if time.Since(w.warned) < replicaCheck {
+		return false
+	}
+	w.warned = time.Now()
+	return true
 }
 
 // hasReplica reads INFO replication at most every replicaCheck. Until it
 // knows, or when Redis does not answer, it assumes a replica: waiting in
 // vain costs a relay round, not waiting may cost the jobs.
 func (w *replicaWait) hasReplica(ctx context.Context) bool {
+	if w.always {
+		return true
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.checked.IsZero() && time.Since(w.checked) < replicaCheck {

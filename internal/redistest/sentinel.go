@@ -148,7 +148,7 @@ func (d *Sentinel) WaitFailover(old string, timeout time.Duration) string {
 	deadline := time.Now().Add(timeout)
 	for {
 		if addr := d.MasterAddr(); addr != "" && addr != old {
-			if s := d.Server(addr); s != nil && role(s) == "master" {
+			if s := d.Server(addr); s != nil && s.Role() == "master" {
 				return addr
 			}
 		}
@@ -159,7 +159,9 @@ func (d *Sentinel) WaitFailover(old string, timeout time.Duration) string {
 	}
 }
 
-func role(s *Server) string {
+// Role is the server's answer to ROLE ("master", "slave"), or "" when it
+// does not answer.
+func (s *Server) Role() string {
 	c := s.newClient(noRetries)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
