@@ -31,12 +31,12 @@ func redisConfig(t *testing.T, redisTOML string) string {
 func closedAddr(t *testing.T) string { return freeAddr(t) }
 
 // runFor runs an errand command for at most d and returns its error and log.
-func runFor(d time.Duration, args ...string) (error, string) {
+func runFor(d time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	log := &syncBuffer{}
 	err := run(ctx, args, nil, log, log)
-	return err, log.String()
+	return log.String(), err
 }
 
 // A setting that keeps errand from its Redis gets one line naming it: the
@@ -50,7 +50,7 @@ func TestUnreachableSentinelsAndSeedsAreNamed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := redisConfig(t, tc.toml)
-			err, _ := runFor(30*time.Second, "queues", "--config", cfg)
+			_, err := runFor(30*time.Second, "queues", "--config", cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("errand queues: %v; want one line with %q", err, tc.want)
 			}
@@ -67,7 +67,7 @@ func TestWrongMasterNameIsNamed(t *testing.T) {
 	d := redistest.StartSentinel(t)
 	cfg := redisConfig(t, fmt.Sprintf("mode = \"sentinel\"\nmaster_name = \"nope\"\naddrs = [\"%s\"]\n", strings.Join(d.Addrs(), `", "`)))
 	for _, cmd := range [][]string{{"queues"}, {"worker", "--queues", "critical"}, {"serve"}} {
-		err, _ := runFor(30*time.Second, append(cmd, "--config", cfg)...)
+		_, err := runFor(30*time.Second, append(cmd, "--config", cfg)...)
 		if err == nil || !strings.Contains(err.Error(), `know no master named "nope"`) || !strings.Contains(err.Error(), "check redis.master_name") ||
 			strings.Contains(err.Error(), "\n") {
 			t.Fatalf("errand %s: %v; want one line naming redis.master_name", cmd, err)
