@@ -15,7 +15,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/mail"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/jobs"
 	"github.com/redis/go-redis/v9"
@@ -118,7 +118,7 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		return nil, err
 	}
-	rdb := queue.NewRedis(cfg.Redis)
+	rdb := redisconn.New(cfg.Redis)
 	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redact"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -67,7 +68,7 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	}
 	a.warnIfEvicting(ctx)
 	// Periodic jobs: every worker schedules them; see queue.Periodic.
-	periodic := queue.NewPeriodic(queue.ConnOpt(cfg.Redis), a.log)
+	periodic := queue.NewPeriodic(redisconn.ConnOpt(cfg.Redis), a.log)
 	if err := periodic.Every(a.reg, cfg.Reconcile.Interval, jobs.ReconcileShipments{}); err != nil {
 		return err
 	}

@@ -77,19 +77,14 @@ func (c *Client) enqueue(ctx context.Context, e job.Envelope, extra map[string]s
 // EnqueueMany puts prepared envelopes into Redis in one round trip. It
 // returns one error per envelope (nil, ErrDuplicate, or why it failed).
 func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
-	errs, _ := c.enqueueMany(ctx, es, 0)
+	errs, _ := c.EnqueueManyWait(ctx, es, 0)
 	return errs
 }
 
-// EnqueueManyWait is EnqueueMany, then waits up to timeout for a replica to
-// acknowledge the writes (WAIT 1), and returns how many did: the outbox relay
-// keeps its rows until one has them. Not for Redis Cluster.
-func (c *Client) EnqueueManyWait(ctx context.Context, es []job.Envelope, timeout time.Duration) ([]error, int64) {
-	return c.enqueueMany(ctx, es, timeout)
-}
-
-// enqueueMany writes es, waiting for a replica when wait > 0.
-func (c *Client) enqueueMany(ctx context.Context, es []job.Envelope, wait time.Duration) ([]error, int64) {
+// EnqueueManyWait is EnqueueMany, then (wait > 0) waits up to wait for a
+// replica to acknowledge the writes (WAIT 1), and returns how many did: the
+// outbox relay keeps its rows until one has them. Not for Redis Cluster.
+func (c *Client) EnqueueManyWait(ctx context.Context, es []job.Envelope, wait time.Duration) ([]error, int64) {
 	errs := make([]error, len(es))
 	ts := make([]rdb.Task, 0, len(es))
 	at := make([]int, 0, len(es)) // es index of each task
@@ -105,13 +100,7 @@ func (c *Client) enqueueMany(ctx context.Context, es []job.Envelope, wait time.D
 	if len(ts) == 0 {
 		return errs, 0
 	}
-	var written []error
-	var acked int64
-	if wait > 0 {
-		written, acked = c.rdb.EnqueueManyWait(ctx, ts, wait)
-	} else {
-		written = c.rdb.EnqueueMany(ctx, ts)
-	}
+	written, acked := c.rdb.EnqueueManyWait(ctx, ts, wait)
 	for k, err := range written {
 		if err != nil && !errors.Is(err, ErrDuplicate) {
 			err = fmt.Errorf("queue: %w", err)

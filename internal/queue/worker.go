@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -183,7 +184,7 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 // master, and the copy would stop dialing once c is closed.
 func engineClient(rc config.Redis, c redis.UniversalClient) (redis.UniversalClient, func() error) {
 	if rc.Mode == config.RedisSentinel {
-		e := newRedis(rc, 4)
+		e := redisconn.NewPool(rc, 4)
 		return e, e.Close
 	}
 	switch c := c.(type) {

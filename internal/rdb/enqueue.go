@@ -128,8 +128,11 @@ func (r *RDB) EnqueueMany(ctx context.Context, ts []Task) []error {
 // every job, including one refused as a duplicate (written earlier, maybe on
 // another connection). A NOSCRIPT retry is another round trip with its own
 // WAIT, and the lower count is the answer. Not for a Cluster client: it
-// would send WAIT to a node of its choosing.
+// would send WAIT to a node of its choosing. A timeout of 0 is EnqueueMany.
 func (r *RDB) EnqueueManyWait(ctx context.Context, ts []Task, timeout time.Duration) ([]error, int64) {
+	if timeout <= 0 {
+		return r.enqueueMany(ctx, ts), 0
+	}
 	var waits []*redis.Cmd
 	errs := r.enqueueMany(ctx, ts, func(p redis.Pipeliner) {
 		p.Publish(ctx, ReplicaChannel, "")

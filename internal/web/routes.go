@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/errandhq/errand/internal/metrics"
-	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -37,7 +37,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 	path := "/" + strings.Trim(s.Config.Dashboard.Path, "/")
 	dash := asynqmon.New(asynqmon.Options{
 		RootPath:     path,
-		RedisConnOpt: queue.ConnOpt(s.Config.Redis),
+		RedisConnOpt: redisconn.ConnOpt(s.Config.Redis),
 		ReadOnly:     s.Config.Dashboard.ReadOnly,
 	})
 	guarded := s.dashboardAuth(dash)

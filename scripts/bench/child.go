@@ -35,6 +35,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redact"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 )
@@ -217,7 +218,7 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	rdb := queue.NewRedis(cfg.Redis)
+	rdb := redisconn.New(cfg.Redis)
 	defer rdb.Close()
 	// The failure policy as `errand worker` wires it (cmd/errand/worker.go).
 	policy := queue.NewPolicy(queue.PolicyConfig{

@@ -35,6 +35,7 @@ import (
 
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -234,7 +235,7 @@ func (b *bench) newErrandProducer() (*errandProducer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := queue.NewRedis(cfg.Redis)
+	rdb := redisconn.New(cfg.Redis)
 	return &errandProducer{rdb: rdb, cli: queue.NewClient(reg, rdb)}, nil
 }
 

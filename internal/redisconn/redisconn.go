@@ -1,4 +1,6 @@
-package queue
+// Package redisconn connects to the Redis deployment [redis] describes: one
+// server, a Sentinel-managed master, or a Cluster.
+package redisconn
 
 import (
 	"github.com/errandhq/errand/internal/config"
@@ -6,17 +8,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// NewRedis returns the client for the [redis] settings: a plain client, a
+// New returns the client for the [redis] settings: a plain client, a
 // failover client that asks the sentinels for the master and follows it
 // through a failover, or a cluster client. Every command, the dashboard and
 // the scheduler connect through it.
-func NewRedis(c config.Redis) redis.UniversalClient {
-	return newRedis(c, 0)
+func New(c config.Redis) redis.UniversalClient {
+	return NewPool(c, 0)
 }
 
-// newRedis is NewRedis with a pool of poolSize connections per node (0 =
+// NewPool is New with a pool of poolSize connections per node (0 =
 // go-redis's default).
-func newRedis(c config.Redis, poolSize int) redis.UniversalClient {
+func NewPool(c config.Redis, poolSize int) redis.UniversalClient {
 	tlsConf, _ := c.RedisTLS() // checked by config.Validate
 	switch c.Mode {
 	case config.RedisSentinel:
@@ -39,10 +41,10 @@ func newRedis(c config.Redis, poolSize int) redis.UniversalClient {
 
 // ConnOpt returns the asynq connection option for the [redis] settings, for
 // what asynq connects itself (the dashboard, the scheduler): it builds its
-// client with NewRedis, so it follows the mode.
+// client with New, so it follows the mode.
 func ConnOpt(c config.Redis) asynq.RedisConnOpt { return connOpt{c} }
 
 type connOpt struct{ c config.Redis }
 
 // MakeRedisClient implements asynq.RedisConnOpt.
-func (o connOpt) MakeRedisClient() any { return NewRedis(o.c) }
+func (o connOpt) MakeRedisClient() any { return New(o.c) }
