@@ -53,6 +53,7 @@ type options struct {
 	aclUser     string
 	aclPassword string
 	cluster     bool
+	member      bool // a node of a multi-node cluster: StartCluster assigns its slots
 }
 
 // AppendOnly turns on the append-only file with appendfsync always, so every
