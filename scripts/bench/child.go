@@ -37,7 +37,6 @@ import (
 	"github.com/errandhq/errand/internal/redact"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 const childCommand = "_worker"
@@ -133,7 +132,7 @@ func runChild(args []string) int {
 	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
 	impl := fs.String("impl", "errand", "errand | asynq")
 	mode := fs.String("mode", "noop", "noop | probe | flaky")
-	addr := fs.String("redis", "127.0.0.1:6379", "Redis address")
+	addr := fs.String("redis", "127.0.0.1:6379", "Redis address, or a cluster's comma-separated masters")
 	conc := fs.Int("concurrency", 50, "jobs run at once")
 	expect := fs.Int64("expect", 0, "print done after this many jobs (0: never)")
 	queues := fs.String("queues", "", "errand worker.queues")
@@ -218,7 +217,7 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	rdb := errandRedis(cfg, addr)
 	defer rdb.Close()
 	// The failure policy as `errand worker` wires it (cmd/errand/worker.go).
 	policy := queue.NewPolicy(queue.PolicyConfig{
@@ -244,7 +243,7 @@ func runAsynqWorker(ctx context.Context, rec *recorder, res *childResult, addr s
 	if mode == "flaky" {
 		cfg.RetryDelayFunc = func(int, error, *asynq.Task) time.Duration { return 0 }
 	}
-	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, cfg)
+	srv := asynq.NewServer(asynqConn(addr), cfg)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(noopType, func(context.Context, *asynq.Task) error {
 		rec.noop()
@@ -336,7 +335,7 @@ func (b *bench) startChild(o childOpts) (*child, error) {
 		o.maxLife = 10 * time.Minute
 	}
 	args := []string{childCommand,
-		"-impl", o.impl, "-mode", o.mode, "-redis", b.redisAddr,
+		"-impl", o.impl, "-mode", o.mode, "-redis", b.on,
 		"-concurrency", strconv.Itoa(o.concurrency), "-expect", strconv.FormatInt(o.expect, 10),
 		"-queues", o.queues, "-log-level", o.logLevel, "-max-life", o.maxLife.String()}
 	cmd := exec.Command(exe, args...)

@@ -1,0 +1,72 @@
+package main
+
+// The drain scenario on a Redis Cluster: bench.sh -redis cluster starts three
+// masters beside the standalone server and passes their addresses with
+// -cluster; each drain round then runs on both, so the two figures come from
+// the same box and the same run.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/queue"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// A Redis target is given as one address (a standalone server) or as the
+// comma-separated addresses of a cluster's masters.
+func isCluster(target string) bool { return strings.Contains(target, ",") }
+
+func clusterAddrs(target string) []string { return strings.Split(target, ",") }
+
+// newRedis is a go-redis client for target.
+func newRedis(target string) redis.UniversalClient {
+	if isCluster(target) {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: clusterAddrs(target)})
+	}
+	return redis.NewClient(&redis.Options{Addr: target})
+}
+
+// asynqConn is asynq's connection option for target: asynq supports a
+// cluster through its own cluster client.
+func asynqConn(target string) asynq.RedisConnOpt {
+	if isCluster(target) {
+		return asynq.RedisClusterClientOpt{Addrs: clusterAddrs(target)}
+	}
+	return asynq.RedisClientOpt{Addr: target}
+}
+
+// controls are one single-connection client per server of target (every
+// master of a cluster), for FLUSHALL and INFO.
+func controls(target string) []*redis.Client {
+	var cs []*redis.Client
+	for _, a := range clusterAddrs(target) {
+		cs = append(cs, redis.NewClient(&redis.Options{Addr: a, PoolSize: 1, MinIdleConns: 0}))
+	}
+	return cs
+}
+
+// freshTarget empties every server of target once only its control client is
+// connected (see flushAll).
+func freshTarget(ctx context.Context, ctls []*redis.Client) (int64, error) {
+	var others int64
+	for _, c := range ctls {
+		n, err := flushAll(ctx, c)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", c.Options().Addr, err)
+		}
+		others += n
+	}
+	return others, nil
+}
+
+// errandRedis is the client errand's producer and worker use on target.
+func errandRedis(cfg *config.Config, target string) redis.UniversalClient {
+	if isCluster(target) {
+		return newRedis(target)
+	}
+	return redis.NewClient(queue.RedisOptions(cfg.Redis))
+}
