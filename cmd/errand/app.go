@@ -101,7 +101,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 type app struct {
 	cfg *config.Config
 	log *slog.Logger
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	// reg holds every job type of jobs.All, with the configuration applied;
 	// only the worker gives them handlers (see handle).
 	reg *job.Registry
@@ -118,7 +118,7 @@ func newApp(cfg *config.Config, stderr io.Writer) (*app, error) {
 	if err := reg.Configure(cfg.Jobs); err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(queue.RedisOptions(cfg.Redis))
+	rdb := queue.NewRedis(cfg.Redis)
 	return &app{cfg: cfg, log: log, rdb: rdb, reg: reg}, nil
 }
 
@@ -160,9 +160,9 @@ func (a *app) pingRedis(ctx context.Context) error {
 	defer cancel()
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		if check := refusalSettings(err); check != "" {
-			return &redisRefusedError{addr: a.cfg.Redis.Addr, why: redactErr(err), check: check}
+			return &redisRefusedError{addr: a.cfg.Redis.Where(), why: redactErr(err), check: check}
 		}
-		return fmt.Errorf("cannot reach Redis at %s: %v", a.cfg.Redis.Addr, redactErr(err))
+		return fmt.Errorf("cannot reach Redis at %s: %v", a.cfg.Redis.Where(), redactErr(err))
 	}
 	return nil
 }

@@ -4,11 +4,8 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	netmail "net/mail"
 	"os"
 	"sort"
@@ -48,59 +45,6 @@ type Config struct {
 	CRM     tidio.Config       `koanf:"crm"`
 	Fulfill fulfillment.Config `koanf:"fulfillment"`
 	Shopify shopify.Config     `koanf:"shopify"`
-}
-
-type Redis struct {
-	Addr string `koanf:"addr"`
-	// Username is the Redis ACL user (Redis 6+); empty = the default user.
-	Username string `koanf:"username"`
-	Password string `koanf:"password"`
-	DB       int    `koanf:"db"`
-	TLS      bool   `koanf:"tls"`
-	// TLSCAFile names a PEM file of CAs to trust for Redis's certificate, on
-	// top of the system's (a private CA, a managed Redis).
-	TLSCAFile string `koanf:"tls_ca_file"`
-	// TLSCertFile and TLSKeyFile are errand's client certificate, for a
-	// Redis that asks for one (tls-auth-clients).
-	TLSCertFile string `koanf:"tls_cert_file"`
-	TLSKeyFile  string `koanf:"tls_key_file"`
-}
-
-// RedisTLS returns the TLS configuration for Redis, or nil without TLS.
-func (r Redis) RedisTLS() (*tls.Config, error) {
-	if !r.TLS {
-		return nil, nil
-	}
-	host, _, err := net.SplitHostPort(r.Addr)
-	if err != nil {
-		host = r.Addr
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
-	if r.TLSCAFile != "" {
-		pem, err := os.ReadFile(r.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls_ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis.tls_ca_file: %s holds no PEM certificate", r.TLSCAFile)
-		}
-		c.RootCAs = pool
-	}
-	switch {
-	case r.TLSCertFile != "" && r.TLSKeyFile != "":
-		pair, err := tls.LoadX509KeyPair(r.TLSCertFile, r.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls_cert_file/tls_key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{pair}
-	case r.TLSCertFile != "" || r.TLSKeyFile != "":
-		return nil, errors.New("redis.tls_cert_file and redis.tls_key_file: give both or neither")
-	}
-	return c, nil
 }
 
 type HTTP struct {
@@ -189,7 +133,7 @@ type Log struct {
 // two together).
 func Default() *Config {
 	return &Config{
-		Redis:    Redis{Addr: "127.0.0.1:6379"},
+		Redis:    DefaultRedis(),
 		HTTP:     HTTP{Addr: ":8080", PublicURL: "http://localhost:8080"},
 		Database: Database{URL: "file:errand.db"},
 		Worker: Worker{
@@ -312,12 +256,7 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
 	}
-	if c.Redis.Addr == "" {
-		bad("redis.addr", "must not be empty")
-	}
-	if _, err := c.Redis.RedisTLS(); err != nil {
-		errs = append(errs, err.Error())
-	}
+	errs = append(errs, c.Redis.validate()...)
 	if c.Worker.Concurrency < 1 {
 		bad("worker.concurrency", "must be at least 1 (got %d)", c.Worker.Concurrency)
 	}

@@ -123,6 +123,14 @@ func TestInvalidValuesAreClear(t *testing.T) {
 		{"bad escalation address", "[escalation]\nto = [\"not an address\"]\n", nil, `escalation.to: "not an address" is not an email address`},
 		{"zero queue weight", "[queues]\nemails = 0\n", nil, "queues.emails: weight must be at least 1 (got 0)"},
 		{"broken toml", "[smtp\nhost=1", nil, "config.toml"},
+		{"unknown redis mode", "[redis]\nmode = \"ring\"\n", nil, `redis.mode: must be standalone, sentinel or cluster (got "ring")`},
+		{"sentinel without master", "", []string{"ERRAND_REDIS__MODE=sentinel", "ERRAND_REDIS__ADDRS=a:26379"}, "redis.master_name: must name the master"},
+		{"sentinel without sentinels", "[redis]\nmode = \"sentinel\"\nmaster_name = \"errand\"\n", nil, "redis.addrs: must list the sentinels"},
+		{"cluster without seeds", "[redis]\nmode = \"cluster\"\n", nil, "redis.addrs: must list at least one node"},
+		{"cluster db", "[redis]\nmode = \"cluster\"\naddrs = [\"a:7000\"]\ndb = 2\n", nil, "redis.db: must be 0 in cluster mode"},
+		{"addrs in standalone", "", []string{"ERRAND_REDIS__ADDRS=a:26379"}, "redis.addrs: is set but redis.mode is standalone"},
+		{"addr without port", "[redis]\nmode = \"cluster\"\naddrs = [\"a\"]\n", nil, `redis.addrs: "a" is not host:port`},
+		{"negative replica wait", "[redis]\nreplica_wait = \"-1s\"\n", nil, "redis.replica_wait: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeFile(t, tc.file), true, tc.env, nil)
@@ -265,6 +273,8 @@ func TestEnvironmentListsAreSplit(t *testing.T) {
 		"ERRAND_ESCALATION__REDACT=pin,iban",
 		`ERRAND_JOBS__USER:WELCOME_EMAIL__BACKOFF=1s,2s`,
 		"ERRAND_NOTIFY__REPS__ALICE__SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T/B/a,b",
+		"ERRAND_REDIS__MODE=sentinel", "ERRAND_REDIS__MASTER_NAME=errand",
+		"ERRAND_REDIS__ADDRS=a:26379, b:26379,c:26379",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +290,9 @@ func TestEnvironmentListsAreSplit(t *testing.T) {
 	}
 	if got := c.Jobs["user:welcome_email"].Backoff; len(got) != 2 || got[0] != time.Second || got[1] != 2*time.Second {
 		t.Errorf("jobs.user:welcome_email.backoff = %v", got)
+	}
+	if got := strings.Join(c.Redis.Addrs, "|"); got != "a:26379|b:26379|c:26379" {
+		t.Errorf("redis.addrs = %q", got)
 	}
 	// Not a list: a comma stays.
 	if got := c.Notify.Reps["alice"].SlackWebhookURL; got != "https://hooks.slack.com/services/T/B/a,b" {

@@ -8,10 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/rdb"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,20 +23,6 @@ const (
 	headerOrder    = "errand-order"
 	maxRetrySentry = 1 << 20 // errand counts attempts itself; see policy.go
 )
-
-// RedisOptions turns the [redis] settings into go-redis options.
-func RedisOptions(c config.Redis) *redis.Options {
-	o := &redis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
-	o.TLSConfig, _ = c.RedisTLS() // checked by config.Validate
-	return o
-}
-
-// ConnOpt returns the asynq connection option for the [redis] settings.
-func ConnOpt(c config.Redis) asynq.RedisClientOpt {
-	o := asynq.RedisClientOpt{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
-	o.TLSConfig, _ = c.RedisTLS() // checked by config.Validate
-	return o
-}
 
 // Client queues jobs: think-queue's Queue::push and Queue::later.
 //

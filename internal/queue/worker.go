@@ -147,7 +147,7 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 		due:   newDueForwarder(r, qs.Order, dueCheck, log),
 		fetch: newFetcher(r, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
-	engineRedis, closeEngine := engineClient(c)
+	engineRedis, closeEngine := engineClient(cfg.Redis, c)
 	// Whatever the client, the engine's processor takes no job: errand's
 	// fetcher takes them all.
 	rdb.SilenceAsynqDequeue(engineRedis)
@@ -177,8 +177,15 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 
 // engineClient returns the client the asynq server runs on: a small pool of
 // its own where c's kind can be copied, so its background traffic never
-// waits behind the fetcher's; else c itself, shared.
-func engineClient(c redis.UniversalClient) (redis.UniversalClient, func() error) {
+// waits behind the fetcher's; else c itself, shared. In sentinel mode it is a
+// failover client of its own: a copy of c's options would dial through c's
+// sentinels, but c closes only its own pool's connections to a demoted
+// master, and the copy would stop dialing once c is closed.
+func engineClient(rc config.Redis, c redis.UniversalClient) (redis.UniversalClient, func() error) {
+	if rc.Mode == config.RedisSentinel {
+		e := newRedis(rc, 4)
+		return e, e.Close
+	}
 	switch c := c.(type) {
 	case *redis.Client:
 		o := *c.Options()

@@ -217,7 +217,7 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	rdb := errandRedis(cfg, addr)
+	rdb := queue.NewRedis(cfg.Redis)
 	defer rdb.Close()
 	// The failure policy as `errand worker` wires it (cmd/errand/worker.go).
 	policy := queue.NewPolicy(queue.PolicyConfig{

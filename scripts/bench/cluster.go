@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/queue"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -21,14 +19,6 @@ import (
 func isCluster(target string) bool { return strings.Contains(target, ",") }
 
 func clusterAddrs(target string) []string { return strings.Split(target, ",") }
-
-// newRedis is a go-redis client for target.
-func newRedis(target string) redis.UniversalClient {
-	if isCluster(target) {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: clusterAddrs(target)})
-	}
-	return redis.NewClient(&redis.Options{Addr: target})
-}
 
 // asynqConn is asynq's connection option for target: asynq supports a
 // cluster through its own cluster client.
@@ -63,10 +53,3 @@ func freshTarget(ctx context.Context, ctls []*redis.Client) (int64, error) {
 	return others, nil
 }
 
-// errandRedis is the client errand's producer and worker use on target.
-func errandRedis(cfg *config.Config, target string) redis.UniversalClient {
-	if isCluster(target) {
-		return newRedis(target)
-	}
-	return redis.NewClient(queue.RedisOptions(cfg.Redis))
-}

@@ -254,7 +254,7 @@ func (b *bench) newErrandProducer() (*errandProducer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := errandRedis(cfg, b.on)
+	rdb := queue.NewRedis(cfg.Redis)
 	return &errandProducer{rdb: rdb, cli: queue.NewClient(reg, rdb)}, nil
 }
 
