@@ -52,4 +52,3 @@ func freshTarget(ctx context.Context, ctls []*redis.Client) (int64, error) {
 	}
 	return others, nil
 }
-

@@ -67,7 +67,7 @@ type bench struct {
 	usersWorker                                                             bool
 	drainTimeout                                                            time.Duration
 
-	ctl    *redis.Client // one connection: INFO, FLUSHALL, polling
+	ctl    *redis.Client              // one connection: INFO, FLUSHALL, polling
 	ctls   map[string][]*redis.Client // per target, one such client per server
 	logSeq int
 	svc    *services
