@@ -85,7 +85,8 @@ func (b *syncBuffer) lines(subs ...string) []string {
 // against a real redis-server and a real SMTP server on free loopback ports.
 type stack struct {
 	t        *testing.T
-	redis    *redistest.Server
+	redis    *redistest.Server // nil on a cluster
+	cluster  *redistest.Nodes  // with stackOptions.redisCluster
 	smtp     *smtptest.Server
 	sandbox  *sandbox.Sandbox // local fakes of the services errand calls
 	fakes    string           // their base URL
@@ -107,6 +108,9 @@ type stackOptions struct {
 	notifyKind  string                          // [notify] kind; "slack" when empty
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
+	// redisCluster runs errand on a Redis Cluster of three masters
+	// (redis.mode = "cluster") instead of one redis-server.
+	redisCluster bool
 	// publicCallbacksOnly sets api.allow_private_callbacks = false: callbacks
 	// to loopback, where every test receiver listens, are refused.
 	publicCallbacksOnly bool
@@ -119,7 +123,12 @@ const escalationTo = "dev@acme.test"
 
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	s := &stack{t: t, smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	if o.redisCluster {
+		s.cluster = redistest.StartCluster(t, 3)
+	} else {
+		s.redis = redistest.Start(t, o.redis...)
+	}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
 	// The services errand calls, faked on their real wire formats and
@@ -140,12 +149,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	fakes.Start()
 	t.Cleanup(fakes.Close)
 	cfg := fmt.Sprintf(`
-[redis]
-addr = %q
-password = %q
-tls = %v
-tls_ca_file = %q
-`+redisLoginTOML(s.redis)+`[http]
+%s[http]
 addr = %q
 public_url = %q
 [database]
@@ -162,7 +166,7 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
+`, s.redisTOML(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
 		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
@@ -303,6 +307,15 @@ func apiKeys(o stackOptions) string {
 		secret = ""
 	}
 	return fmt.Sprintf("callback_secret = %q\nallow_private_callbacks = %v\n", secret, !o.publicCallbacksOnly)
+}
+
+// redisTOML is the [redis] table: the one server, or the cluster's seeds.
+func (s *stack) redisTOML() string {
+	if s.cluster != nil {
+		return fmt.Sprintf("[redis]\nmode = \"cluster\"\naddrs = [%q, %q, %q]\n", s.cluster.Addrs()[0], s.cluster.Addrs()[1], s.cluster.Addrs()[2])
+	}
+	return fmt.Sprintf("[redis]\naddr = %q\npassword = %q\ntls = %v\ntls_ca_file = %q\n",
+		s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis)) + redisLoginTOML(s.redis)
 }
 
 // redisLoginTOML is the [redis] ACL user and client certificate, for a
