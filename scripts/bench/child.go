@@ -43,16 +43,18 @@ const childCommand = "_worker"
 
 // childResult is what a worker child reports when it stops.
 type childResult struct {
-	Impl     string  `json:"impl"`
-	Mode     string  `json:"mode"`
-	Count    int64   `json:"count"`    // jobs completed (probe: distinct jobs started)
-	Attempts int64   `json:"attempts"` // handler runs
-	StartNS  int64   `json:"start_ns"` // just before the worker was started
-	DoneNS   int64   `json:"done_ns"`  // when Count reached the expected number; 0 if it never did
-	Starts   []int64 `json:"starts,omitempty"`
-	VmHWMKB  int64   `json:"vm_hwm_kb"`
-	VmRSSKB  int64   `json:"vm_rss_kb"`
-	Err      string  `json:"err,omitempty"`
+	Impl     string `json:"impl"`
+	Mode     string `json:"mode"`
+	Count    int64  `json:"count"`    // jobs completed (probe: distinct jobs started)
+	Attempts int64  `json:"attempts"` // handler runs
+	StartNS  int64  `json:"start_ns"` // just before the worker was started
+	DoneNS   int64  `json:"done_ns"`  // when Count reached the expected number; 0 if it never did
+	// CPU time the worker used from its start to DoneNS (0 if unknown).
+	CPUNS   int64   `json:"cpu_ns"`
+	Starts  []int64 `json:"starts,omitempty"`
+	VmHWMKB int64   `json:"vm_hwm_kb"`
+	VmRSSKB int64   `json:"vm_rss_kb"`
+	Err     string  `json:"err,omitempty"`
 }
 
 // recorder is the handlers' shared bookkeeping.
@@ -64,6 +66,7 @@ type recorder struct {
 	count    atomic.Int64
 	attempts atomic.Int64
 	doneNS   atomic.Int64
+	cpuNS    atomic.Int64 // the process's CPU time at done
 	doneOnce sync.Once
 
 	mu     sync.Mutex
@@ -75,6 +78,7 @@ func (r *recorder) completed() {
 	if n := r.count.Add(1); r.expect > 0 && n == r.expect {
 		r.doneOnce.Do(func() {
 			r.doneNS.Store(time.Now().UnixNano())
+			r.cpuNS.Store(int64(cpuTime()))
 			r.out.line("done")
 		})
 	}
@@ -179,6 +183,11 @@ func runChild(args []string) int {
 	res.Count = rec.count.Load()
 	res.Attempts = rec.attempts.Load()
 	res.DoneNS = rec.doneNS.Load()
+	if c := rec.cpuNS.Load(); c > 0 {
+		res.CPUNS = c - res.CPUNS // runErrandWorker/runAsynqWorker put the CPU time at start there
+	} else {
+		res.CPUNS = 0
+	}
 	rec.mu.Lock()
 	res.Starts = rec.starts
 	rec.mu.Unlock()
@@ -231,7 +240,7 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	if err != nil {
 		return err
 	}
-	res.StartNS = time.Now().UnixNano()
+	res.StartNS, res.CPUNS = time.Now().UnixNano(), int64(cpuTime())
 	rec.out.line("ready")
 	return w.Run(ctx, nil)
 }
@@ -265,7 +274,7 @@ func runAsynqWorker(ctx context.Context, rec *recorder, res *childResult, addr s
 		}
 		return rec.flaky(f.N)
 	})
-	res.StartNS = time.Now().UnixNano()
+	res.StartNS, res.CPUNS = time.Now().UnixNano(), int64(cpuTime())
 	if err := srv.Start(mux); err != nil {
 		return err
 	}

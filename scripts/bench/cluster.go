@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -51,4 +52,32 @@ func freshTarget(ctx context.Context, ctls []*redis.Client) (int64, error) {
 		others += n
 	}
 	return others, nil
+}
+
+// redisCost is the CPU seconds (user + system) and the commands the servers
+// of a target have used so far: read before and after a drain, it shows
+// where a drain's time went on the Redis side.
+func redisCost(ctx context.Context, ctls []*redis.Client) (cpu float64, calls int64, err error) {
+	for _, c := range ctls {
+		s, err := c.Info(ctx, "cpu").Result()
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, l := range strings.Split(s, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+			if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return 0, 0, fmt.Errorf("INFO cpu: %q: %w", l, err)
+				}
+				cpu += f
+			}
+		}
+		n, err := totalCalls(ctx, c)
+		if err != nil {
+			return 0, 0, err
+		}
+		calls += n
+	}
+	return cpu, calls, nil
 }

@@ -343,8 +343,14 @@ func (b *bench) scenarioDrain() error {
 		targets = append(targets, b.cluster)
 	}
 	defer func() { b.on = b.redisAddr }()
+	cpuPerJob := map[string][]float64{}
 	for round := range b.rounds {
-		for _, target := range targets {
+		order := slices.Clone(targets)
+		if round%2 == 1 {
+			// Neither deployment always runs on a machine warmed up by the other.
+			slices.Reverse(order)
+		}
+		for _, target := range order {
 			b.on = target
 			prefix, where := "drain.", ""
 			if isCluster(target) {
@@ -359,12 +365,20 @@ func (b *bench) scenarioDrain() error {
 					return fmt.Errorf("%s%s: enqueue: %w", impl, where, err)
 				}
 				b.progress("drain: %s queued %d jobs%s (%.0f jobs/s)", impl, b.drainJobs, where, rate)
+				cpu0, calls0, err := redisCost(context.Background(), b.ctls[target])
+				if err != nil {
+					return fmt.Errorf("%s%s: %w", impl, where, err)
+				}
 				c, err := b.startChild(b.childOpts(impl, "noop", b.drainJobs))
 				if err != nil {
 					return fmt.Errorf("%s%s: %w", impl, where, err)
 				}
 				werr := c.waitEvent("done", b.drainTimeout)
+				cpu1, calls1, cerr := redisCost(context.Background(), b.ctls[target])
 				res, serr := c.stop(60 * time.Second)
+				if cerr != nil && werr == nil {
+					werr = cerr
+				}
 				if werr != nil {
 					return fmt.Errorf("%s%s: %w (%d of %d done)", impl, where, werr, res.Count, b.drainJobs)
 				}
@@ -376,7 +390,11 @@ func (b *bench) scenarioDrain() error {
 				if !isCluster(target) {
 					rss[impl] = max(rss[impl], float64(res.VmHWMKB)/1024)
 				}
-				b.progress("drain: %s drained %d jobs%s in %.2fs (%.0f jobs/s), peak RSS %.1f MB", impl, b.drainJobs, where, secs, float64(b.drainJobs)/secs, float64(res.VmHWMKB)/1024)
+				perJob := (cpu1 - cpu0) / float64(b.drainJobs) * 1e6
+				cpuPerJob[prefix+impl] = append(cpuPerJob[prefix+impl], perJob)
+				b.progress("drain: %s drained %d jobs%s in %.2fs (%.0f jobs/s), peak RSS %.1f MB; per job: worker %.1f µs CPU, Redis %.1f µs CPU and %.2f commands",
+					impl, b.drainJobs, where, secs, float64(b.drainJobs)/secs, float64(res.VmHWMKB)/1024,
+					float64(res.CPUNS)/1e3/float64(b.drainJobs), perJob, float64(calls1-calls0)/float64(b.drainJobs))
 			}
 		}
 	}
@@ -385,6 +403,8 @@ func (b *bench) scenarioDrain() error {
 		b.set("rss."+impl+"_peak_mb", rss[impl])
 		if b.cluster != "" {
 			b.set("drain_cluster."+impl+"_jobs_per_s", median(rates["drain_cluster."+impl]))
+			b.set("drain."+impl+"_redis_cpu_us_per_job", median(cpuPerJob["drain."+impl]))
+			b.set("drain_cluster."+impl+"_redis_cpu_us_per_job", median(cpuPerJob["drain_cluster."+impl]))
 		}
 	}
 	return nil
