@@ -159,10 +159,10 @@ func (a *app) pingRedis(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		if check := refusalSettings(err); check != "" {
+		if check := refusalSettings(err); check != "" && a.cfg.Redis.Mode != config.RedisSentinel {
 			return &redisRefusedError{addr: a.cfg.Redis.Where(), why: redactErr(err), check: check}
 		}
-		return fmt.Errorf("cannot reach Redis at %s: %v", a.cfg.Redis.Where(), redactErr(err))
+		return unreachable(ctx, a.cfg.Redis, err)
 	}
 	return nil
 }

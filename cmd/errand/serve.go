@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/store"
@@ -52,10 +53,16 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		}
 		// Requests are still taken: their jobs wait in the outbox.
 		a.log.Warn("Redis is unreachable; jobs wait in the database until it is back", "error", err.Error())
+	} else {
+		a.warnIfEvicting(ctx)
 	}
 
 	client := queue.NewClient(a.reg, a.rdb)
 	relay := outbox.NewRelay(st, client, a.log)
+	if cfg.Redis.Mode != config.RedisCluster {
+		// On a cluster WAIT is per node; the relay does not wait there.
+		relay.WaitForReplica(a.rdb, cfg.Redis.ReplicaWait, cfg.Redis.Mode == config.RedisSentinel)
+	}
 	var wg sync.WaitGroup
 	rctx, stopRelay := context.WithCancel(context.Background())
 	wg.Add(1)

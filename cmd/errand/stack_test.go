@@ -85,8 +85,9 @@ func (b *syncBuffer) lines(subs ...string) []string {
 // against a real redis-server and a real SMTP server on free loopback ports.
 type stack struct {
 	t        *testing.T
-	redis    *redistest.Server // nil on a cluster
-	cluster  *redistest.Nodes  // with stackOptions.redisCluster
+	redis    *redistest.Server   // nil on a cluster
+	cluster  *redistest.Nodes    // with stackOptions.redisCluster
+	sentinel *redistest.Sentinel // with stackOptions.sentinel
 	smtp     *smtptest.Server
 	sandbox  *sandbox.Sandbox // local fakes of the services errand calls
 	fakes    string           // their base URL
@@ -108,6 +109,7 @@ type stackOptions struct {
 	notifyKind  string                          // [notify] kind; "slack" when empty
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
+	sentinel    bool                            // Redis is a master, a replica and three sentinels (sentinel_test.go)
 	// redisCluster runs errand on a Redis Cluster of three masters
 	// (redis.mode = "cluster") instead of one redis-server.
 	redisCluster bool
@@ -126,6 +128,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	s := &stack{t: t, smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
 	if o.redisCluster {
 		s.cluster = redistest.StartCluster(t, 3)
+	} else if o.sentinel {
+		s.sentinel = redistest.StartSentinel(t)
+		s.redis = s.sentinel.Master // the helpers read this server until a failover
 	} else {
 		s.redis = redistest.Start(t, o.redis...)
 	}
@@ -315,7 +320,7 @@ func (s *stack) redisTOML() string {
 		return fmt.Sprintf("[redis]\nmode = \"cluster\"\naddrs = [%q, %q, %q]\n", s.cluster.Addrs()[0], s.cluster.Addrs()[1], s.cluster.Addrs()[2])
 	}
 	return fmt.Sprintf("[redis]\naddr = %q\npassword = %q\ntls = %v\ntls_ca_file = %q\n",
-		s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis)) + redisLoginTOML(s.redis)
+		s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis)) + redisLoginTOML(s.redis) + sentinelTOML(s.sentinel)
 }
 
 // redisLoginTOML is the [redis] ACL user and client certificate, for a
@@ -979,4 +984,12 @@ func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuff
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 	return cmd, log
+}
+
+// sentinelTOML is the rest of [redis] for a Sentinel deployment, or "".
+func sentinelTOML(d *redistest.Sentinel) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf("mode = \"sentinel\"\naddrs = [\"%s\"]\nmaster_name = %q\n", strings.Join(d.Addrs(), `", "`), redistest.MasterName)
 }

@@ -65,6 +65,7 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		case <-time.After(2 * time.Second):
 		}
 	}
+	a.warnIfEvicting(ctx)
 	// Periodic jobs: every worker schedules them; see queue.Periodic.
 	periodic := queue.NewPeriodic(queue.ConnOpt(cfg.Redis), a.log)
 	if err := periodic.Every(a.reg, cfg.Reconcile.Interval, jobs.ReconcileShipments{}); err != nil {

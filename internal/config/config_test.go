@@ -130,7 +130,7 @@ func TestInvalidValuesAreClear(t *testing.T) {
 		{"cluster db", "[redis]\nmode = \"cluster\"\naddrs = [\"a:7000\"]\ndb = 2\n", nil, "redis.db: must be 0 in cluster mode"},
 		{"addrs in standalone", "", []string{"ERRAND_REDIS__ADDRS=a:26379"}, "redis.addrs: is set but redis.mode is standalone"},
 		{"addr without port", "[redis]\nmode = \"cluster\"\naddrs = [\"a\"]\n", nil, `redis.addrs: "a" is not host:port`},
-		{"negative replica wait", "[redis]\nreplica_wait = \"-1s\"\n", nil, "redis.replica_wait: must not be negative"},
+		{"negative replica wait", "[redis]\nreplica_wait = \"-1s\"\n", nil, "redis.replica_wait: must be 0 (off) to 2s (got -1s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeFile(t, tc.file), true, tc.env, nil)

@@ -47,6 +47,10 @@ type Redis struct {
 	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
+// MaxReplicaWait bounds redis.replica_wait: the WAIT shares a round trip
+// with the jobs, which must end within go-redis's read timeout (3 s).
+const MaxReplicaWait = 2 * time.Second
+
 // DefaultRedis is one local server.
 func DefaultRedis() Redis {
 	return Redis{Mode: RedisStandalone, Addr: "127.0.0.1:6379", Addrs: []string{}, ReplicaWait: 500 * time.Millisecond}
@@ -105,8 +109,8 @@ func (r Redis) validate() []string {
 	if r.DB < 0 {
 		bad("redis.db", "must not be negative (got %d)", r.DB)
 	}
-	if r.ReplicaWait < 0 {
-		bad("redis.replica_wait", "must not be negative (got %s)", r.ReplicaWait)
+	if r.ReplicaWait < 0 || r.ReplicaWait > MaxReplicaWait {
+		bad("redis.replica_wait", "must be 0 (off) to %s (got %s)", MaxReplicaWait, r.ReplicaWait)
 	}
 	if _, err := r.RedisTLS(); err != nil {
 		errs = append(errs, err.Error())

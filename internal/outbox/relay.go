@@ -29,6 +29,8 @@ type Relay struct {
 	client *queue.Client
 	log    *slog.Logger
 	kick   chan struct{}
+	// replica, when set, keeps rows until a replica has their jobs (replica.go).
+	replica *replicaWait
 }
 
 // NewRelay returns a relay from box into client.
@@ -46,7 +48,7 @@ func (r *Relay) Kick() {
 
 const (
 	relayBatch = 200
-	relayLease = 30 * time.Second
+	relayLease = 10 * time.Second // a row a replica did not confirm is relayed again after it
 )
 
 // Run relays until ctx ends. It looks at the outbox when kicked and every
@@ -95,7 +97,8 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	sent := make([]string, 0, len(batch))
 	var failed []string
 	var firstErr error
-	for i, err := range r.client.EnqueueMany(ctx, batch) {
+	errs, confirmed := r.enqueue(ctx, batch)
+	for i, err := range errs {
 		e := batch[i]
 		if err == nil || errors.Is(err, queue.ErrDuplicate) {
 			sent = append(sent, e.ID)
@@ -108,7 +111,12 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.box.DeleteOutbox(dctx, sent); err != nil {
+	deleted := sent
+	if !confirmed {
+		// Not in a replica yet: the rows come back after the lease.
+		deleted = nil
+	}
+	if err := r.box.DeleteOutbox(dctx, deleted); err != nil {
 		// The jobs are in Redis; the rows come back after the lease and are
 		// refused as duplicates then.
 		r.log.Warn("outbox relay: could not delete relayed jobs", "error", err.Error())

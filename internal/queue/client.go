@@ -77,6 +77,19 @@ func (c *Client) enqueue(ctx context.Context, e job.Envelope, extra map[string]s
 // EnqueueMany puts prepared envelopes into Redis in one round trip. It
 // returns one error per envelope (nil, ErrDuplicate, or why it failed).
 func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
+	errs, _ := c.enqueueMany(ctx, es, 0)
+	return errs
+}
+
+// EnqueueManyWait is EnqueueMany, then waits up to timeout for a replica to
+// acknowledge the writes (WAIT 1), and returns how many did: the outbox relay
+// keeps its rows until one has them. Not for Redis Cluster.
+func (c *Client) EnqueueManyWait(ctx context.Context, es []job.Envelope, timeout time.Duration) ([]error, int64) {
+	return c.enqueueMany(ctx, es, timeout)
+}
+
+// enqueueMany writes es, waiting for a replica when wait > 0.
+func (c *Client) enqueueMany(ctx context.Context, es []job.Envelope, wait time.Duration) ([]error, int64) {
 	errs := make([]error, len(es))
 	ts := make([]rdb.Task, 0, len(es))
 	at := make([]int, 0, len(es)) // es index of each task
@@ -90,15 +103,22 @@ func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
 		at = append(at, i)
 	}
 	if len(ts) == 0 {
-		return errs
+		return errs, 0
 	}
-	for k, err := range c.rdb.EnqueueMany(ctx, ts) {
+	var written []error
+	var acked int64
+	if wait > 0 {
+		written, acked = c.rdb.EnqueueManyWait(ctx, ts, wait)
+	} else {
+		written = c.rdb.EnqueueMany(ctx, ts)
+	}
+	for k, err := range written {
 		if err != nil && !errors.Is(err, ErrDuplicate) {
 			err = fmt.Errorf("queue: %w", err)
 		}
 		errs[at[k]] = err
 	}
-	return errs
+	return errs, acked
 }
 
 // task is e as a job to write, in asynq's format.

@@ -116,6 +116,37 @@ func (r *RDB) Enqueue(ctx context.Context, t Task) error {
 // set of queues learns the queues this process has not added yet. It returns
 // one error per job: nil, ErrDuplicate, or why it failed.
 func (r *RDB) EnqueueMany(ctx context.Context, ts []Task) []error {
+	return r.enqueueMany(ctx, ts)
+}
+
+// EnqueueManyWait is EnqueueMany followed by WAIT 1 timeout, and returns
+// how many replicas acknowledged the jobs too (0 on an error). WAIT counts
+// the writes of the connection it is sent on up to its last one, so it ends
+// the same pipeline after a PUBLISH on ReplicaChannel: that write comes after
+// every job, including one refused as a duplicate (written earlier, maybe on
+// another connection). A NOSCRIPT retry is another round trip with its own
+// WAIT, and the lower count is the answer. Not for a Cluster client: it
+// would send WAIT to a node of its choosing.
+func (r *RDB) EnqueueManyWait(ctx context.Context, ts []Task, timeout time.Duration) ([]error, int64) {
+	var waits []*redis.Cmd
+	errs := r.enqueueMany(ctx, ts, func(p redis.Pipeliner) {
+		p.Publish(ctx, ReplicaChannel, "")
+		waits = append(waits, p.Do(ctx, "wait", 1, timeout.Milliseconds()))
+	})
+	acked := int64(-1)
+	for _, w := range waits {
+		n, err := w.Int64()
+		if err != nil {
+			return errs, 0
+		}
+		if acked < 0 || n < acked {
+			acked = n
+		}
+	}
+	return errs, max(acked, 0)
+}
+
+func (r *RDB) enqueueMany(ctx context.Context, ts []Task, after ...func(redis.Pipeliner)) []error {
 	now := time.Now()
 	calls := make([]*evalCall, len(ts))
 	var newQueues []string
@@ -132,7 +163,7 @@ func (r *RDB) EnqueueMany(ctx context.Context, ts []Task) []error {
 			added = p.SAdd(ctx, AllQueuesKey, anys(newQueues)...)
 		}
 	}
-	r.runPipelined(ctx, calls, extra)
+	r.runPipelined(ctx, calls, extra, after...)
 	// A failed SADD leaves the queues unknown: the next job tries again.
 	if added != nil && added.Err() == nil {
 		for _, q := range newQueues {

@@ -102,6 +102,12 @@ const (
 	// SPUBLISH, would bind it to a slot; errand does not use it.)
 	WakeChannel = "errand:wake"
 
+	// ReplicaChannel is where EnqueueManyWait publishes before WAIT: a
+	// PUBLISH is always replicated, so WAIT then covers every earlier write
+	// (a job refused as a duplicate writes nothing, and WAIT alone would
+	// cover only this connection's last write). Nobody subscribes.
+	ReplicaChannel = "errand:replica"
+
 	// MetricsKey is the hash where every worker adds its counters, read by
 	// /metrics. It belongs to no queue and is written by plain HINCRBY
 	// commands, never by a script.

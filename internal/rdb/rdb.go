@@ -80,14 +80,18 @@ type evalCall struct {
 // trip. A script Redis does not hold (a restarted or failed-over server, or a
 // Cluster node that never ran it) answers NOSCRIPT: only those calls are sent
 // again, with the script's source, so no call runs twice. The caller reads
-// each call's cmd (and its own commands) for the outcome.
-func (r *RDB) runPipelined(ctx context.Context, calls []*evalCall, extra func(redis.Pipeliner)) {
+// each call's cmd (and its own commands) for the outcome. after, if given,
+// adds commands at the end of each round trip (on the same connection).
+func (r *RDB) runPipelined(ctx context.Context, calls []*evalCall, extra func(redis.Pipeliner), after ...func(redis.Pipeliner)) {
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if extra != nil {
 			extra(p)
 		}
 		for _, c := range calls {
 			c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		for _, f := range after {
+			f(p)
 		}
 		return nil
 	})
@@ -103,6 +107,9 @@ func (r *RDB) runPipelined(ctx context.Context, calls []*evalCall, extra func(re
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range again {
 			c.cmd = c.script.Eval(ctx, p, c.keys, c.args...)
+		}
+		for _, f := range after {
+			f(p)
 		}
 		return nil
 	})

@@ -53,7 +53,8 @@ type options struct {
 	aclUser     string
 	aclPassword string
 	cluster     bool
-	member      bool // a node of a multi-node cluster: StartCluster assigns its slots
+	member      bool   // a node of a multi-node cluster: StartCluster assigns its slots
+	replicaOf   string // host:port of the master, for a replica (sentinel.go)
 }
 
 // AppendOnly turns on the append-only file with appendfsync always, so every
@@ -260,6 +261,7 @@ func (s *Server) start() error {
 		args = append(args, "--requirepass", s.opts.password)
 	}
 	args = append(args, s.clusterArgs()...)
+	args = append(args, s.replicaArgs()...)
 	if s.opts.aclUser != "" {
 		// Each --user is one ACL rule line, as in redis.conf.
 		args = append(args, "--user", s.opts.aclUser, "on", ">"+s.opts.aclPassword, "~*", "&*", "+@all")
