@@ -233,8 +233,28 @@ func TestClusterOfThreeMasters(t *testing.T) {
 		t.Errorf("/metrics lacks %s", w)
 	}
 
+	// A second worker joins; one master may evict keys, and the worker's
+	// start-up warning names that master alone. Jobs still run once each.
+	evicting := s.cluster.Servers()[1]
+	if err := evicting.Client().ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	second := &syncBuffer{}
+	s.startWorker(second)
+	warned := second.lines("level=WARN", "maxmemory_policy=allkeys-lru")
+	if len(warned) != 1 || !strings.Contains(warned[0], evicting.Addr()) {
+		t.Errorf("the second worker's eviction warnings: %q, want one naming %s", warned, evicting.Addr())
+	}
+	for range 20 {
+		s.enqueue("ops:noop", "{}")
+	}
+	s.waitFor(15*time.Second, "the 20 jobs to be done", func() bool {
+		return len(second.lines("type=ops:noop", "job done"))+len(s.worker.lines("type=ops:noop", "job done")) == 21
+	})
+	t.Logf("20 jobs with two workers: the second took %d", len(second.lines("type=ops:noop", "job done")))
+
 	// No node refused anything, in any process's log.
-	for name, log := range map[string]string{"serve": s.serve.String(), "worker": s.worker.String()} {
+	for name, log := range map[string]string{"serve": s.serve.String(), "worker": s.worker.String(), "second worker": second.String()} {
 		for _, e := range clusterErrors {
 			for _, l := range strings.Split(log, "\n") {
 				if strings.Contains(l, e) {
