@@ -13,6 +13,7 @@ import (
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/slack/slacktest"
 	"github.com/errandhq/errand/internal/tidio/tidiotest"
@@ -33,7 +34,10 @@ var clusterErrors = []string{"CROSSSLOT", "non local key", "MOVED", "ASK ", "TRY
 // and no node refused a command anywhere.
 func TestClusterOfThreeMasters(t *testing.T) {
 	started := time.Now()
-	s := startStack(t, stackOptions{redisCluster: true, toml: crmNotifyRetries, dashboardPW: "dash-secret"})
+	cluster := redistest.StartCluster(t, 3)
+	// Every command any process sends, as the nodes see it.
+	monitor := cluster.Monitor()
+	s := startStack(t, stackOptions{cluster: cluster, toml: crmNotifyRetries, dashboardPW: "dash-secret"})
 	queues := slices.Sorted(maps.Keys(config.Default().Queues))
 
 	// The default queues are spread over the nodes: each queue's keys are
@@ -262,6 +266,34 @@ func TestClusterOfThreeMasters(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Every script any process ran — errand's, asynq's, the dashboard's —
+	// declared its keys: ElastiCache Serverless refuses a script with none
+	// (and Redis Cluster itself one whose keys are in two slots, above).
+	scripts, keyless := monitor.Scripts()
+	if len(scripts) == 0 {
+		t.Error("MONITOR saw no script run at all")
+	}
+	for _, l := range keyless {
+		t.Errorf("a script declaring no key: %.300s", l)
+	}
+	t.Logf("%d script runs on the nodes, %d without a declared key", len(scripts), len(keyless))
+	// And every key a script touched was declared or carries a declared
+	// key's hash tag (a queue's task hashes, built inside the script from
+	// the queue's declared prefix): what Dragonfly run with
+	// --lock_on_hashtags accepts.
+	luaLines := 0
+	for _, l := range monitor.Lines() {
+		if strings.Contains(l, " lua] ") {
+			luaLines++
+		}
+	}
+	if luaLines == 0 {
+		t.Error("MONITOR saw no command run by a script")
+	}
+	t.Logf("%d commands run by scripts checked", luaLines)
+	for _, u := range monitor.UndeclaredKeys("asynq:") {
+		t.Errorf("a script touched a key outside its declared hash tags: %s", u)
 	}
 	t.Logf("the whole proof took %s", time.Since(started).Round(100*time.Millisecond))
 	if testing.Verbose() {

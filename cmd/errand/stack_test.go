@@ -86,7 +86,7 @@ func (b *syncBuffer) lines(subs ...string) []string {
 type stack struct {
 	t        *testing.T
 	redis    *redistest.Server   // nil on a cluster
-	cluster  *redistest.Nodes    // with stackOptions.redisCluster
+	cluster  *redistest.Nodes    // with stackOptions.cluster
 	sentinel *redistest.Sentinel // with stackOptions.sentinel
 	smtp     *smtptest.Server
 	sandbox  *sandbox.Sandbox // local fakes of the services errand calls
@@ -110,9 +110,9 @@ type stackOptions struct {
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
 	sentinel    bool                            // Redis is a master, a replica and three sentinels (sentinel_test.go)
-	// redisCluster runs errand on a Redis Cluster of three masters
-	// (redis.mode = "cluster") instead of one redis-server.
-	redisCluster bool
+	// cluster runs errand on this Redis Cluster (redis.mode = "cluster",
+	// e.g. redistest.StartCluster(t, 3)) instead of one redis-server.
+	cluster *redistest.Nodes
 	// publicCallbacksOnly sets api.allow_private_callbacks = false: callbacks
 	// to loopback, where every test receiver listens, are refused.
 	publicCallbacksOnly bool
@@ -126,8 +126,8 @@ const escalationTo = "dev@acme.test"
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
-	if o.redisCluster {
-		s.cluster = redistest.StartCluster(t, 3)
+	if o.cluster != nil {
+		s.cluster = o.cluster
 	} else if o.sentinel {
 		s.sentinel = redistest.StartSentinel(t)
 		s.redis = s.sentinel.Master // the helpers read this server until a failover

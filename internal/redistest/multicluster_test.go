@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/errandhq/errand/internal/redistest"
 )
@@ -64,5 +65,66 @@ func TestStartClusterSpreadsKeysOverThreeMasters(t *testing.T) {
 	err = c.Eval(ctx, "return 1", []string{here, there}).Err()
 	if err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
 		t.Errorf("a script declaring keys of two slots: %v, want CROSSSLOT", err)
+	}
+}
+
+// Monitor sees every script a client runs on any node, and tells those
+// that declare no key from those that do, whatever their source holds.
+func TestMonitorFindsScriptsWithoutKeys(t *testing.T) {
+	ctx := context.Background()
+	n := redistest.StartCluster(t, 3)
+	m := n.Monitor()
+	c := n.Client()
+	if err := c.Eval(ctx, "return redis.call('SET', KEYS[1], \"a \\\"quoted\\\"\\nvalue\")", []string{"k1"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Eval(ctx, "return 'no key'", nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "plain", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var all, keyless []string
+	for deadline := time.Now().Add(5 * time.Second); len(all) < 2 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		all, keyless = m.Scripts()
+	}
+	if len(all) != 2 || len(keyless) != 1 || !strings.Contains(keyless[0], "no key") {
+		t.Fatalf("scripts %q, keyless %q: want 2 and the one without keys", all, keyless)
+	}
+}
+
+// UndeclaredKeys names a key a script reached without declaring it or its
+// hash tag, and accepts one that shares a declared key's tag.
+func TestMonitorFindsUndeclaredKeys(t *testing.T) {
+	ctx := context.Background()
+	n := redistest.StartCluster(t, 3)
+	m := n.Monitor()
+	c := n.Client()
+	touch := "redis.call('SET', KEYS[1], 1); return redis.call('SET', ARGV[1], 1)"
+	if err := c.Eval(ctx, touch, []string{"q:{a}:one"}, "q:{a}:two").Err(); err != nil {
+		t.Fatalf("same tag: %v", err)
+	}
+	// A tag of another name in the same slot: Redis Cluster runs it.
+	other := ""
+	for i := 0; other == ""; i++ {
+		if tag := fmt.Sprintf("t%d", i); redistest.KeySlot("{"+tag+"}") == redistest.KeySlot("{a}") {
+			other = "q:{" + tag + "}:two"
+		}
+	}
+	if err := c.Eval(ctx, touch, []string{"q:{a}:one"}, other).Err(); err != nil {
+		t.Fatalf("a key of another tag in the same slot: %v", err)
+	}
+	if err := c.Eval(ctx, touch, []string{"q:{b}:one"}, "q:{b}:two").Err(); err != nil {
+		t.Fatalf("same tag: %v", err)
+	}
+	var undeclared []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if all, _ := m.Scripts(); len(all) == 3 {
+			undeclared = m.UndeclaredKeys("q:")
+			break
+		}
+	}
+	if len(undeclared) != 1 || !strings.Contains(undeclared[0], `"`+other+`"`) {
+		t.Fatalf("undeclared keys %q, want only %s", undeclared, other)
 	}
 }
