@@ -29,6 +29,9 @@ func unreachable(ctx context.Context, rc config.Redis, err error) error {
 }
 
 func sentinelTrouble(ctx context.Context, rc config.Redis, err error) error {
+	// The ping's own deadline may be spent: the sentinels get a fresh one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
 	type answer struct {
 		addr   string
 		master []string

@@ -113,8 +113,10 @@ func (r *RDB) Enqueue(ctx context.Context, t Task) error {
 }
 
 // EnqueueMany writes jobs in one round trip: one script per job, and asynq's
-// set of queues learns the queues this process has not added yet. It returns
-// one error per job: nil, ErrDuplicate, or why it failed.
+// set of queues is told every queue of the batch (one SADD, even for queues
+// this process added before: a failover or restart that lost the set gets
+// it back, so the dashboard lists them). It returns one error per job: nil,
+// ErrDuplicate, or why it failed.
 func (r *RDB) EnqueueMany(ctx context.Context, ts []Task) []error {
 	return r.enqueueMany(ctx, ts)
 }
@@ -152,7 +154,7 @@ func (r *RDB) enqueueMany(ctx context.Context, ts []Task, after ...func(redis.Pi
 	var newQueues []string
 	for i, t := range ts {
 		calls[i] = r.enqueueCall(t, now)
-		if _, known := r.known.Load(t.Queue); !known && !slices.Contains(newQueues, t.Queue) {
+		if !slices.Contains(newQueues, t.Queue) {
 			newQueues = append(newQueues, t.Queue)
 		}
 	}

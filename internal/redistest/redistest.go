@@ -250,6 +250,7 @@ func (s *Server) start() error {
 		"--save", "", // no RDB snapshots: durability is the AOF's job
 		"--logfile", "", // log to stdout, which goes to s.log
 		"--loglevel", "notice",
+		"--repl-diskless-sync-delay", "0", // a replica (sentinel.go) syncs at once
 	}
 	args = append(port, args...)
 	if s.opts.appendOnly {
