@@ -55,15 +55,16 @@ standalone | cluster) ;;
 *) die "-redis $mode: want standalone or cluster" ;;
 esac
 
-if ! command -v redis-server >/dev/null; then
-	say "installing redis-server"
+# redis-cli (redis-tools) forms the cluster of -redis cluster.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	say "installing redis-server and redis-cli"
 	sudo=""
 	if [[ $(id -u) != 0 ]]; then
 		command -v sudo >/dev/null || die "redis-server is missing and I am not root (no sudo)"
 		sudo=sudo
 	fi
 	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/errand-bench.XXXXXX")
