@@ -42,9 +42,10 @@ section "Checking tools"
 command -v go >/dev/null 2>&1 || die "go not found on PATH; install Go 1.26 (https://go.dev/dl/)"
 go version
 
-if ! command -v redis-server >/dev/null 2>&1; then
-	echo "redis-server is missing; installing it"
-	apt_install redis-server
+# redis-cli (redis-tools) joins the Redis Cluster of the cluster tests.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+	echo "redis-server or redis-cli is missing; installing them"
+	apt_install redis-server redis-tools
 fi
 redis-server --version
 

@@ -85,7 +85,8 @@ func (b *syncBuffer) lines(subs ...string) []string {
 // against a real redis-server and a real SMTP server on free loopback ports.
 type stack struct {
 	t        *testing.T
-	redis    *redistest.Server
+	redis    *redistest.Server   // nil on a cluster
+	cluster  *redistest.Nodes    // with stackOptions.cluster
 	sentinel *redistest.Sentinel // with stackOptions.sentinel
 	smtp     *smtptest.Server
 	sandbox  *sandbox.Sandbox // local fakes of the services errand calls
@@ -109,6 +110,9 @@ type stackOptions struct {
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
 	sentinel    bool                            // Redis is a master, a replica and three sentinels (sentinel_test.go)
+	// cluster runs errand on this Redis Cluster (redis.mode = "cluster",
+	// e.g. redistest.StartCluster(t, 3)) instead of one redis-server.
+	cluster *redistest.Nodes
 	// publicCallbacksOnly sets api.allow_private_callbacks = false: callbacks
 	// to loopback, where every test receiver listens, are refused.
 	publicCallbacksOnly bool
@@ -122,7 +126,9 @@ const escalationTo = "dev@acme.test"
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
-	if o.sentinel {
+	if o.cluster != nil {
+		s.cluster = o.cluster
+	} else if o.sentinel {
 		s.sentinel = redistest.StartSentinel(t)
 		s.redis = s.sentinel.Master // the helpers read this server until a failover
 	} else {
@@ -148,12 +154,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	fakes.Start()
 	t.Cleanup(fakes.Close)
 	cfg := fmt.Sprintf(`
-[redis]
-addr = %q
-password = %q
-tls = %v
-tls_ca_file = %q
-`+redisLoginTOML(s.redis)+sentinelTOML(s.sentinel)+`[http]
+%s[http]
 addr = %q
 public_url = %q
 [database]
@@ -170,7 +171,7 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
+`, s.redisTOML(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
 		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
@@ -311,6 +312,15 @@ func apiKeys(o stackOptions) string {
 		secret = ""
 	}
 	return fmt.Sprintf("callback_secret = %q\nallow_private_callbacks = %v\n", secret, !o.publicCallbacksOnly)
+}
+
+// redisTOML is the [redis] table: the one server, or the cluster's seeds.
+func (s *stack) redisTOML() string {
+	if s.cluster != nil {
+		return fmt.Sprintf("[redis]\nmode = \"cluster\"\naddrs = [%q, %q, %q]\n", s.cluster.Addrs()[0], s.cluster.Addrs()[1], s.cluster.Addrs()[2])
+	}
+	return fmt.Sprintf("[redis]\naddr = %q\npassword = %q\ntls = %v\ntls_ca_file = %q\n",
+		s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis)) + redisLoginTOML(s.redis) + sentinelTOML(s.sentinel)
 }
 
 // redisLoginTOML is the [redis] ACL user and client certificate, for a

@@ -31,6 +31,9 @@ func (s *Server) clusterArgs() []string {
 // serveAllSlots gives the node every hash slot (the first start; nodes.conf
 // keeps them over a Restart) and waits until the cluster is ok.
 func (s *Server) serveAllSlots() error {
+	if s.opts.member {
+		return nil
+	}
 	c := s.newClient(noRetries)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)

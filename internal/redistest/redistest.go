@@ -53,6 +53,7 @@ type options struct {
 	aclUser     string
 	aclPassword string
 	cluster     bool
+	member      bool   // a node of a multi-node cluster: StartCluster assigns its slots
 	replicaOf   string // host:port of the master, for a replica (sentinel.go)
 }
 

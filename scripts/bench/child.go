@@ -44,16 +44,18 @@ const childCommand = "_worker"
 
 // childResult is what a worker child reports when it stops.
 type childResult struct {
-	Impl     string  `json:"impl"`
-	Mode     string  `json:"mode"`
-	Count    int64   `json:"count"`    // jobs completed (probe: distinct jobs started)
-	Attempts int64   `json:"attempts"` // handler runs
-	StartNS  int64   `json:"start_ns"` // just before the worker was started
-	DoneNS   int64   `json:"done_ns"`  // when Count reached the expected number; 0 if it never did
-	Starts   []int64 `json:"starts,omitempty"`
-	VmHWMKB  int64   `json:"vm_hwm_kb"`
-	VmRSSKB  int64   `json:"vm_rss_kb"`
-	Err      string  `json:"err,omitempty"`
+	Impl     string `json:"impl"`
+	Mode     string `json:"mode"`
+	Count    int64  `json:"count"`    // jobs completed (probe: distinct jobs started)
+	Attempts int64  `json:"attempts"` // handler runs
+	StartNS  int64  `json:"start_ns"` // just before the worker was started
+	DoneNS   int64  `json:"done_ns"`  // when Count reached the expected number; 0 if it never did
+	// CPU time the worker used from its start to DoneNS (0 if unknown).
+	CPUNS   int64   `json:"cpu_ns"`
+	Starts  []int64 `json:"starts,omitempty"`
+	VmHWMKB int64   `json:"vm_hwm_kb"`
+	VmRSSKB int64   `json:"vm_rss_kb"`
+	Err     string  `json:"err,omitempty"`
 }
 
 // recorder is the handlers' shared bookkeeping.
@@ -65,6 +67,7 @@ type recorder struct {
 	count    atomic.Int64
 	attempts atomic.Int64
 	doneNS   atomic.Int64
+	cpuNS    atomic.Int64 // the process's CPU time at done
 	doneOnce sync.Once
 
 	mu     sync.Mutex
@@ -76,6 +79,7 @@ func (r *recorder) completed() {
 	if n := r.count.Add(1); r.expect > 0 && n == r.expect {
 		r.doneOnce.Do(func() {
 			r.doneNS.Store(time.Now().UnixNano())
+			r.cpuNS.Store(int64(cpuTime()))
 			r.out.line("done")
 		})
 	}
@@ -133,7 +137,7 @@ func runChild(args []string) int {
 	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
 	impl := fs.String("impl", "errand", "errand | asynq")
 	mode := fs.String("mode", "noop", "noop | probe | flaky")
-	addr := fs.String("redis", "127.0.0.1:6379", "Redis address")
+	addr := fs.String("redis", "127.0.0.1:6379", "Redis address, or a cluster's comma-separated masters")
 	conc := fs.Int("concurrency", 50, "jobs run at once")
 	expect := fs.Int64("expect", 0, "print done after this many jobs (0: never)")
 	queues := fs.String("queues", "", "errand worker.queues")
@@ -180,6 +184,11 @@ func runChild(args []string) int {
 	res.Count = rec.count.Load()
 	res.Attempts = rec.attempts.Load()
 	res.DoneNS = rec.doneNS.Load()
+	if c := rec.cpuNS.Load(); c > 0 {
+		res.CPUNS = c - res.CPUNS // runErrandWorker/runAsynqWorker put the CPU time at start there
+	} else {
+		res.CPUNS = 0
+	}
 	rec.mu.Lock()
 	res.Starts = rec.starts
 	rec.mu.Unlock()
@@ -232,7 +241,7 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	if err != nil {
 		return err
 	}
-	res.StartNS = time.Now().UnixNano()
+	res.StartNS, res.CPUNS = time.Now().UnixNano(), int64(cpuTime())
 	rec.out.line("ready")
 	return w.Run(ctx, nil)
 }
@@ -244,7 +253,7 @@ func runAsynqWorker(ctx context.Context, rec *recorder, res *childResult, addr s
 	if mode == "flaky" {
 		cfg.RetryDelayFunc = func(int, error, *asynq.Task) time.Duration { return 0 }
 	}
-	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, cfg)
+	srv := asynq.NewServer(asynqConn(addr), cfg)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(noopType, func(context.Context, *asynq.Task) error {
 		rec.noop()
@@ -266,7 +275,7 @@ func runAsynqWorker(ctx context.Context, rec *recorder, res *childResult, addr s
 		}
 		return rec.flaky(f.N)
 	})
-	res.StartNS = time.Now().UnixNano()
+	res.StartNS, res.CPUNS = time.Now().UnixNano(), int64(cpuTime())
 	if err := srv.Start(mux); err != nil {
 		return err
 	}
@@ -336,7 +345,7 @@ func (b *bench) startChild(o childOpts) (*child, error) {
 		o.maxLife = 10 * time.Minute
 	}
 	args := []string{childCommand,
-		"-impl", o.impl, "-mode", o.mode, "-redis", b.redisAddr,
+		"-impl", o.impl, "-mode", o.mode, "-redis", b.on,
 		"-concurrency", strconv.Itoa(o.concurrency), "-expect", strconv.FormatInt(o.expect, 10),
 		"-queues", o.queues, "-log-level", o.logLevel, "-max-life", o.maxLife.String()}
 	cmd := exec.Command(exe, args...)

@@ -59,7 +59,11 @@ func errandConfig(addr string, concurrency int, queues, logLevel string) (*confi
 	if err != nil {
 		return nil, err
 	}
-	cfg.Redis.Addr = addr
+	if isCluster(addr) {
+		cfg.Redis.Mode, cfg.Redis.Addrs = config.RedisCluster, clusterAddrs(addr)
+	} else {
+		cfg.Redis.Addr = addr
+	}
 	if concurrency > 0 {
 		cfg.Worker.Concurrency = concurrency
 	}

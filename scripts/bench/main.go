@@ -49,6 +49,8 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 
 type bench struct {
 	redisAddr      string
+	cluster        string // a Redis Cluster's masters, comma-separated ("" = none)
+	on             string // the Redis target clients connect to now: redisAddr or cluster
 	errandBin      string
 	workDir        string
 	concurrency    int
@@ -66,7 +68,8 @@ type bench struct {
 	usersWorker                                                             bool
 	drainTimeout                                                            time.Duration
 
-	ctl    *redis.Client // one connection: INFO, FLUSHALL, polling
+	ctl    *redis.Client              // one connection: INFO, FLUSHALL, polling
+	ctls   map[string][]*redis.Client // per target, one such client per server
 	logSeq int
 	svc    *services
 
@@ -82,6 +85,7 @@ func main() {
 	redis.SetLogger(quietRedis{})
 	b := &bench{results: map[string]float64{}, errs: []string{}}
 	flag.StringVar(&b.redisAddr, "redis", "", "address of the Redis server to use (it is FLUSHALLed; required)")
+	flag.StringVar(&b.cluster, "cluster", "", "comma-separated masters of a Redis Cluster (FLUSHALLed): the drain scenario runs on it too, beside -redis; no other scenario runs")
 	flag.StringVar(&b.errandBin, "errand-bin", "bin/errand", "the errand binary, for the web and binary-worker scenarios")
 	flag.StringVar(&b.workDir, "workdir", "", "directory for logs, configs and databases (default: a new temporary directory)")
 	flag.IntVar(&b.concurrency, "concurrency", 50, "worker concurrency, errand and asynq")
@@ -115,8 +119,14 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if !strings.HasPrefix(b.redisAddr, "127.0.0.1:") && !strings.HasPrefix(b.redisAddr, "localhost:") {
-		fmt.Fprintln(os.Stderr, "bench: -redis must be on 127.0.0.1")
+	for _, a := range append([]string{b.redisAddr}, clusterAddrs(b.cluster)...) {
+		if a != "" && !strings.HasPrefix(a, "127.0.0.1:") && !strings.HasPrefix(a, "localhost:") {
+			fmt.Fprintln(os.Stderr, "bench: -redis and -cluster must be on 127.0.0.1")
+			os.Exit(2)
+		}
+	}
+	if b.cluster != "" && (*only != "drain" || !isCluster(b.cluster)) {
+		fmt.Fprintln(os.Stderr, "bench: -cluster needs at least two masters and runs only -scenarios drain")
 		os.Exit(2)
 	}
 	// BENCH_CPUPROFILE=dir: the producer's CPU profile too (bench-<pid>.pprof).
@@ -138,9 +148,18 @@ func main() {
 	}
 	b.ctl = redis.NewClient(&redis.Options{Addr: b.redisAddr, PoolSize: 1, MinIdleConns: 0})
 	defer b.ctl.Close()
-	if err := b.ctl.Ping(context.Background()).Err(); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: cannot reach Redis at %s: %v\n", b.redisAddr, err)
-		os.Exit(1)
+	b.on, b.ctls = b.redisAddr, map[string][]*redis.Client{b.redisAddr: {b.ctl}}
+	if b.cluster != "" {
+		b.ctls[b.cluster] = controls(b.cluster)
+	}
+	for _, cs := range b.ctls {
+		for _, c := range cs {
+			if err := c.Ping(context.Background()).Err(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: cannot reach Redis at %s: %v\n", c.Options().Addr, err)
+				os.Exit(1)
+			}
+			defer c.Close()
+		}
 	}
 	scenarios := []struct {
 		name string
@@ -206,9 +225,10 @@ func (b *bench) fail(scenario string, err error) {
 	b.errs = append(b.errs, scenario+": "+err.Error())
 }
 
-// fresh empties Redis once no client but the control one is connected.
+// fresh empties Redis (the target clients connect to now: every server of a
+// cluster) once no client but the control one is connected.
 func (b *bench) fresh() error {
-	others, err := flushAll(context.Background(), b.ctl)
+	others, err := freshTarget(context.Background(), b.ctls[b.on])
 	if err != nil {
 		return fmt.Errorf("FLUSHALL: %w", err)
 	}
@@ -227,7 +247,7 @@ type errandProducer struct {
 }
 
 func (b *bench) newErrandProducer() (*errandProducer, error) {
-	cfg, err := errandConfig(b.redisAddr, 0, "", "")
+	cfg, err := errandConfig(b.on, 0, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +262,7 @@ func (b *bench) newErrandProducer() (*errandProducer, error) {
 func (p *errandProducer) close() { _ = p.cli.Close(); _ = p.rdb.Close() }
 
 func (b *bench) newAsynqClient() *asynq.Client {
-	return asynq.NewClient(asynq.RedisClientOpt{Addr: b.redisAddr})
+	return asynq.NewClient(asynqConn(b.on))
 }
 
 // produce calls push(i) for i in [0, n) from the given number of goroutines
@@ -314,41 +334,79 @@ func (b *bench) childOpts(impl, mode string, expect int) childOpts {
 
 // scenarioDrain: n no-op jobs queued, then a worker started with concurrency
 // 50 → jobs/s from the worker's start to the last job's completion. The same
-// run gives each worker's peak RSS.
+// run gives each worker's peak RSS. With -cluster, each round also drains on
+// the cluster (figures drain_cluster.*), right after the standalone server.
 func (b *bench) scenarioDrain() error {
 	rates := map[string][]float64{}
 	rss := map[string]float64{}
+	targets := []string{b.redisAddr}
+	if b.cluster != "" {
+		targets = append(targets, b.cluster)
+	}
+	defer func() { b.on = b.redisAddr }()
+	cpuPerJob := map[string][]float64{}
 	for round := range b.rounds {
-		for _, impl := range roundOrder(round) {
-			if err := b.fresh(); err != nil {
-				return err
+		order := slices.Clone(targets)
+		if round%2 == 1 {
+			// Neither deployment always runs on a machine warmed up by the other.
+			slices.Reverse(order)
+		}
+		for _, target := range order {
+			b.on = target
+			prefix, where := "drain.", ""
+			if isCluster(target) {
+				prefix, where = "drain_cluster.", " on the cluster"
 			}
-			rate, err := b.enqueueNoops(impl, b.drainJobs, b.producers)
-			if err != nil {
-				return fmt.Errorf("%s: enqueue: %w", impl, err)
+			for _, impl := range roundOrder(round) {
+				if err := b.fresh(); err != nil {
+					return err
+				}
+				rate, err := b.enqueueNoops(impl, b.drainJobs, b.producers)
+				if err != nil {
+					return fmt.Errorf("%s%s: enqueue: %w", impl, where, err)
+				}
+				b.progress("drain: %s queued %d jobs%s (%.0f jobs/s)", impl, b.drainJobs, where, rate)
+				cpu0, calls0, err := redisCost(context.Background(), b.ctls[target])
+				if err != nil {
+					return fmt.Errorf("%s%s: %w", impl, where, err)
+				}
+				c, err := b.startChild(b.childOpts(impl, "noop", b.drainJobs))
+				if err != nil {
+					return fmt.Errorf("%s%s: %w", impl, where, err)
+				}
+				werr := c.waitEvent("done", b.drainTimeout)
+				cpu1, calls1, cerr := redisCost(context.Background(), b.ctls[target])
+				res, serr := c.stop(60 * time.Second)
+				if cerr != nil && werr == nil {
+					werr = cerr
+				}
+				if werr != nil {
+					return fmt.Errorf("%s%s: %w (%d of %d done)", impl, where, werr, res.Count, b.drainJobs)
+				}
+				if serr != nil {
+					return fmt.Errorf("%s%s: %w", impl, where, serr)
+				}
+				secs := float64(res.DoneNS-res.StartNS) / 1e9
+				rates[prefix+impl] = append(rates[prefix+impl], float64(b.drainJobs)/secs)
+				if !isCluster(target) {
+					rss[impl] = max(rss[impl], float64(res.VmHWMKB)/1024)
+				}
+				perJob := (cpu1 - cpu0) / float64(b.drainJobs) * 1e6
+				cpuPerJob[prefix+impl] = append(cpuPerJob[prefix+impl], perJob)
+				b.progress("drain: %s drained %d jobs%s in %.2fs (%.0f jobs/s), peak RSS %.1f MB; per job: worker %.1f µs CPU, Redis %.1f µs CPU and %.2f commands",
+					impl, b.drainJobs, where, secs, float64(b.drainJobs)/secs, float64(res.VmHWMKB)/1024,
+					float64(res.CPUNS)/1e3/float64(b.drainJobs), perJob, float64(calls1-calls0)/float64(b.drainJobs))
 			}
-			b.progress("drain: %s queued %d jobs (%.0f jobs/s)", impl, b.drainJobs, rate)
-			c, err := b.startChild(b.childOpts(impl, "noop", b.drainJobs))
-			if err != nil {
-				return fmt.Errorf("%s: %w", impl, err)
-			}
-			werr := c.waitEvent("done", b.drainTimeout)
-			res, serr := c.stop(60 * time.Second)
-			if werr != nil {
-				return fmt.Errorf("%s: %w (%d of %d done)", impl, werr, res.Count, b.drainJobs)
-			}
-			if serr != nil {
-				return fmt.Errorf("%s: %w", impl, serr)
-			}
-			secs := float64(res.DoneNS-res.StartNS) / 1e9
-			rates[impl] = append(rates[impl], float64(b.drainJobs)/secs)
-			rss[impl] = max(rss[impl], float64(res.VmHWMKB)/1024)
-			b.progress("drain: %s drained %d jobs in %.2fs (%.0f jobs/s), peak RSS %.1f MB", impl, b.drainJobs, secs, float64(b.drainJobs)/secs, float64(res.VmHWMKB)/1024)
 		}
 	}
 	for _, impl := range impls {
-		b.set("drain."+impl+"_jobs_per_s", median(rates[impl]))
+		b.set("drain."+impl+"_jobs_per_s", median(rates["drain."+impl]))
 		b.set("rss."+impl+"_peak_mb", rss[impl])
+		if b.cluster != "" {
+			b.set("drain_cluster."+impl+"_jobs_per_s", median(rates["drain_cluster."+impl]))
+			b.set("drain."+impl+"_redis_cpu_us_per_job", median(cpuPerJob["drain."+impl]))
+			b.set("drain_cluster."+impl+"_redis_cpu_us_per_job", median(cpuPerJob["drain_cluster."+impl]))
+		}
 	}
 	return nil
 }
@@ -912,6 +970,15 @@ func (b *bench) report(w io.Writer) {
 	r, rs := b.ratio("drain.errand_jobs_per_s", "drain.asynq_jobs_per_s")
 	add(row{fmt.Sprintf("drain %d no-op jobs, conc %d (jobs/s)", b.drainJobs, b.concurrency), b.val("drain.errand_jobs_per_s", "%.0f"), b.val("drain.asynq_jobs_per_s", "%.0f"), rs,
 		"≥ 2.5× asynq", b.check(targets, "drain", r >= 2.5, !math.IsNaN(r))})
+	if b.cluster != "" {
+		r, _ = b.ratio("drain_cluster.errand_jobs_per_s", "drain.errand_jobs_per_s")
+		_, rs = b.ratio("drain_cluster.errand_jobs_per_s", "drain_cluster.asynq_jobs_per_s")
+		add(row{fmt.Sprintf("drain on a %d-master cluster (jobs/s)", len(clusterAddrs(b.cluster))), b.val("drain_cluster.errand_jobs_per_s", "%.0f"), b.val("drain_cluster.asynq_jobs_per_s", "%.0f"), rs,
+			"≥ 0.9× errand standalone", b.check(targets, "drain_cluster", r >= 0.9, !math.IsNaN(r))})
+		if !math.IsNaN(r) {
+			b.set("drain_cluster.errand_vs_standalone", r)
+		}
+	}
 	r, rs = b.ratio("enqueue.errand_jobs_per_s", "enqueue.asynq_jobs_per_s")
 	add(row{fmt.Sprintf("enqueue, %d producers, Go API (jobs/s)", b.producers), b.val("enqueue.errand_jobs_per_s", "%.0f"), b.val("enqueue.asynq_jobs_per_s", "%.0f"), rs,
 		"≥ 0.95× asynq", b.check(targets, "enqueue", r >= 0.95, !math.IsNaN(r))})
@@ -1064,6 +1131,6 @@ func (b *bench) settings() map[string]any {
 		"retry_jobs": b.retryJobs, "memory_jobs": b.memoryJobs, "payload_bytes": b.payloadBytes,
 		"web_duration_s": b.webDuration.Seconds(), "jobs_concurrency": b.jobsConc, "users_concurrency": b.usersConc,
 		"slow_latency_s": b.slowLatency.Seconds(), "users_worker": b.usersWorker, "workdir": b.workDir,
-		"label": b.label, "go_max_procs": runtime.GOMAXPROCS(0),
+		"label": b.label, "go_max_procs": runtime.GOMAXPROCS(0), "cluster": b.cluster,
 	}
 }

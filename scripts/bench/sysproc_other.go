@@ -2,6 +2,12 @@
 
 package main
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 func sysProcAttr(syscall.Signal) *syscall.SysProcAttr { return nil }
+
+// cpuTime is not measured here.
+func cpuTime() time.Duration { return 0 }
