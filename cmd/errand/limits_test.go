@@ -2,6 +2,10 @@ package main
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +44,35 @@ func TestSlackRateLimitShared(t *testing.T) {
 	}
 	if len(calls) != 30 {
 		t.Fatalf("%d Slack calls for 30 jobs", len(calls))
+	}
+}
+
+// A malformed rate or an unknown service in [limits] stops errand at start,
+// before it touches Redis, with one line naming the key.
+func TestLimitsConfigErrorsStopErrand(t *testing.T) {
+	bin := errandBinary(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		toml, env, want string
+	}{
+		{env: "ERRAND_LIMITS__SLACK__RATE=ten", want: "limits.slack.rate: "},
+		{toml: "[limits.slack]\nrate = \"5/0s\"\n", want: "limits.slack.rate: "},
+		{toml: "[limits.slack]\nrate = \"0/1s\"\n", want: "limits.slack.rate: "},
+		{toml: "[limits.slakc]\nrate = \"5/1s\"\n", want: "limits.slakc: unknown service"},
+	} {
+		path := filepath.Join(dir, "config.toml")
+		if err := os.WriteFile(path, []byte(c.toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "worker", "--config", path)
+		cmd.Env = append(os.Environ(), c.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || cmd.ProcessState.ExitCode() == 0 {
+			t.Fatalf("%q %q: errand started (%v)\n%s", c.toml, c.env, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%q %q: output %q, want one line with %q", c.toml, c.env, out, c.want)
+		}
 	}
 }
