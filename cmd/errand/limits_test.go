@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -9,9 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/errandhq/errand/internal/sandbox"
-	"github.com/errandhq/errand/internal/tidio/tidiotest"
 
 	"github.com/errandhq/errand/internal/slack/slacktest"
 )
@@ -79,57 +75,4 @@ func TestLimitsConfigErrorsStopErrand(t *testing.T) {
 			t.Errorf("%q %q: output %q, want one line with %q", c.toml, c.env, out, c.want)
 		}
 	}
-}
-
-// Two workers, and Slack answers one call 429 with Retry-After 3 s: neither
-// worker calls Slack for those 3 s, while Tidio's calls go on; afterwards
-// every notification is delivered.
-func TestSlackHoldSharedByWorkers(t *testing.T) {
-	s := startStack(t, stackOptions{})
-	s.startWorker(&syncBuffer{})
-	s.sandbox.AddFault(sandbox.Fault{Service: slacktest.Service, Status: http.StatusTooManyRequests, RetryAfter: 3, Count: 1})
-	ids := []string{"n" + s.enqueue("user:notify_staff", newCustomer)}
-	var throttled sandbox.Call
-	s.waitFor(15*time.Second, "Slack's 429", func() bool {
-		for _, c := range s.sandbox.Calls(slacktest.Service) {
-			if c.Status == http.StatusTooManyRequests {
-				throttled = c
-				return true
-			}
-		}
-		return false
-	})
-	for i := range 6 {
-		ids = append(ids, "n"+s.enqueue("user:notify_staff", newCustomer))
-		ids = append(ids, s.enqueue("user:sync_crm", fmt.Sprintf(`{"user_id":%d,"email":"u%d@shop.test","changed":{"email":"u%d@shop.test","first_name":"Ada","last_name":"Lovelace"}}`, 100+i, i, i)))
-	}
-	s.waitFor(30*time.Second, "7 Slack messages and 6 Tidio contacts", func() bool {
-		return len(s.sandbox.Slack.Messages()) == 7 && len(s.sandbox.Tidio.Contacts()) >= 6
-	})
-	for _, id := range ids {
-		if id[0] == 'n' {
-			s.waitDone(id[1:])
-		}
-	}
-	// The hold starts when the 429 is read, just after the sandbox logs it.
-	holdEnd := throttled.At.Add(3*time.Second - 100*time.Millisecond)
-	tidioDuring := 0
-	for _, c := range s.sandbox.Calls("") {
-		if !c.At.After(throttled.At) || !c.At.Before(holdEnd) {
-			continue
-		}
-		switch c.Service {
-		case slacktest.Service:
-			t.Errorf("Slack called %s after its 429 asked for 3s", c.At.Sub(throttled.At))
-		case tidiotest.Service:
-			tidioDuring++
-		}
-	}
-	if tidioDuring == 0 {
-		t.Fatalf("no Tidio call during Slack's hold")
-	}
-	if n := len(s.sandbox.Slack.Messages()); n != 7 {
-		t.Fatalf("%d Slack messages, want 7", n)
-	}
-	t.Logf("%d Tidio calls during Slack's 3s hold", tidioDuring)
 }
