@@ -420,26 +420,32 @@ func (f *fetcher) ackLoop() {
 }
 
 // recoverLoop puts back, at start and every recoverEvery until ctx ends, the
-// jobs of this worker's queues whose lease ended: their worker was lost (a
-// SIGKILL, a crash). Each counts as a used attempt and runs again with its
-// id. asynq's recoverer stays behind it, 30 s later, as a safety net.
+// jobs of this worker's queues whose worker was lost (a SIGKILL, a crash):
+// at once when that worker ran here and its process is gone (a worker
+// restarted after a crash finds its predecessor's jobs at start), else when
+// their lease ends. Each counts as a used attempt and runs again with its id.
+// asynq's recoverer stays behind it, 30 s later, as a safety net.
 func (f *fetcher) recoverLoop(ctx context.Context) {
+	const limit = 100
 	for {
-		for _, q := range f.queues.Order {
-			n, err := f.rdb.RecoverExpired(ctx, q, time.Now(), 100)
-			if err != nil && ctx.Err() == nil {
-				f.logError("recovering lost jobs", err)
-			}
-			if n > 0 {
-				f.log.Warn("worker: put back jobs of a lost worker", "queue", q, "jobs", n)
-				f.poke(q)
-			}
+		got, err := f.rdb.Recover(ctx, f.queues.Order, time.Now(), deadWorker, limit)
+		if err != nil && ctx.Err() == nil {
+			f.logError("recovering lost jobs", err)
 		}
-		jitter := time.Duration(rand.Int64N(int64(recoverEvery / 2)))
+		more := false
+		for q, n := range got {
+			f.log.Warn("worker: put back jobs of a lost worker", "queue", q, "jobs", n)
+			f.poke(q)
+			more = more || n >= limit
+		}
+		wait := recoverEvery - recoverEvery/4 + time.Duration(rand.Int64N(int64(recoverEvery/2)))
+		if more && err == nil {
+			wait = 0 // there may be more: go on at once
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(recoverEvery - recoverEvery/4 + jitter):
+		case <-time.After(wait):
 		}
 	}
 }
