@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/workerid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -426,26 +427,20 @@ func (f *fetcher) ackLoop() {
 // their lease ends. Each counts as a used attempt and runs again with its id.
 // asynq's recoverer stays behind it, 30 s later, as a safety net.
 func (f *fetcher) recoverLoop(ctx context.Context) {
-	const limit = 100
 	for {
-		got, err := f.rdb.Recover(ctx, f.queues.Order, time.Now(), deadWorker, limit)
+		got, err := f.rdb.Recover(ctx, f.queues.Order, time.Now(), workerid.Dead, 100)
 		if err != nil && ctx.Err() == nil {
 			f.logError("recovering lost jobs", err)
 		}
-		more := false
 		for q, n := range got {
 			f.log.Warn("worker: put back jobs of a lost worker", "queue", q, "jobs", n)
 			f.poke(q)
-			more = more || n >= limit
 		}
-		wait := recoverEvery - recoverEvery/4 + time.Duration(rand.Int64N(int64(recoverEvery/2)))
-		if more && err == nil {
-			wait = 0 // there may be more: go on at once
-		}
+		jitter := time.Duration(rand.Int64N(int64(recoverEvery / 2)))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(recoverEvery - recoverEvery/4 + jitter):
 		}
 	}
 }

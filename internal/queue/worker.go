@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/workerid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -108,7 +109,7 @@ func (qs QueueSet) String() string {
 // digest's aggregation, heartbeats), with its own dequeue answered "nothing
 // pending" (rdb.SilenceAsynqDequeue).
 type Worker struct {
-	id          string // in whose name its leases are held (see workerid.go)
+	id          string // in whose name its leases are held (see internal/workerid)
 	engine      *asynq.Server
 	closeEngine func() error // the engine's connection, when it has its own
 	fetch       *fetcher
@@ -144,7 +145,7 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 	}
 	policy := opts.Policy
 	r := rdb.New(c)
-	id := newWorkerID()
+	id := workerid.New()
 	w := &Worker{id: id, policy: policy, metrics: policy.metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
 		due:   newDueForwarder(r, qs.Order, dueCheck, log),
 		fetch: newFetcher(r.AsWorker(id), policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),

@@ -18,7 +18,7 @@ import (
 //     and whose job was put back and perhaps taken by another worker cannot
 //     then record an outcome for it;
 //   - a recoverer that knows a worker to be dead (on its own host: the
-//     process is gone, see queue's worker ids) puts back that worker's jobs at
+//     process is gone, see internal/workerid) puts back that worker's jobs at
 //     once instead of waiting for their leases to end (Recover).
 //
 // Both keys are errand's own, in the queue's hash slot; asynq ignores them.
@@ -28,7 +28,7 @@ import (
 const workerForgotten = 3 * LeaseDuration
 
 // AsWorker returns an RDB over r's client whose fetches lease jobs in
-// worker's name (a name no other process ever uses; see queue's worker ids).
+// worker's name (a name no other process ever uses; see internal/workerid).
 // The RDB of New leases in no one's name.
 func (r *RDB) AsWorker(worker string) *RDB { return &RDB{c: r.c, owner: worker} }
 

@@ -1,4 +1,4 @@
-package queue
+package workerid
 
 import (
 	"os"
@@ -13,11 +13,11 @@ import (
 // again by another process, a zombie, or a worker from another place is
 // judged as it must be: dead, dead, and never dead.
 func TestDeadWorkerKnowsOnlyProcessesOfItsPlace(t *testing.T) {
-	self := newWorkerID()
+	self := New()
 	if strings.HasSuffix(self, "/") {
 		t.Fatalf("worker id %q has no place on Linux", self)
 	}
-	if deadWorker(self) {
+	if Dead(self) {
 		t.Fatal("this living process is judged dead")
 	}
 	child := exec.Command("sleep", "60")
@@ -34,13 +34,13 @@ func TestDeadWorkerKnowsOnlyProcessesOfItsPlace(t *testing.T) {
 		return parts[0] + "/" + strconv.Itoa(pid) + "/" + start + "/" + place
 	}
 	living := id(child.Process.Pid, start, parts[3])
-	if deadWorker(living) {
+	if Dead(living) {
 		t.Fatal("a living process is judged dead")
 	}
-	if !deadWorker(id(child.Process.Pid, start+"1", parts[3])) {
+	if !Dead(id(child.Process.Pid, start+"1", parts[3])) {
 		t.Fatal("a pid now another process's is judged alive")
 	}
-	if deadWorker(id(child.Process.Pid, start+"1", "another-boot.1")) || deadWorker(id(child.Process.Pid, start+"1", "")) {
+	if Dead(id(child.Process.Pid, start+"1", "another-boot.1")) || Dead(id(child.Process.Pid, start+"1", "")) {
 		t.Fatal("a worker of another place is judged dead")
 	}
 	if err := child.Process.Kill(); err != nil {
@@ -48,15 +48,15 @@ func TestDeadWorkerKnowsOnlyProcessesOfItsPlace(t *testing.T) {
 	}
 	// Killed but not yet reaped: a zombie, which runs nothing.
 	waitZombie(t, child.Process.Pid)
-	if !deadWorker(living) {
+	if !Dead(living) {
 		t.Fatal("a killed (zombie) process is judged alive")
 	}
 	_, _ = child.Process.Wait()
-	if !deadWorker(living) {
+	if !Dead(living) {
 		t.Fatal("a process that is gone is judged alive")
 	}
 	for _, bad := range []string{"", "x", "h/notapid/1/" + parts[3], "h/-1/1/" + parts[3]} {
-		if deadWorker(bad) {
+		if Dead(bad) {
 			t.Fatalf("malformed id %q judged dead", bad)
 		}
 	}

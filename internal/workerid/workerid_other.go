@@ -1,6 +1,6 @@
 //go:build !linux
 
-package queue
+package workerid
 
 // ourPlace is empty where errand cannot tell a process's identity by its
 // pid: no worker is judged dead by it there (leases end instead).

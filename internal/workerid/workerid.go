@@ -1,4 +1,6 @@
-package queue
+// Package workerid names a worker process in the leases it holds, so that
+// another worker on the same host can tell for certain that it is dead.
+package workerid
 
 import (
 	"crypto/rand"
@@ -25,8 +27,8 @@ import (
 // start random: such a worker, or a worker elsewhere (another host, another
 // container), is never judged dead; its jobs come back when their leases end.
 
-// newWorkerID returns this process's worker id.
-func newWorkerID() string {
+// New returns this process's worker id.
+func New() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
@@ -43,10 +45,10 @@ func newWorkerID() string {
 	return host + "/" + strconv.Itoa(pid) + "/" + start + "/" + place
 }
 
-// deadWorker says whether worker (an id of newWorkerID's) is certainly dead:
+// Dead says whether worker (an id of New's) is certainly dead:
 // it ran in this process's place and its process is gone. It never says so of
 // a living process, nor of a worker it cannot check.
-func deadWorker(worker string) bool {
+func Dead(worker string) bool {
 	parts := strings.Split(worker, "/")
 	if len(parts) != 4 || parts[3] == "" || parts[3] != ourPlace() {
 		return false

@@ -1,4 +1,4 @@
-package queue
+package workerid
 
 import (
 	"errors"
