@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 var placeOnce = sync.OnceValue(func() string {
@@ -38,11 +39,16 @@ func processStart(pid int) (string, bool) {
 
 // processState reads /proc/<pid>/stat: the process's start time and whether
 // it is alive (not a zombie); known is false when that cannot be told. A pid
-// with no entry is a process that is gone: known, not alive.
+// with no entry is a process that is gone — known, not alive — if signal 0
+// says so too: /proc mounted with hidepid hides other users' processes,
+// which signal 0 still finds (EPERM).
 func processState(pid int) (start string, alive, known bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, true
+		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			return "", false, true
+		}
+		return "", false, false
 	}
 	if err != nil {
 		return "", false, false
