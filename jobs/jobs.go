@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,9 @@ type Deps struct {
 	// Registry and Redis let jobs queue and inspect other jobs.
 	Registry *job.Registry
 	Redis    redis.UniversalClient
+	// Gate is [limits]: every service's client asks it before each call
+	// (nil lets every call go).
+	Gate *limit.Gate
 }
 
 // Handler runs jobs of payload type A.
