@@ -20,6 +20,8 @@ import (
 //	costmax       the highest requested cost seen: the guess for a kind not
 //	              seen yet
 //	seq, r:<n>    reservations of calls in flight: "<cost>:<expiry ms>"
+//	probe         while nothing is known of the bucket, the expiry (ms) of
+//	              the one call let through to learn it
 //
 // A call goes when avail covers its expected cost, which it sets aside; its
 // answer gives the reservation back, credits what the service refunded and
@@ -34,21 +36,38 @@ func CostKey(service string) string { return "errand:{limit:" + service + "}:cos
 // worker lost mid-call never gives it back.
 const costReservationTTL = time.Minute
 
+// Before the bucket is known (the first call, or after a long idle time) one
+// call goes to learn it, and the others wait costProbeWait and ask again; a
+// probe whose answer never comes stops counting after costProbeTTL.
+const (
+	costProbeWait = 200 * time.Millisecond
+	costProbeTTL  = 10 * time.Second
+)
+
 // costTakeScript sets aside the expected cost of a call of kind op when the
 // bucket covers it.
 //
 // KEYS[1] -> errand:{limit:<service>}:cost (CostKey)
 // ARGV[1] -> op, the kind of call
 // ARGV[2] -> how long a reservation is counted, ms
+// ARGV[3] -> how long a probe is counted, ms
+// ARGV[4] -> how long calls wait for a probe's answer, or for the answers
+// of calls in flight, ms
 //
 // Returns {wait ms, reservation}: wait 0 and the reservation's number (0
-// when nothing is known of the bucket yet: the call goes, set aside
+// for the probe, when nothing is known of the bucket yet: it sets aside
 // nothing), else how long until the bucket covers the call.
 var costTakeScript = newScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max = tonumber(redis.call('HGET', KEYS[1], 'max'))
-if not max then return {0, 0} end
+if not max then
+	local probe = tonumber(redis.call('HGET', KEYS[1], 'probe') or '0')
+	if probe > now then return {tonumber(ARGV[4]), 0} end
+	redis.call('HSET', KEYS[1], 'probe', now + tonumber(ARGV[3]))
+	redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 60000)
+	return {0, 0}
+end
 local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0')
 local cost = tonumber(redis.call('HGET', KEYS[1], 'cost:' .. ARGV[1]) or redis.call('HGET', KEYS[1], 'costmax') or '0')
 -- A call costing more than the bucket holds is refused by the service
@@ -59,8 +78,18 @@ local at = tonumber(redis.call('HGET', KEYS[1], 'at') or now)
 if now > at then avail = math.min(max, avail + (now - at) * rate / 1000) end
 if avail < cost then
 	redis.call('HSET', KEYS[1], 'avail', tostring(avail), 'at', now)
-	if rate <= 0 then return {1000, 0} end
-	return {math.ceil((cost - avail) * 1000 / rate), 0}
+	local wait = 1000
+	if rate > 0 then wait = math.ceil((cost - avail) * 1000 / rate) end
+	-- Calls in flight give back most of what they set aside when answered
+	-- (a query's actual cost is often far below its requested one): ask
+	-- again soon rather than wait for the bucket to refill.
+	local all = redis.call('HGETALL', KEYS[1])
+	for i = 1, #all, 2 do
+		if string.sub(all[i], 1, 2) == 'r:' and tonumber(string.match(all[i + 1], ':(%d+)$')) > now then
+			return {math.min(wait, tonumber(ARGV[4])), 0}
+		end
+	end
+	return {wait, 0}
 end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'avail', tostring(avail - cost), 'at', now, 'r:' .. id, tostring(cost) .. ':' .. (now + tonumber(ARGV[2])))
@@ -90,6 +119,7 @@ if ARGV[2] ~= '0' then
 	if r then held = tonumber(string.match(r, '^([^:]+):')) end
 	redis.call('HDEL', KEYS[1], 'r:' .. ARGV[2])
 end
+redis.call('HDEL', KEYS[1], 'probe')
 if ARGV[3] ~= '1' then
 	-- No answer: whether the service ran the call is unknown, so what was set
 	-- aside stays spent; the bucket restores it in time.
@@ -135,10 +165,11 @@ return tostring(avail)
 
 // CostTake sets aside, in service's shared cost bucket, the expected cost of
 // a call of kind op. It returns wait 0 and the reservation to pass to
-// CostSpent when the bucket covers the call (or nothing is known of it yet),
-// else how long until it will.
+// CostSpent when the bucket covers the call (or nothing is known of it yet
+// and no other call is finding out), else how long until it will.
 func (r *RDB) CostTake(ctx context.Context, service, op string) (wait time.Duration, reservation int64, err error) {
-	res, err := costTakeScript.Run(ctx, r.c, []string{CostKey(service)}, op, costReservationTTL.Milliseconds()).Int64Slice()
+	res, err := costTakeScript.Run(ctx, r.c, []string{CostKey(service)}, op,
+		costReservationTTL.Milliseconds(), costProbeTTL.Milliseconds(), costProbeWait.Milliseconds()).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("cost bucket of %s: %w", service, err)
 	}
