@@ -84,7 +84,9 @@ func Of[A job.Args, H Handler[A]](newHandler func(Deps) (H, error)) Job {
 		handle: func(r *job.Registry, d Deps) error {
 			h, err := newHandler(d)
 			if err == nil {
-				return job.Handle(r, h.Work)
+				// Each run's later calls of a service wait their turn in
+				// place (limit.InJob) instead of giving up half-way.
+				return job.Handle(r, func(ctx context.Context, a A) error { return h.Work(limit.InJob(ctx), a) })
 			}
 			unable := fmt.Errorf("%s cannot run on this worker: %w", zero.Kind(), err)
 			if herr := job.Handle(r, func(context.Context, A) error { return errand.PermanentError(unable) }); herr != nil {
