@@ -9,7 +9,6 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
-	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/slack"
 	"github.com/errandhq/errand/internal/telegram"
 )
@@ -47,7 +46,6 @@ type notifyStaff struct {
 	defaultRep string
 	slack      *slack.Client
 	telegram   *telegram.Client
-	gate       *limit.Gate // [limits.slack] / [limits.telegram], shared by every worker
 }
 
 // newNotifyStaff checks [notify] whole: the channel, its credentials, and
@@ -57,15 +55,13 @@ func newNotifyStaff(d Deps) (*notifyStaff, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	gate, err := limit.New(d.Redis, d.Config.Limits)
-	if err != nil {
-		return nil, err
-	}
-	h := &notifyStaff{reps: cfg.Reps, defaultRep: cfg.DefaultRep, gate: gate}
+	// The clients wait for [limits.slack] / [limits.telegram] and hold the
+	// channel for every worker when it throttles one.
+	h := &notifyStaff{reps: cfg.Reps, defaultRep: cfg.DefaultRep}
 	if cfg.Kind == "telegram" {
-		h.telegram = telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0)
+		h.telegram = telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0).WithGate(d.Gate)
 	} else {
-		h.slack = slack.New(cfg.BaseURL, 0)
+		h.slack = slack.New(cfg.BaseURL, 0).WithGate(d.Gate)
 	}
 	return h, nil
 }
@@ -82,19 +78,11 @@ func (h *notifyStaff) Work(ctx context.Context, n NotifyStaff) error {
 	if !ok {
 		return errand.Permanentf("notify: unknown sales rep %q (not in [notify.reps])", repID)
 	}
-	// The gate refuses (a throttled error: no attempt used) while the
-	// channel is over its rate or held after throttling any worker.
 	if h.telegram != nil {
-		if err := h.gate.Wait(ctx, "telegram"); err != nil {
-			return err
-		}
 		_, err := h.telegram.SendMessage(ctx, rep.TelegramChatID, newCustomerText(rep.Name, n, func(s string) string { return s }))
-		return h.gate.After(ctx, "telegram", err)
-	}
-	if err := h.gate.Wait(ctx, "slack"); err != nil {
 		return err
 	}
-	return h.gate.After(ctx, "slack", h.slack.Post(ctx, rep.SlackWebhookURL, newCustomerText(rep.Name, n, slack.Escape)))
+	return h.slack.Post(ctx, rep.SlackWebhookURL, newCustomerText(rep.Name, n, slack.Escape))
 }
 
 // newCustomerText is the message to the rep; escape makes the customer's own

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/errandhq/errand"
@@ -47,21 +48,62 @@ func New(c redis.UniversalClient, limits map[string]config.Limit) (*Gate, error)
 	return g, nil
 }
 
+// maxInPlace is the longest a job's later call waits in place for its
+// token.
+const maxInPlace = 30 * time.Second
+
+type runKey struct{}
+
+// jobRun is one run of a job, as the gate knows it.
+type jobRun struct{ called atomic.Bool }
+
+// InJob returns ctx for one run of a job: once the run has made a call
+// through the gate, its later calls wait in place for their turn rather
+// than give up half-way (see Wait).
+func InJob(ctx context.Context) context.Context {
+	return context.WithValue(ctx, runKey{}, &jobRun{})
+}
+
 // ErrRefused is wrapped in the error Wait returns when the gate refuses.
 var ErrRefused = errors.New("service gate")
 
 // Wait returns nil when a call of service may go now, else an
 // errand.ThrottledError with how long to wait: the job is rescheduled
 // without using an attempt. A service with no rate is still held after
-// it throttled us. It does not sleep.
+// it throttled us. A job's first call never sleeps; a later call of the same
+// run (ctx from InJob) waits in place, up to maxInPlace and within the job's
+// deadline, for a token promised to it: else a job that needs two calls
+// (look up, then create) under a burst of 1 would be refused half-way every
+// time it ran, for ever.
 func (g *Gate) Wait(ctx context.Context, service string) error {
 	if g == nil {
 		return nil
 	}
 	b := g.buckets[service]
-	wait, held, err := g.r.LimitTake(ctx, service, b.per, b.burst)
+	run, _ := ctx.Value(runKey{}).(*jobRun)
+	var within time.Duration
+	if run != nil && run.called.Load() {
+		within = maxInPlace
+		if d, ok := ctx.Deadline(); ok {
+			within = max(0, min(within, time.Until(d)-time.Second))
+		}
+	}
+	wait, held, promised, err := g.r.LimitPromise(ctx, service, b.per, b.burst, within)
 	if err != nil {
 		return err
+	}
+	if promised {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			wait = 0
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for its turn: %w", service, ctx.Err())
+		}
+	}
+	if wait <= 0 && run != nil {
+		run.called.Store(true)
 	}
 	switch {
 	case wait <= 0:

@@ -31,30 +31,39 @@ func LimitKey(service string) string { return "errand:{limit:" + service + "}:bu
 // ARGV[1] -> ms per token (rate duration / rate count), a float; 0 = no bucket,
 // only the hold is checked
 // ARGV[2] -> burst, the bucket's size
+// ARGV[3] -> ms the caller would wait in place for a token: when the bucket is
+// empty but the token after those already promised comes within it, that
+// token is promised to the caller (the bucket goes below zero, so later
+// callers wait behind it); 0 never promises
 //
-// Returns {wait ms, held}: wait 0 when a token was taken; else how long until
-// one will be there (held 0) or the hold ends (held 1).
+// Returns {wait ms, held, promised}: wait 0 when a token was taken; else how
+// long until one will be there (held 0) or the hold ends (held 1), and
+// promised 1 when the caller has that token and calls after wait.
 var limitTakeScript = newScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hold = tonumber(redis.call('HGET', KEYS[1], 'hold') or '0')
-if hold > now then return {hold - now, 1} end
+if hold > now then return {hold - now, 1, 0} end
 local per = tonumber(ARGV[1])
-if per <= 0 then return {0, 0} end
+if per <= 0 then return {0, 0, 0} end
 local burst = tonumber(ARGV[2])
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or ARGV[2])
 local at = tonumber(redis.call('HGET', KEYS[1], 'at') or now)
 if now > at then tokens = math.min(burst, tokens + (now - at) / per) end
-local wait = 0
+local wait, promised = 0, 0
 if tokens >= 1 then
 	tokens = tokens - 1
 else
 	wait = math.ceil((1 - tokens) * per)
+	if wait <= tonumber(ARGV[3]) then
+		tokens = tokens - 1
+		promised = 1
+	end
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 -- The hash outlives the time the bucket takes to fill up again.
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * per) + 60000)
-return {wait, 0}
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * per) + 60000)
+return {wait, 0, promised}
 `)
 
 // limitHoldScript holds service until now+wait, or keeps a later hold.
@@ -83,15 +92,25 @@ return hold
 // returns 0 when the call may go now, else how long to wait and whether the
 // wait is a hold (the service throttled us) rather than an empty bucket.
 func (r *RDB) LimitTake(ctx context.Context, service string, per time.Duration, burst int) (wait time.Duration, held bool, err error) {
+	wait, held, _, err = r.LimitPromise(ctx, service, per, burst, 0)
+	return wait, held, err
+}
+
+// LimitPromise is LimitTake for a caller that would rather wait in place up
+// to within than give up: when the bucket is empty but the next token free
+// comes within that time, it is promised to the caller (promised true), who
+// calls after wait without asking again; later callers wait behind it. A
+// held service promises nothing.
+func (r *RDB) LimitPromise(ctx context.Context, service string, per time.Duration, burst int, within time.Duration) (wait time.Duration, held, promised bool, err error) {
 	perMs := float64(per) / float64(time.Millisecond)
-	res, err := limitTakeScript.Run(ctx, r.c, []string{LimitKey(service)}, strconv.FormatFloat(perMs, 'f', -1, 64), burst).Int64Slice()
+	res, err := limitTakeScript.Run(ctx, r.c, []string{LimitKey(service)}, strconv.FormatFloat(perMs, 'f', -1, 64), burst, within.Milliseconds()).Int64Slice()
 	if err != nil {
-		return 0, false, fmt.Errorf("limit %s: %w", service, err)
+		return 0, false, false, fmt.Errorf("limit %s: %w", service, err)
 	}
-	if len(res) != 2 {
-		return 0, false, fmt.Errorf("limit %s: unexpected answer %v", service, res)
+	if len(res) != 3 {
+		return 0, false, false, fmt.Errorf("limit %s: unexpected answer %v", service, res)
 	}
-	return time.Duration(res[0]) * time.Millisecond, res[1] == 1, nil
+	return time.Duration(res[0]) * time.Millisecond, res[1] == 1, res[2] == 1, nil
 }
 
 // LimitHold holds service for wait from now (Redis's clock), keeping a later

@@ -82,3 +82,40 @@ func TestLimitBucketAndHold(t *testing.T) {
 		t.Fatalf("after the hold: wait %v held %v err %v", wait, held, err)
 	}
 }
+
+// A caller ready to wait in place is promised the next token when it comes
+// within that time: the bucket goes below zero, so the caller after it waits
+// behind it, and no span holds more than rate×D + burst calls.
+func TestLimitPromise(t *testing.T) {
+	ctx := context.Background()
+	rs := redistest.Start(t, redistest.Cluster())
+	c := rs.ClusterClient()
+	c.AddHook(redistest.SlotCheck(t))
+	r := rdb.New(c)
+	const per = time.Second
+	if wait, _, promised, err := r.LimitPromise(ctx, "tidio", per, 1, 0); err != nil || wait != 0 || promised {
+		t.Fatalf("first call: %v %v %v", wait, promised, err)
+	}
+	// Not ready to wait: refused, nothing promised.
+	if wait, _, promised, err := r.LimitPromise(ctx, "tidio", per, 1, 0); err != nil || wait <= 0 || promised {
+		t.Fatalf("no waiting: %v %v %v", wait, promised, err)
+	}
+	// Ready to wait 5 s: the token in about 1 s is promised.
+	first, _, promised, err := r.LimitPromise(ctx, "tidio", per, 1, 5*time.Second)
+	if err != nil || !promised || first <= 0 || first > per {
+		t.Fatalf("promise: %v %v %v", first, promised, err)
+	}
+	// The next caller waits behind it: about 2 s; ready for only 1.5 s, it
+	// is refused and promised nothing.
+	wait, _, promised, err := r.LimitPromise(ctx, "tidio", per, 1, 1500*time.Millisecond)
+	if err != nil || promised || wait <= per || wait > 2*per {
+		t.Fatalf("behind a promise: %v %v %v", wait, promised, err)
+	}
+	// A held service promises nothing.
+	if _, err := r.LimitHold(ctx, "tidio", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if wait, held, promised, err := r.LimitPromise(ctx, "tidio", per, 1, time.Hour); err != nil || !held || promised || wait < 59*time.Second {
+		t.Fatalf("held: %v %v %v %v", wait, held, promised, err)
+	}
+}
