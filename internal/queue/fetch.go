@@ -420,12 +420,11 @@ func (f *fetcher) ackLoop() {
 	}
 }
 
-// recoverLoop puts back, at start and every recoverEvery until ctx ends, the
-// jobs of this worker's queues whose worker was lost (a SIGKILL, a crash):
-// at once when that worker ran here and its process is gone (a worker
-// restarted after a crash finds its predecessor's jobs at start), else when
-// their lease ends. Each counts as a used attempt and runs again with its id.
-// asynq's recoverer stays behind it, 30 s later, as a safety net.
+// recoverLoop puts back, at start and every recoverEvery, the jobs of lost
+// workers (SIGKILL, crash): at once if it ran on this host and its process is
+// gone (so a restarted worker takes its predecessor's jobs at start), else
+// when their lease ends; each as a used attempt, with its id. asynq's
+// recoverer stays behind it, 30 s later, as a safety net.
 func (f *fetcher) recoverLoop(ctx context.Context) {
 	for {
 		got, err := f.rdb.Recover(ctx, f.queues.Order, time.Now(), workerid.Dead, 100)

@@ -144,8 +144,7 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 		return nil, err
 	}
 	policy := opts.Policy
-	r := rdb.New(c)
-	id := workerid.New()
+	r, id := rdb.New(c), workerid.New()
 	w := &Worker{id: id, policy: policy, metrics: policy.metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
 		due:   newDueForwarder(r, qs.Order, dueCheck, log),
 		fetch: newFetcher(r.AsWorker(id), policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
