@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"image/png"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/web"
 )
 
 // A service held after it throttled us shows, while held, in `errand
@@ -23,18 +28,42 @@ func TestHeldServiceIsVisible(t *testing.T) {
 	}
 	s := startStack(t, stackOptions{noWorker: true, dashboardPW: "dash-secret", toml: "\n[limits.slack]\nrate = \"5/1s\"\nburst = 2\n"})
 	ctx := context.Background()
-	dashboard := func() string {
+	// dashboard renders the dashboard in Chromium: its DOM, and whether the
+	// banner shows at the foot of a screenshot (a DOM can hold what no one
+	// sees). With ERRAND_TEST_ARTIFACTS set the screenshot is kept there.
+	dashboard := func(shot string) (string, bool) {
 		t.Helper()
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		url := strings.Replace(s.base, "http://", "http://admin:dash-secret@", 1) + "/monitoring/"
-		dom, err := exec.CommandContext(cctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-			"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--user-data-dir="+t.TempDir(),
-			"--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", url).Output()
+		args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+			"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--user-data-dir=" + t.TempDir(),
+			"--window-size=1400,900", "--virtual-time-budget=5000"}
+		dom, err := exec.CommandContext(cctx, chromium, append(args, "--dump-dom", url)...).Output()
 		if err != nil {
 			t.Fatalf("chromium --dump-dom: %v", err)
 		}
-		return string(dom)
+		file := filepath.Join(t.TempDir(), shot)
+		if out, err := exec.CommandContext(cctx, chromium, append(args, "--screenshot="+file, url)...).CombinedOutput(); err != nil {
+			t.Fatalf("chromium --screenshot: %v\n%s", err, out)
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir := os.Getenv("ERRAND_TEST_ARTIFACTS"); dir != "" {
+			_ = os.MkdirAll(dir, 0o755)
+			_ = os.WriteFile(filepath.Join(dir, shot), raw, 0o644)
+		}
+		img, err := png.Decode(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", shot, err)
+		}
+		b := img.Bounds()
+		r, g, bl, _ := img.At(b.Min.X+b.Dx()/2, b.Max.Y-8).RGBA()
+		want, _ := strconv.ParseUint(strings.TrimPrefix(web.BannerColor, "#"), 16, 32)
+		shown := r>>8 == uint32(want>>16) && g>>8 == uint32(want>>8&0xff) && bl>>8 == uint32(want&0xff)
+		return string(dom), shown
 	}
 	gauge := regexp.MustCompile(`(?m)^errand_service_held_until_timestamp_seconds\{service="slack"\} (\S+)$`)
 	heldMetric := func() float64 {
@@ -68,10 +97,10 @@ func TestHeldServiceIsVisible(t *testing.T) {
 	if got := heldMetric(); got != float64(until.UnixMilli())/1000 {
 		t.Fatalf("held-until gauge %v, want %v", got, float64(until.UnixMilli())/1000)
 	}
-	page := dashboard()
+	page, shown := dashboard("dashboard-held.png")
 	banner := "Service <strong>slack</strong> paused: held until " + until.Format("15:04:05 MST")
-	if !strings.Contains(page, banner) || !strings.Contains(page, "Queues") {
-		t.Fatalf("the dashboard does not show slack held (%q) over asynqmon's queues:\n%.3000s", banner, page)
+	if !strings.Contains(page, banner) || !strings.Contains(page, "Queues") || !shown {
+		t.Fatalf("the dashboard does not show slack held (%q; banner in sight: %v) over asynqmon's queues:\n%.3000s", banner, shown, page)
 	}
 	// The hold passes.
 	time.Sleep(time.Until(until) + 500*time.Millisecond)
@@ -81,7 +110,7 @@ func TestHeldServiceIsVisible(t *testing.T) {
 	if got := heldMetric(); got != 0 {
 		t.Fatalf("held-until gauge after the hold: %v, want 0", got)
 	}
-	if page := dashboard(); strings.Contains(page, "paused: held") || !strings.Contains(page, `id="errand-services"`) || !strings.Contains(page, "Queues") {
-		t.Fatalf("the dashboard after the hold:\n%.3000s", page)
+	if page, shown := dashboard("dashboard-not-held.png"); shown || strings.Contains(page, "paused: held") || !strings.Contains(page, `id="errand-services"`) || !strings.Contains(page, "Queues") {
+		t.Fatalf("the dashboard after the hold (banner in sight: %v):\n%.3000s", shown, page)
 	}
 }

@@ -20,6 +20,9 @@ import (
 // refreshed every few seconds from servicesPath, behind the dashboard's own
 // login. Nothing shows while no service is held.
 
+// BannerColor is the held-service banner's background.
+const BannerColor = "#ffe0b2"
+
 // servicesPath is where, under the dashboard's path, the banner is served.
 const servicesPath = "/errand/services"
 
@@ -84,7 +87,10 @@ func (s *Server) serviceBanner(ctx context.Context) string {
 				continue
 			}
 			if held == 0 {
-				b.WriteString(`<div style="background:#fff4e5;color:#663c00;border-bottom:1px solid #ffb74d;padding:8px 16px;font:14px/1.5 sans-serif">`)
+				// Fixed over the foot of the page: asynqmon's own bar is
+				// fixed at the top and would hide it there.
+				b.WriteString(`<div style="position:fixed;left:0;right:0;bottom:0;z-index:2000;background:` + BannerColor +
+					`;color:#4e2600;border-top:2px solid #fb8c00;padding:10px 16px;font:15px/1.5 sans-serif">`)
 			} else {
 				b.WriteString("<br>")
 			}
