@@ -18,7 +18,8 @@ import (
 )
 
 // A service held after it throttled us shows, while held, in `errand
-// queues` (held until when), in /metrics (the hold's end as a Unix time) and
+// queues` (held until when), in /metrics (the hold's end as a Unix time, and
+// the throttled answer counted) and
 // on the dashboard (a banner over asynqmon, in a real Chromium); once the
 // hold has passed, all three show it not held.
 func TestHeldServiceIsVisible(t *testing.T) {
@@ -96,6 +97,9 @@ func TestHeldServiceIsVisible(t *testing.T) {
 	t.Logf("errand queues while held:\n%s", out)
 	if got := heldMetric(); got != float64(until.UnixMilli())/1000 {
 		t.Fatalf("held-until gauge %v, want %v", got, float64(until.UnixMilli())/1000)
+	}
+	if _, body := s.get("/metrics"); !strings.Contains(body, `errand_service_throttled_total{service="slack"} 1`+"\n") {
+		t.Fatalf("/metrics does not count slack's one throttled answer:\n%s", body)
 	}
 	page, shown := dashboard("dashboard-held.png")
 	banner := "Service <strong>slack</strong> paused: held until " + until.Format("15:04:05 MST")

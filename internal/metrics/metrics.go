@@ -211,6 +211,7 @@ type Collector struct {
 	size      *prometheus.Desc
 	latency   *prometheus.Desc
 	held      *prometheus.Desc
+	throttled *prometheus.Desc
 	scrapeErr *prometheus.Desc
 }
 
@@ -235,6 +236,8 @@ func NewCollector(rdb redis.UniversalClient) *Collector {
 	c.held = prometheus.NewDesc("errand_service_held_until_timestamp_seconds",
 		"When the hold of a service that throttled us ends, as a Unix time; 0 when it is not held. Its jobs wait on every worker until then.",
 		[]string{"service"}, nil)
+	c.throttled = prometheus.NewDesc("errand_service_throttled_total",
+		"Throttled answers of a service (429, THROTTLED, retry_after), each of which held it for every worker.", []string{"service"}, nil)
 	c.scrapeErr = prometheus.NewDesc("errand_metrics_redis_up", "1 when Redis answered the metrics scrape.", nil, nil)
 	return c
 }
@@ -248,6 +251,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.size
 	ch <- c.latency
 	ch <- c.held
+	ch <- c.throttled
 	ch <- c.scrapeErr
 }
 
@@ -301,6 +305,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		case len(parts) == 2 && parts[0] == "duration_sum":
 			h(parts[1]).sum = v
+		case len(parts) == 2 && field == rdb.ThrottledField(parts[1]):
+			send(prometheus.NewConstMetric(c.throttled, prometheus.CounterValue, v, parts[1]))
 		case len(parts) == 2 && parts[0] == "duration_count":
 			h(parts[1]).count = uint64(v)
 		}

@@ -116,7 +116,9 @@ func (r *RDB) LimitPromise(ctx context.Context, service string, per time.Duratio
 // LimitHold holds service for wait from now (Redis's clock), keeping a later
 // hold if one is set, and returns when the hold ends.
 func (r *RDB) LimitHold(ctx context.Context, service string, wait time.Duration) (time.Time, error) {
-	ms, err := limitHoldScript.Run(ctx, r.c, []string{LimitKey(service)}, wait.Milliseconds()).Int64()
+	call := &evalCall{script: limitHoldScript, keys: []string{LimitKey(service)}, args: []any{wait.Milliseconds()}}
+	r.runPipelined(ctx, []*evalCall{call}, countHold(ctx, service))
+	ms, err := call.cmd.Int64()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("hold %s: %w", service, err)
 	}

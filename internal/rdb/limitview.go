@@ -33,3 +33,14 @@ func (r *RDB) LimitHolds(ctx context.Context, services []string) (map[string]tim
 	}
 	return out, nil
 }
+
+// ThrottledField is the field of MetricsKey that counts the throttled
+// answers of service that held it (each LimitHold): /metrics reads it as
+// errand_service_throttled_total.
+func ThrottledField(service string) string { return "service_throttled|" + service }
+
+// countHold adds one to service's ThrottledField, in the round trip of the
+// hold (a plain HINCRBY: MetricsKey belongs to no service's slot).
+func countHold(ctx context.Context, service string) func(redis.Pipeliner) {
+	return func(p redis.Pipeliner) { p.HIncrBy(ctx, MetricsKey, ThrottledField(service), 1) }
+}
