@@ -110,3 +110,58 @@ func TestNewWorkersNeverTakeALivingWorkersJob(t *testing.T) {
 		t.Fatalf("the job counts %d lost attempts, want 0", info.Retried)
 	}
 }
+
+// A worker frozen mid-job (SIGSTOP: alive, but its lease renewals stop, as in
+// a long pause or a Redis blip) loses the job once its lease ends: another
+// worker, which cannot judge it dead, puts the job back and runs it. When the
+// frozen worker wakes and finishes the job, it records nothing for it: the
+// job stays the other worker's, running, and is not run a third time.
+func TestFrozenWorkerThatLostItsJobRecordsNothing(t *testing.T) {
+	t.Setenv("ERRAND_SMTP__TIMEOUT", "60s") // the slow SMTP server below is not a failure
+	s, w1, _ := slowJobInFlight(t, 20*time.Second, "")
+	queue, id, leaseEnds := s.leased()
+	if err := w1.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	_, log2 := startBinary(t, errandBinary(t), "worker", "--config", s.config)
+	s.waitFor(30*time.Second, "the other worker to run the job", func() bool { return s.smtp.Attempts() >= 2 })
+	took := time.Since(frozen)
+	t.Logf("worker frozen mid-job, another worker alive: redelivered %s after the freeze (the lease ended %s after it)",
+		took.Round(10*time.Millisecond), leaseEnds.Sub(frozen).Round(10*time.Millisecond))
+	// The lease (10 s from its last renewal, in whole seconds) and the next
+	// recovery pass (every 3 s ± 0.75 s): about 15 s at worst; the bound
+	// leaves room for a loaded machine.
+	if took > 20*time.Second {
+		t.Fatalf("redelivered %s after the freeze, want within 20 s", took.Round(time.Second))
+	}
+	// The frozen worker wakes, finishes its send and stops: every outcome it
+	// records is written before it exits.
+	for _, sig := range []syscall.Signal{syscall.SIGCONT, syscall.SIGTERM} {
+		if err := w1.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w1.Process.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.inspector().GetTaskInfo(queue, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStateActive || info.Retried != 1 {
+		t.Fatalf("after the frozen worker finished, the job is %s with %d lost attempts; want still active on the other worker, 1", info.State, info.Retried)
+	}
+	s.smtp.SetLatency(0)
+	s.waitFor(40*time.Second, "the other worker to complete the job", func() bool {
+		info, err := s.inspector().GetTaskInfo(queue, id)
+		return (err == nil && info.State == asynq.TaskStateCompleted) || len(log2.lines("job done")) > 0
+	})
+	time.Sleep(4 * time.Second)
+	if n := s.smtp.Attempts(); n != 2 {
+		t.Fatalf("%d sends, want 2 (the frozen worker's and the other's), no third", n)
+	}
+	if f := s.failed(); len(f) != 0 {
+		t.Fatalf("failed list: %v", f)
+	}
+}
