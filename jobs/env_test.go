@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/fulfillment"
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/sandbox"
@@ -114,8 +115,12 @@ func (e *env) deps() jobs.Deps {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return jobs.Deps{Config: e.cfg, Log: slog.New(slog.NewTextHandler(e.log, nil)), Mailer: m,
-		Store: e.store, Registry: e.reg, Redis: e.redis.Client()}
+	gate, err := limit.New(e.redis.Client(), e.cfg.Limits)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return jobs.Deps{Config: e.cfg, Log: slog.New(slog.NewTextHandler(e.log, nil)), Mailer: m.WithGate(gate),
+		Store: e.store, Registry: e.reg, Redis: e.redis.Client(), Gate: gate}
 }
 
 // run runs one attempt of a job of args as the worker does: its payload as

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/queue"
 )
@@ -197,7 +199,12 @@ func (h *escalate) Work(ctx context.Context, d Digest) error {
 		msg.Subject = strings.Replace(msg.Subject, fmt.Sprintf("[errand] %d job", len(views)), fmt.Sprintf("[errand] %d job", n), 1)
 	}
 	msg.To = h.to
-	if err := h.mailer.Send(ctx, msg); err != nil {
+	if err := h.mailer.Send(ctx, msg); errors.Is(err, limit.ErrRefused) {
+		// Not a failure to send: [limits.smtp] asks it to wait its turn. It is
+		// tried again then, without using an attempt, until it goes.
+		h.log.Warn("escalation email waits for the smtp rate limit", "failures", len(d.Failures), "reason", err.Error())
+		return err
+	} else if err != nil {
 		for _, f := range d.Failures {
 			h.log.Error("escalation email not sent; will retry", append(f.LogAttrs(), "send_error", err.Error())...)
 		}

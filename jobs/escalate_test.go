@@ -1,12 +1,14 @@
 package jobs_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -62,5 +64,39 @@ func TestEscalationWithoutRecipientsLogs(t *testing.T) {
 	}
 	if n := strings.Count(e.log.String(), "final failure (escalation.to is empty, so no email is sent)"); n != 2 {
 		t.Fatalf("%d log lines, want 2:\n%s", n, e.log)
+	}
+}
+
+// Under [limits.smtp] the welcome emails and the escalations share one
+// rate: an escalation over it waits its turn — a throttled error, so it is
+// run again without using an attempt, with one WARN line and none of the
+// ERROR lines of a failed send — and goes when the rate allows.
+func TestEscalationWaitsForTheSMTPRate(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Limits = map[string]config.Limit{"smtp": {Rate: "1/1h"}}
+	})
+	if err := e.run(jobs.WelcomeEmail{UserID: 1, Email: "ada@shop.test", FirstName: "Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	wantClass(t, e.run(jobs.WelcomeEmail{UserID: 2, Email: "bob@shop.test", FirstName: "Bob"}), errand.Throttled, "smtp over its rate")
+	wait := wantClass(t, e.run(digest), errand.Throttled, "smtp over its rate")
+	if wait < 59*time.Minute {
+		t.Errorf("the escalation waits %s for a rate of one an hour", wait)
+	}
+	if n := len(e.smtp.Messages()); n != 1 {
+		t.Fatalf("%d emails sent over a rate of one", n)
+	}
+	if log := e.log.String(); strings.Contains(log, "level=ERROR") || !strings.Contains(log, `level=WARN msg="escalation email waits for the smtp rate limit" failures=2`) {
+		t.Errorf("log:\n%s", log)
+	}
+	// The hour has passed.
+	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey("smtp")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run(digest); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := e.smtp.Messages(); len(msgs) != 2 || msgs[1].To[0] != "dev@acme.test" {
+		t.Fatalf("messages: %+v", msgs)
 	}
 }

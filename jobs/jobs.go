@@ -15,6 +15,7 @@ import (
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,9 @@ type Deps struct {
 	// Registry and Redis let jobs queue and inspect other jobs.
 	Registry *job.Registry
 	Redis    redis.UniversalClient
+	// Gate is [limits]: every service's client asks it before each call
+	// (nil lets every call go).
+	Gate *limit.Gate
 }
 
 // Handler runs jobs of payload type A.
@@ -80,7 +84,9 @@ func Of[A job.Args, H Handler[A]](newHandler func(Deps) (H, error)) Job {
 		handle: func(r *job.Registry, d Deps) error {
 			h, err := newHandler(d)
 			if err == nil {
-				return job.Handle(r, h.Work)
+				// Each run's later calls of a service wait their turn in
+				// place (limit.InJob) instead of giving up half-way.
+				return job.Handle(r, func(ctx context.Context, a A) error { return h.Work(limit.InJob(ctx), a) })
 			}
 			unable := fmt.Errorf("%s cannot run on this worker: %w", zero.Kind(), err)
 			if herr := job.Handle(r, func(context.Context, A) error { return errand.PermanentError(unable) }); herr != nil {

@@ -55,11 +55,13 @@ func newNotifyStaff(d Deps) (*notifyStaff, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The clients wait for [limits.slack] / [limits.telegram] and hold the
+	// channel for every worker when it throttles one.
 	h := &notifyStaff{reps: cfg.Reps, defaultRep: cfg.DefaultRep}
 	if cfg.Kind == "telegram" {
-		h.telegram = telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0)
+		h.telegram = telegram.New(cfg.BaseURL, cfg.TelegramBotToken, 0).WithGate(d.Gate)
 	} else {
-		h.slack = slack.New(cfg.BaseURL, 0)
+		h.slack = slack.New(cfg.BaseURL, 0).WithGate(d.Gate)
 	}
 	return h, nil
 }

@@ -1,11 +1,13 @@
 package jobs_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/slack/slacktest"
 	"github.com/errandhq/errand/internal/telegram/telegramtest"
@@ -42,6 +44,18 @@ func TestNotifyStaffFailureClasses(t *testing.T) {
 	e.fakes.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 429, RetryAfter: 7, Count: 1})
 	if wait := wantClass(t, e.run(jobs.NotifyStaff{Email: "ada@shop.test"}), errand.Throttled); wait != 7*time.Second {
 		t.Errorf("waits %s, want the 7s Slack asked for", wait)
+	}
+	// Slack is now held for every worker: the next job does not call it and
+	// waits out the rest of the 7s, again without an attempt.
+	calls := len(e.fakes.Slack.Messages())
+	if wait := wantClass(t, e.run(jobs.NotifyStaff{Email: "ada@shop.test"}), errand.Throttled, "held"); wait <= 5*time.Second || wait > 7*time.Second {
+		t.Errorf("held Slack: waits %s, want the rest of the 7s", wait)
+	}
+	if n := len(e.fakes.Slack.Messages()); n != calls {
+		t.Fatalf("a held Slack was called")
+	}
+	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey("slack")).Err(); err != nil {
+		t.Fatal(err)
 	}
 	e.fakes.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 500, Count: 1})
 	wantClass(t, e.run(jobs.NotifyStaff{Email: "ada@shop.test"}), errand.Transient)

@@ -46,7 +46,7 @@ func newPushFulfillment(d Deps) (*pushFulfillment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pushFulfillment{store: d.Store, gateway: c}, nil
+	return &pushFulfillment{store: d.Store, gateway: c.WithGate(d.Gate)}, nil
 }
 
 // Work pushes the order once: the gateway recognises a platformOrderId it

@@ -73,7 +73,9 @@ func newSyncCRM(d Deps) (*syncCRM, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncCRM{crm: c}, nil
+	// Each of the job's calls (look-up, create, update) waits for
+	// [limits.tidio] and a hold after Tidio throttled any worker.
+	return &syncCRM{crm: c.WithGate(d.Gate)}, nil
 }
 
 func (h *syncCRM) Work(ctx context.Context, s SyncCRM) error {

@@ -1,9 +1,11 @@
 package jobs_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/tidio/tidiotest"
 	"github.com/errandhq/errand/jobs"
@@ -39,14 +41,27 @@ func TestSyncCRMUpdatesAContactMadeMeanwhile(t *testing.T) {
 	}
 }
 
-// Tidio's 429 waits for its next minute window, without using an attempt;
-// a 5xx is retried; a refusal of the credentials is final.
+// Tidio's 429 waits for its next minute window, without using an attempt,
+// and holds Tidio: the next job waits too, without calling it; a 5xx is
+// retried; a refusal of the credentials is final.
 func TestSyncCRMFailureClasses(t *testing.T) {
 	e := newEnv(t)
 	s := jobs.SyncCRM{Email: "ada@shop.test", Changed: map[string]string{"first_name": "Ada"}}
 	e.fakes.AddFault(sandbox.Fault{Service: tidiotest.Service, Throttle: true, Count: 1})
-	if wait := wantClass(t, e.run(s), errand.Throttled); wait <= 0 {
+	wait := wantClass(t, e.run(s), errand.Throttled)
+	if wait <= 0 {
 		t.Errorf("throttled without a wait")
+	}
+	calls := len(e.fakes.Calls(tidiotest.Service))
+	if held := wantClass(t, e.run(s), errand.Throttled, "tidio held"); held <= 0 || held > wait {
+		t.Errorf("the next job waits %s; Tidio asked for %s", held, wait)
+	}
+	if n := len(e.fakes.Calls(tidiotest.Service)); n != calls {
+		t.Fatalf("Tidio called %d times while held", n-calls)
+	}
+	// The window has passed.
+	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey("tidio")).Err(); err != nil {
+		t.Fatal(err)
 	}
 	e.fakes.AddFault(sandbox.Fault{Service: tidiotest.Service, Status: 502, Count: 1})
 	wantClass(t, e.run(s), errand.Transient, "502")

@@ -56,7 +56,9 @@ func newSyncTracking(d Deps) (*syncTracking, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncTracking{store: d.Store, shop: c}, nil
+	// Each GraphQL call waits for [limits.shopify], a hold after a throttled
+	// answer and the shop's cost bucket, shared by every worker.
+	return &syncTracking{store: d.Store, shop: c.WithGate(d.Gate)}, nil
 }
 
 // Work puts the tracking on the Shopify order, then marks the shipment

@@ -131,7 +131,10 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, s.Weight, s.Pending, s.Scheduled, s.Retry, s.Active, s.Failed,
 			s.ProcessedToday, s.FailedToday, formatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printServices(ctx, a, stdout)
 }
 
 // formatAge prints a duration the way a person reads it in a table.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/internal/store"
@@ -139,7 +140,14 @@ func (a *app) handle(ctx context.Context, takes func(queue string) bool) error {
 	if _, err := a.st.Migrate(ctx); err != nil {
 		return err
 	}
-	deps := jobs.Deps{Config: a.cfg, Log: a.log, Mailer: m, Store: a.st, Registry: a.reg, Redis: a.rdb}
+	// One gate for the worker: every service's calls, emails included, wait
+	// for [limits] and for a hold after throttling, across every worker.
+	gate, err := limit.New(a.rdb, a.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	m.WithGate(gate)
+	deps := jobs.Deps{Config: a.cfg, Log: a.log, Mailer: m, Store: a.st, Registry: a.reg, Redis: a.rdb, Gate: gate}
 	if err := jobs.Handle(a.reg, deps, takes); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -13,10 +13,11 @@ import (
 )
 
 // One user's profile changes reach the CRM one at a time, in the order made,
-// even with a worker free to run them all at once and a slow CRM; another
-// user's change is not held back by them.
+// even with two workers free to run them all at once and a slow CRM (300 ms
+// a call); another user's change is not held back by them.
 func TestProfileChangesReachTheCRMInOrder(t *testing.T) {
 	s := startStack(t, stackOptions{toml: apiTOML + "\n[worker]\nconcurrency = 8\n"})
+	s.startWorker(&syncBuffer{})
 	userOf := func(email string) (int, string) {
 		t.Helper()
 		status, created := s.post("/api/users", registration(email), nil)

@@ -97,6 +97,7 @@ type stack struct {
 	base     string
 	serve    *syncBuffer
 	worker   *syncBuffer
+	workers  []*syncBuffer // the log of every worker startWorker started, worker's first
 	stopped  []func()
 	store    *store.Store // the stack's database, opened by db() on first use
 }
@@ -219,6 +220,7 @@ func (s *stack) start(cmd string, log *syncBuffer, args ...string) {
 func (s *stack) startWorker(log *syncBuffer, args ...string) {
 	s.t.Helper()
 	s.start("worker", log, args...)
+	s.workers = append(s.workers, log)
 	s.waitFor(15*time.Second, "the worker to start", func() bool { return len(log.lines("worker started")) > 0 })
 }
 
@@ -625,11 +627,21 @@ func (s *stack) failedJob(id string) map[string]any {
 	return nil
 }
 
-// waitDone waits for the job's "job done" line and returns it.
+// waitDone waits for the job's "job done" line, in the log of whichever
+// worker ran it, and returns it.
 func (s *stack) waitDone(id string) string {
 	s.t.Helper()
-	s.waitFor(20*time.Second, "job "+id+" to complete", func() bool { return len(s.worker.lines("job_id="+id, "job done")) > 0 })
-	return s.worker.lines("job_id="+id, "job done")[0]
+	var done string
+	s.waitFor(20*time.Second, "job "+id+" to complete", func() bool {
+		for _, log := range s.workers {
+			if l := log.lines("job_id="+id, "job done"); len(l) > 0 {
+				done = l[0]
+				return true
+			}
+		}
+		return false
+	})
+	return done
 }
 
 // waitEscalated waits for the job in the failed list after attempts attempts

@@ -37,6 +37,9 @@ type Config struct {
 	API        API            `koanf:"api"`
 	Log        Log            `koanf:"log"`
 	Reconcile  Reconcile      `koanf:"reconcile"`
+	// Limits caps the calls to each outbound service, shared by every
+	// worker; see limits.go.
+	Limits map[string]Limit `koanf:"limits"`
 
 	// The services errand calls, each configured by a type its own package
 	// declares beside its client, with its defaults and its Validate.
@@ -300,6 +303,7 @@ func (c *Config) Validate() error {
 	if err := c.Notify.checkKind(); err != nil {
 		errs = append(errs, err.Error())
 	}
+	c.validateLimits(bad)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:

@@ -299,3 +299,35 @@ func TestEnvironmentListsAreSplit(t *testing.T) {
 		t.Errorf("notify.reps.alice.slack_webhook_url = %q", got)
 	}
 }
+
+// [limits]: a rate becomes a token bucket; environment variables set it; a
+// malformed rate or an unknown service stops errand with the key named.
+func TestLimits(t *testing.T) {
+	c, err := Load(writeFile(t, "[limits.tidio]\nrate = \"120/1m\"\nburst = 5\n"), true,
+		[]string{"ERRAND_LIMITS__SLACK__RATE=5/1s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if per, burst, err := c.Limits["tidio"].Bucket(); err != nil || per != 500*time.Millisecond || burst != 5 {
+		t.Fatalf("tidio: per %v burst %d err %v", per, burst, err)
+	}
+	if per, burst, err := c.Limits["slack"].Bucket(); err != nil || per != 200*time.Millisecond || burst != 1 {
+		t.Fatalf("slack from the environment: per %v burst %d err %v", per, burst, err)
+	}
+	if per, _, err := c.Limits["smtp"].Bucket(); err != nil || per != 0 {
+		t.Fatalf("no table is no limit: per %v err %v", per, err)
+	}
+	for body, want := range map[string]string{
+		"[limits.slack]\nrate = \"ten\"\n":  "limits.slack.rate: ",
+		"[limits.slack]\nrate = \"5/0s\"\n": "limits.slack.rate: ",
+		"[limits.slack]\nrate = \"0/1s\"\n": "limits.slack.rate: ",
+		"[limits.slack]\nrate = \"5\"\n":    "limits.slack.rate: ",
+		"[limits.slakc]\nrate = \"5/1s\"\n": "limits.slakc: unknown service",
+		"[limits.tidio]\nburst = -1\n":      "limits.tidio.burst: ",
+	} {
+		_, err := Load(writeFile(t, body), true, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error containing %q", body, err, want)
+		}
+	}
+}

@@ -77,7 +77,12 @@ type Client struct {
 	appKey string
 	secret string
 	now    func() time.Time
+	gate   outbound.Gate // [limits.fulfillment]; nil lets every call go
 }
+
+// WithGate makes every call ask g first ([limits.fulfillment]) and tell it
+// the outcome; it returns c.
+func (c *Client) WithGate(g outbound.Gate) *Client { c.gate = g; return c }
 
 // New returns a client for the [fulfillment] settings. timeout 0 means the
 // outbound default.
@@ -253,8 +258,18 @@ type Result struct {
 	AlreadyCreated bool
 }
 
-// CreateOrder pushes o (order-do-create-order). Errors carry their class.
+// CreateOrder pushes o (order-do-create-order), once the gate lets it.
+// Errors carry their class.
 func (c *Client) CreateOrder(ctx context.Context, o *Order) (*Result, error) {
+	var res *Result
+	err := outbound.Call(ctx, c.gate, "fulfillment", func() (err error) {
+		res, err = c.createOrder(ctx, o)
+		return err
+	})
+	return res, err
+}
+
+func (c *Client) createOrder(ctx context.Context, o *Order) (*Result, error) {
 	op := "create order " + o.PlatformOrderID
 	body, err := c.sign(apiCreateOrder, o)
 	if err != nil {

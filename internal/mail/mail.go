@@ -17,6 +17,7 @@ import (
 	texttemplate "text/template"
 
 	"github.com/errandhq/errand"
+	"github.com/errandhq/errand/internal/outbound"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -30,7 +31,12 @@ var funcs = map[string]any{"inc": func(i int) int { return i + 1 }}
 type Mailer struct {
 	cfg       Config
 	templates fs.FS
+	gate      outbound.Gate // [limits.smtp]; nil lets every email go
 }
+
+// WithGate makes every send ask g first ([limits.smtp]) and tell it the
+// outcome; it returns m.
+func (m *Mailer) WithGate(g outbound.Gate) *Mailer { m.gate = g; return m }
 
 // New returns a mailer for the [smtp] settings.
 func New(cfg Config) (*Mailer, error) {
@@ -98,9 +104,14 @@ func (m *Mailer) Render(name string, data any) (Message, error) {
 	return Message{Subject: strings.TrimSpace(subj.String()), Text: strings.TrimSpace(txt.String()) + "\n", HTML: html.String()}, nil
 }
 
-// Send delivers msg. Its error carries a class: SMTP 5xx answers are
-// permanent, 4xx answers and network errors transient.
+// Send delivers msg once the gate lets it. Its error carries a class: SMTP
+// 5xx answers are permanent, 4xx answers and network errors transient, the
+// gate's refusal throttled.
 func (m *Mailer) Send(ctx context.Context, msg Message) error {
+	return outbound.Call(ctx, m.gate, "smtp", func() error { return m.send(ctx, msg) })
+}
+
+func (m *Mailer) send(ctx context.Context, msg Message) error {
 	gm := gomail.NewMsg()
 	if err := gm.From(m.cfg.From); err != nil {
 		return errand.Permanentf("mail: from %q: %w", m.cfg.From, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -209,6 +210,8 @@ type Collector struct {
 	duration  *prometheus.Desc
 	size      *prometheus.Desc
 	latency   *prometheus.Desc
+	held      *prometheus.Desc
+	throttled *prometheus.Desc
 	scrapeErr *prometheus.Desc
 }
 
@@ -230,6 +233,11 @@ func NewCollector(rdb redis.UniversalClient) *Collector {
 	c.duration = prometheus.NewDesc("errand_job_duration_seconds", "Time a job's handler ran, per attempt.", []string{"type"}, nil)
 	c.size = prometheus.NewDesc("errand_queue_size", "Jobs in a queue, by state.", []string{"queue", "state"}, nil)
 	c.latency = prometheus.NewDesc("errand_queue_latency_seconds", "Age of the oldest pending job in a queue.", []string{"queue"}, nil)
+	c.held = prometheus.NewDesc("errand_service_held_until_timestamp_seconds",
+		"When the hold of a service that throttled us ends, as a Unix time; 0 when it is not held. Its jobs wait on every worker until then.",
+		[]string{"service"}, nil)
+	c.throttled = prometheus.NewDesc("errand_service_throttled_total",
+		"Throttled answers of a service (429, THROTTLED, retry_after), each of which held it for every worker.", []string{"service"}, nil)
 	c.scrapeErr = prometheus.NewDesc("errand_metrics_redis_up", "1 when Redis answered the metrics scrape.", nil, nil)
 	return c
 }
@@ -242,6 +250,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.duration
 	ch <- c.size
 	ch <- c.latency
+	ch <- c.held
+	ch <- c.throttled
 	ch <- c.scrapeErr
 }
 
@@ -295,6 +305,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		case len(parts) == 2 && parts[0] == "duration_sum":
 			h(parts[1]).sum = v
+		case len(parts) == 2 && field == rdb.ThrottledField(parts[1]):
+			send(prometheus.NewConstMetric(c.throttled, prometheus.CounterValue, v, parts[1]))
 		case len(parts) == 2 && parts[0] == "duration_count":
 			h(parts[1]).count = uint64(v)
 		}
@@ -309,6 +321,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			cum[b] = run
 		}
 		send(prometheus.NewConstHistogram(c.duration, hs.count, hs.sum, cum, typ))
+	}
+	if holds, err := rdb.New(c.rdb).LimitHolds(ctx, config.Services); err == nil {
+		now := time.Now()
+		for _, svc := range config.Services {
+			end := 0.0
+			if h := holds[svc]; h.After(now) {
+				end = float64(h.UnixMilli()) / 1000
+			}
+			send(prometheus.NewConstMetric(c.held, prometheus.GaugeValue, end, svc))
+		}
 	}
 	queues, err := c.ins.Queues()
 	if err != nil {

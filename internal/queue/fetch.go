@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/workerid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -419,21 +420,20 @@ func (f *fetcher) ackLoop() {
 	}
 }
 
-// recoverLoop puts back, at start and every recoverEvery until ctx ends, the
-// jobs of this worker's queues whose lease ended: their worker was lost (a
-// SIGKILL, a crash). Each counts as a used attempt and runs again with its
-// id. asynq's recoverer stays behind it, 30 s later, as a safety net.
+// recoverLoop puts back, at start and every recoverEvery, the jobs of lost
+// workers (SIGKILL, crash): at once if it ran on this host and its process is
+// gone (so a restarted worker takes its predecessor's jobs at start), else
+// when their lease ends; each as a used attempt, with its id. asynq's
+// recoverer stays behind it, 30 s later, as a safety net.
 func (f *fetcher) recoverLoop(ctx context.Context) {
 	for {
-		for _, q := range f.queues.Order {
-			n, err := f.rdb.RecoverExpired(ctx, q, time.Now(), 100)
-			if err != nil && ctx.Err() == nil {
-				f.logError("recovering lost jobs", err)
-			}
-			if n > 0 {
-				f.log.Warn("worker: put back jobs of a lost worker", "queue", q, "jobs", n)
-				f.poke(q)
-			}
+		got, err := f.rdb.Recover(ctx, f.queues.Order, time.Now(), workerid.Dead, 100)
+		if err != nil && ctx.Err() == nil {
+			f.logError("recovering lost jobs", err)
+		}
+		for q, n := range got {
+			f.log.Warn("worker: put back jobs of a lost worker", "queue", q, "jobs", n)
+			f.poke(q)
 		}
 		jitter := time.Duration(rand.Int64N(int64(recoverEvery / 2)))
 		select {

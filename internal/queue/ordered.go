@@ -42,6 +42,9 @@ func (p *Policy) ordered(next Handler) Handler {
 		}
 		if turn.Ahead > 0 {
 			wait := min(time.Duration(turn.Ahead)*orderStep, orderWaitMax)
+			// Not a run, so the policy logs nothing of it; this line says why
+			// a job seems not to move.
+			a.Log().Debug("job waits its turn", "order_key", a.orderKey, "ahead", turn.Ahead, "retry_in", wait.String())
 			return p.waitTurn(fmt.Errorf("waiting for %d earlier job(s) with %s=%s", turn.Ahead, a.Def.OrderBy, a.orderKey), wait)
 		}
 		err = next(ctx, a)

@@ -16,6 +16,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redisconn"
+	"github.com/errandhq/errand/internal/workerid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -109,6 +110,7 @@ func (qs QueueSet) String() string {
 // digest's aggregation, heartbeats), with its own dequeue answered "nothing
 // pending" (rdb.SilenceAsynqDequeue).
 type Worker struct {
+	id          string // in whose name its leases are held (see internal/workerid)
 	engine      *asynq.Server
 	closeEngine func() error // the engine's connection, when it has its own
 	fetch       *fetcher
@@ -143,10 +145,10 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 		return nil, err
 	}
 	policy := opts.Policy
-	r := rdb.New(c)
-	w := &Worker{policy: policy, metrics: policy.metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
+	r, id := rdb.New(c), workerid.New()
+	w := &Worker{id: id, policy: policy, metrics: policy.metrics, rdb: r, queues: qs, timeout: cfg.Worker.ShutdownTimeout, log: log,
 		due:   newDueForwarder(r, qs.Order, dueCheck, log),
-		fetch: newFetcher(r, policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
+		fetch: newFetcher(r.AsWorker(id), policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
 	engineRedis, closeEngine := engineClient(cfg.Redis, c)
 	// Whatever the client, the engine's processor takes no job: errand's
@@ -238,7 +240,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 		fetchers.Add(1)
 		go func() { defer fetchers.Done(); w.fetch.loop(fctx) }()
 	}
-	w.log.Info("worker started", "queues", w.queues.String(), "concurrency", cap(w.fetch.slots))
+	w.log.Info("worker started", "queues", w.queues.String(), "concurrency", cap(w.fetch.slots), "id", w.id)
 
 	select {
 	case <-ctx.Done():

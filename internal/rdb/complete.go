@@ -11,30 +11,33 @@ import (
 // completeScript records finished jobs of one queue, many at once: asynq
 // v0.26.0's markAsCompleteCmd (a job kept for its retention) and doneCmd (a
 // job deleted at once), and their Unique variants (the job's uniqueness lock
-// released). A job no longer active — its lease was lost and asynq's
-// recoverer took it — is left alone.
+// released). A job this worker no longer holds — no longer active (its lease
+// was lost and a recoverer took it), or leased meanwhile to another worker —
+// is left alone.
 //
 // KEYS[1]      -> asynq:{<q>}:active
 // KEYS[2]      -> asynq:{<q>}:lease
 // KEYS[3]      -> asynq:{<q>}:completed
 // KEYS[4]      -> asynq:{<q>}:processed:<yyyy-mm-dd>
 // KEYS[5]      -> asynq:{<q>}:processed
-// KEYS[6..5+k] -> asynq:{<q>}:t:<id> of the k jobs, in ARGV's order
-// KEYS[6+k..]  -> the uniqueness locks (asynq:{<q>}:unique:…) held, in ARGV's order
+// KEYS[6]      -> errand:{<q>}:owners (OwnersKey)
+// KEYS[7..6+k] -> asynq:{<q>}:t:<id> of the k jobs, in ARGV's order
+// KEYS[7+k..]  -> the uniqueness locks (asynq:{<q>}:unique:…) held, in ARGV's order
 // ARGV[1]      -> when the day's counter expires, Unix s
 // ARGV[2]      -> now, Unix s
-// ARGV[3..]    -> per job four: id, retention in s (0: delete it now), the message to keep, 1 if it holds a lock (else 0)
+// ARGV[3]      -> the worker that ran them ("" for none)
+// ARGV[4..]    -> per job four: id, retention in s (0: delete it now), the message to keep, 1 if it holds a lock (else 0)
 //
 // Returns how many jobs it recorded.
 var completeScript = redis.NewScript(`
-local k = (#ARGV - 2) / 4
-local lock = 6 + k
+local k = (#ARGV - 3) / 4
+local lock = 7 + k
 local done = {}
 for j = 0, k - 1 do
-	local a = 3 + 4 * j
+	local a = 4 + 4 * j
 	local id = ARGV[a]
-	local task = KEYS[6 + j]
-	if redis.call('LREM', KEYS[1], 0, id) > 0 then
+	local task = KEYS[7 + j]
+	if (redis.call('HGET', KEYS[6], id) or '') == ARGV[3] and redis.call('LREM', KEYS[1], 0, id) > 0 then
 		local keep = tonumber(ARGV[a + 1])
 		if keep > 0 then
 			redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) + keep, id)
@@ -51,6 +54,7 @@ for j = 0, k - 1 do
 end
 if #done > 0 then
 	redis.call('ZREM', KEYS[2], unpack(done))
+	redis.call('HDEL', KEYS[6], unpack(done))
 	if redis.call('INCRBY', KEYS[4], #done) == #done then redis.call('EXPIREAT', KEYS[4], ARGV[1]) end
 	redis.call('INCRBY', KEYS[5], #done)
 end
@@ -63,19 +67,22 @@ func (r *RDB) Complete(ctx context.Context, jobs []*Fetched) error {
 	now := time.Now()
 	byQueue := map[string][]*Fetched{}
 	var order []string
+	// One script per queue and worker: in one worker's batches, one per queue.
 	for _, j := range jobs {
-		if _, seen := byQueue[j.Queue]; !seen {
-			order = append(order, j.Queue)
+		g := j.Queue + "\x00" + j.owner
+		if _, seen := byQueue[g]; !seen {
+			order = append(order, g)
 		}
-		byQueue[j.Queue] = append(byQueue[j.Queue], j)
+		byQueue[g] = append(byQueue[g], j)
 	}
 	calls := make([]*evalCall, 0, len(order))
-	for _, q := range order {
-		js := byQueue[q]
-		keys := make([]string, 5, 5+len(js))
-		keys[0], keys[1], keys[2], keys[3], keys[4] = ActiveKey(q), LeaseKey(q), CompletedKey(q), ProcessedKey(q, now), ProcessedTotalKey(q)
-		args := make([]any, 0, 2+4*len(js))
-		args = append(args, now.Add(statsTTL).Unix(), now.Unix())
+	for _, g := range order {
+		js := byQueue[g]
+		q := js[0].Queue
+		keys := make([]string, 6, 6+len(js))
+		keys[0], keys[1], keys[2], keys[3], keys[4], keys[5] = ActiveKey(q), LeaseKey(q), CompletedKey(q), ProcessedKey(q, now), ProcessedTotalKey(q), OwnersKey(q)
+		args := make([]any, 0, 3+4*len(js))
+		args = append(args, now.Add(statsTTL).Unix(), now.Unix(), js[0].owner)
 		var locks []string
 		for _, j := range js {
 			keys = append(keys, TaskKey(q, j.ID))
@@ -96,7 +103,7 @@ func (r *RDB) Complete(ctx context.Context, jobs []*Fetched) error {
 	r.runPipelined(ctx, calls, nil)
 	for i, c := range calls {
 		if err := c.cmd.Err(); err != nil {
-			return fmt.Errorf("complete jobs of %s: %w", order[i], err)
+			return fmt.Errorf("complete jobs of %s: %w", byQueue[order[i]][0].Queue, err)
 		}
 	}
 	return nil

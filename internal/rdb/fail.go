@@ -22,6 +22,20 @@ local function countFailure(dayProcessed, dayFailed, processed, failed, expire)
 end
 `
 
+// luaRelease defines release, which takes job id off the active list and
+// forgets its owner if worker still holds it — the job is active, leased in
+// worker's name ("" for a job leased in no one's) — and says whether it did. A worker whose lease was lost (a
+// Redis blip kept it from renewing) and whose job a recoverer put back, or
+// another worker took meanwhile, must not record an outcome for it.
+const luaRelease = `
+local function release(active, owners, id, worker)
+	if (redis.call('HGET', owners, id) or '') ~= worker then return false end
+	if redis.call('LREM', active, 0, id) == 0 then return false end
+	redis.call('HDEL', owners, id)
+	return true
+end
+`
+
 // retryScript puts a failed job back: into the retry set until its due
 // instant (asynq v0.26.0's retryCmd, at errand's exact instant rather than
 // the whole second), or straight onto the pending list when it is to run
@@ -35,6 +49,7 @@ end
 // KEYS[6] -> asynq:{<q>}:failed:<yyyy-mm-dd>
 // KEYS[7] -> asynq:{<q>}:processed
 // KEYS[8] -> asynq:{<q>}:failed
+// KEYS[9] -> errand:{<q>}:owners (OwnersKey)
 // ARGV[1] -> task id
 // ARGV[2] -> the updated message
 // ARGV[3] -> due score (DueScore), or "0" to run at once
@@ -42,11 +57,13 @@ end
 // ARGV[5] -> when the day's counters expire, Unix s
 // ARGV[6] -> now, Unix ns (pending_since)
 // ARGV[7] -> the queue's name, for the wake-up
+// ARGV[8] -> the worker that ran it ("" for none)
 //
-// Returns 1, or 0 when the job is no longer active (its lease was lost).
-var retryScript = newScript(luaCountFailure + `
+// Returns 1, or 0 when this worker no longer holds the job (its lease was
+// lost: it may be pending again, or running on another worker).
+var retryScript = newScript(luaCountFailure + luaRelease + `
 local id = ARGV[1]
-if redis.call('LREM', KEYS[2], 0, id) == 0 then return 0 end
+if not release(KEYS[2], KEYS[9], id, ARGV[8]) then return 0 end
 redis.call('ZREM', KEYS[3], id)
 if ARGV[3] == '0' then
 	redis.call('LPUSH', KEYS[4], id)
@@ -77,9 +94,9 @@ func (r *RDB) Retry(ctx context.Context, j *Fetched, errMsg string, counts bool,
 		dest, score = RetryKey(q), DueScore(at)
 	}
 	keys := []string{TaskKey(q, j.ID), ActiveKey(q), LeaseKey(q), dest,
-		ProcessedKey(q, now), FailedKey(q, now), ProcessedTotalKey(q), FailedTotalKey(q)}
+		ProcessedKey(q, now), FailedKey(q, now), ProcessedTotalKey(q), FailedTotalKey(q), OwnersKey(q)}
 	msg := withFailure(j.raw, retried, errMsg, now.Unix())
-	err := retryScript.Run(ctx, r.c, keys, j.ID, msg, score, c, now.Add(statsTTL).Unix(), now.UnixNano(), q).Err()
+	err := retryScript.Run(ctx, r.c, keys, j.ID, msg, score, c, now.Add(statsTTL).Unix(), now.UnixNano(), q, j.owner).Err()
 	if err != nil {
 		return fmt.Errorf("retry %s on %s: %w", j.ID, q, err)
 	}
@@ -99,17 +116,19 @@ func (r *RDB) Retry(ctx context.Context, j *Fetched, errMsg string, counts bool,
 // KEYS[7] -> asynq:{<q>}:processed
 // KEYS[8] -> asynq:{<q>}:failed
 // KEYS[9] -> asynq:{<q>}:t: (the task hashes of trimmed jobs: this prefix and an id)
+// KEYS[10] -> errand:{<q>}:owners (OwnersKey)
 // ARGV[1] -> task id
 // ARGV[2] -> the updated message
 // ARGV[3] -> now, Unix s
 // ARGV[4] -> the cut-off, Unix s: older failures are deleted
 // ARGV[5] -> the archive's size limit
 // ARGV[6] -> when the day's counters expire, Unix s
+// ARGV[7] -> the worker that ran it ("" for none)
 //
-// Returns 1, or 0 when the job is no longer active.
-var archiveScript = redis.NewScript(luaCountFailure + `
+// Returns 1, or 0 when this worker no longer holds the job.
+var archiveScript = redis.NewScript(luaCountFailure + luaRelease + `
 local id = ARGV[1]
-if redis.call('LREM', KEYS[2], 0, id) == 0 then return 0 end
+if not release(KEYS[2], KEYS[10], id, ARGV[7]) then return 0 end
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZADD', KEYS[4], ARGV[3], id)
 local old = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[4], 'BYSCORE')
@@ -131,9 +150,9 @@ func (r *RDB) Archive(ctx context.Context, j *Fetched, errMsg string) error {
 	now := time.Now()
 	q := j.Queue
 	keys := []string{TaskKey(q, j.ID), ActiveKey(q), LeaseKey(q), ArchivedKey(q),
-		ProcessedKey(q, now), FailedKey(q, now), ProcessedTotalKey(q), FailedTotalKey(q), TaskKeyPrefix(q)}
+		ProcessedKey(q, now), FailedKey(q, now), ProcessedTotalKey(q), FailedTotalKey(q), TaskKeyPrefix(q), OwnersKey(q)}
 	msg := withFailure(j.raw, -1, errMsg, now.Unix())
-	err := archiveScript.Run(ctx, r.c, keys, j.ID, msg, now.Unix(), now.Add(-archivedFor).Unix(), maxArchived, now.Add(statsTTL).Unix()).Err()
+	err := archiveScript.Run(ctx, r.c, keys, j.ID, msg, now.Unix(), now.Add(-archivedFor).Unix(), maxArchived, now.Add(statsTTL).Unix(), j.owner).Err()
 	if err != nil {
 		return fmt.Errorf("archive %s on %s: %w", j.ID, q, err)
 	}
@@ -148,13 +167,15 @@ func (r *RDB) Archive(ctx context.Context, j *Fetched, errMsg string) error {
 // KEYS[2] -> asynq:{<q>}:lease
 // KEYS[3] -> asynq:{<q>}:pending
 // KEYS[4] -> asynq:{<q>}:t:<id>
+// KEYS[5] -> errand:{<q>}:owners (OwnersKey)
 // ARGV[1] -> task id
 // ARGV[2] -> the queue's name, for the wake-up
+// ARGV[3] -> the worker that ran it ("" for none)
 //
-// Returns 1, or 0 when the job is no longer active.
-var requeueScript = newScript(`
+// Returns 1, or 0 when this worker no longer holds the job.
+var requeueScript = newScript(luaRelease + `
 local id = ARGV[1]
-if redis.call('LREM', KEYS[1], 0, id) == 0 then return 0 end
+if not release(KEYS[1], KEYS[5], id, ARGV[3]) then return 0 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('RPUSH', KEYS[3], id)
 redis.call('HSET', KEYS[4], 'state', 'pending')
@@ -165,7 +186,7 @@ return 1
 // Requeue puts j back on its queue, to run next; the attempt does not count.
 func (r *RDB) Requeue(ctx context.Context, j *Fetched) error {
 	q := j.Queue
-	err := requeueScript.Run(ctx, r.c, []string{ActiveKey(q), LeaseKey(q), PendingKey(q), TaskKey(q, j.ID)}, j.ID, q).Err()
+	err := requeueScript.Run(ctx, r.c, []string{ActiveKey(q), LeaseKey(q), PendingKey(q), TaskKey(q, j.ID), OwnersKey(q)}, j.ID, q, j.owner).Err()
 	if err != nil {
 		return fmt.Errorf("requeue %s on %s: %w", j.ID, q, err)
 	}

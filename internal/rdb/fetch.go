@@ -17,6 +17,9 @@ type Fetched struct {
 	// job cannot run: Archive it, so that it shows instead of vanishing.
 	Bad error
 	raw []byte // the stored message, which completion and failures rewrite
+	// owner is the worker that leased it (RDB.AsWorker): completion and
+	// failures record the job only while that worker still holds it.
+	owner string
 }
 
 // Take asks for up to N jobs of Queue; with N = 0 it only asks how many are
@@ -47,8 +50,13 @@ type Taken struct {
 // KEYS[3] -> asynq:{<q>}:active
 // KEYS[4] -> asynq:{<q>}:lease
 // KEYS[5] -> asynq:{<q>}:t: (the task hashes: this prefix and an id)
+// KEYS[6] -> errand:{<q>}:owners (OwnersKey)
+// KEYS[7] -> errand:{<q>}:workers (WorkersKey)
 // ARGV[1] -> lease end, Unix s
 // ARGV[2] -> how many jobs to take at most
+// ARGV[3] -> the worker taking them ("" for none: no owner is recorded)
+// ARGV[4] -> now, Unix s
+// ARGV[5] -> after how many seconds unseen a worker leaves KEYS[7]
 //
 // Returns {left, id, msg, id, msg, …}: left is the pending list's length
 // after, -1 when the queue is paused (nothing taken); msg is "" for a task
@@ -72,6 +80,19 @@ if #ids > 0 then
 		out[#out + 1] = redis.call('HGET', key, 'msg') or ''
 	end
 	redis.call('ZADD', KEYS[4], unpack(lease))
+	if ARGV[3] ~= '' then
+		local own = {}
+		for _, id in ipairs(ids) do
+			own[#own + 1] = id
+			own[#own + 1] = ARGV[3]
+		end
+		redis.call('HSET', KEYS[6], unpack(own))
+		redis.call('ZADD', KEYS[7], ARGV[4], ARGV[3])
+		-- Workers not seen for a while hold nothing any more.
+		redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', tonumber(ARGV[4]) - ARGV[5])
+	else
+		redis.call('HDEL', KEYS[6], unpack(ids))
+	end
 end
 out[1] = redis.call('LLEN', KEYS[1])
 return out
@@ -79,7 +100,7 @@ return out
 
 // Fetch makes the takes in one round trip: one script per queue that is to
 // give jobs, one LLEN per queue only asked its length. The jobs are leased
-// until leaseEnd. A take that failed carries its error, and Fetch returns
+// until leaseEnd, in the name of r's worker (AsWorker). A take that failed carries its error, and Fetch returns
 // the first; the jobs of the others are leased and must be run all the same.
 func (r *RDB) Fetch(ctx context.Context, takes []Take, leaseEnd time.Time) ([]Taken, error) {
 	out := make([]Taken, len(takes))
@@ -90,8 +111,8 @@ func (r *RDB) Fetch(ctx context.Context, takes []Take, leaseEnd time.Time) ([]Ta
 		if t.N > 0 {
 			q := t.Queue
 			calls = append(calls, &evalCall{script: fetchScript,
-				keys: []string{PendingKey(q), PausedKey(q), ActiveKey(q), LeaseKey(q), TaskKeyPrefix(q)},
-				args: []any{leaseEnd.Unix(), t.N}})
+				keys: []string{PendingKey(q), PausedKey(q), ActiveKey(q), LeaseKey(q), TaskKeyPrefix(q), OwnersKey(q), WorkersKey(q)},
+				args: []any{leaseEnd.Unix(), t.N, r.owner, time.Now().Unix(), int64(workerForgotten / time.Second)}})
 		}
 	}
 	extra := func(p redis.Pipeliner) {
@@ -109,7 +130,7 @@ func (r *RDB) Fetch(ctx context.Context, takes []Take, leaseEnd time.Time) ([]Ta
 			n, err := lens[i].Result()
 			out[i].Left, out[i].Err = int(n), err
 		} else {
-			out[i].Jobs, out[i].Left, out[i].Paused, out[i].Err = readFetched(t.Queue, calls[next].cmd)
+			out[i].Jobs, out[i].Left, out[i].Paused, out[i].Err = readFetched(t.Queue, r.owner, calls[next].cmd)
 			next++
 		}
 		if out[i].Err != nil && first == nil {
@@ -119,7 +140,7 @@ func (r *RDB) Fetch(ctx context.Context, takes []Take, leaseEnd time.Time) ([]Ta
 	return out, first
 }
 
-func readFetched(q string, cmd *redis.Cmd) (jobs []*Fetched, left int, paused bool, err error) {
+func readFetched(q, owner string, cmd *redis.Cmd) (jobs []*Fetched, left int, paused bool, err error) {
 	res, err := cmd.Slice()
 	if err != nil {
 		return nil, 0, false, err
@@ -135,7 +156,7 @@ func readFetched(q string, cmd *redis.Cmd) (jobs []*Fetched, left int, paused bo
 	for i := 1; i+1 < len(res); i += 2 {
 		id, _ := res[i].(string)
 		raw, _ := res[i+1].(string)
-		j := &Fetched{Queue: q, ID: id, raw: []byte(raw)}
+		j := &Fetched{Queue: q, ID: id, raw: []byte(raw), owner: owner}
 		j.Msg, j.Bad = decodeMessage(j.raw)
 		if j.Bad != nil {
 			j.Msg = Message{}

@@ -92,6 +92,16 @@ func GroupKeyPrefix(q string) string { return QueueKeyPrefix(q) + "g:" }
 // plain SADD, once per queue per process, beside the script (enqueue.go).
 const AllQueuesKey = "asynq:queues"
 
+// OwnersKey is errand's hash of queue q's leased jobs: job id → the worker
+// that holds the lease (see owner.go). asynq knows nothing of it; it is in the
+// queue's hash slot, so the scripts that move a job check and clear it.
+func OwnersKey(q string) string { return "errand:{" + q + "}:owners" }
+
+// WorkersKey is errand's sorted set of the workers that held leases on queue
+// q, scored by the Unix second each was last seen (a fetch or a lease
+// renewal): where a recoverer finds the workers it may know to be dead.
+func WorkersKey(q string) string { return "errand:{" + q + "}:workers" }
+
 // Keys and channels of errand's own.
 const (
 	// WakeChannel carries wake-ups to idle workers (see wake.go). A Pub/Sub

@@ -565,7 +565,7 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	rs := redistest.Start(t, redistest.Cluster())
 	c := rs.ClusterClient()
 	c.AddHook(redistest.SlotCheck(t))
-	r := rdb.New(c)
+	r := rdb.New(c).AsWorker("host/1/100/boot.ns")
 	a, b := newTask("a"), newTask("b")
 	b.Queue = "crm"
 	d := newTask("d")
@@ -582,6 +582,9 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	if err := r.ExtendLeases(ctx, map[string][]string{"emails": {"a"}, "crm": {"b"}}, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := r.Recover(ctx, []string{"emails", "crm"}, time.Now(), func(string) bool { return false }, 100); err != nil || len(n) != 0 {
+		t.Fatalf("recovered living jobs: %v, %v", n, err)
+	}
 	if err := r.Retry(ctx, taken[0].Jobs[0], "boom", true, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -595,6 +598,14 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	taken, err = r.Fetch(ctx, []rdb.Take{{Queue: "emails", N: 5}, {Queue: "crm", N: 5}}, time.Now().Add(rdb.LeaseDuration))
 	if err != nil || len(taken[0].Jobs) != 2 || len(taken[1].Jobs) != 1 {
 		t.Fatalf("fetch again: %+v, %v", taken, err)
+	}
+	// The worker dies; one that knows it puts its jobs back, then takes them.
+	if n, err := r.Recover(ctx, []string{"emails", "crm"}, time.Now(), func(w string) bool { return w == "host/1/100/boot.ns" }, 100); err != nil || n["emails"] != 2 || n["crm"] != 1 {
+		t.Fatalf("recovered a dead worker's jobs: %v, %v", n, err)
+	}
+	taken, err = r.Fetch(ctx, []rdb.Take{{Queue: "emails", N: 5}, {Queue: "crm", N: 5}}, time.Now().Add(rdb.LeaseDuration))
+	if err != nil || len(taken[0].Jobs) != 2 || len(taken[1].Jobs) != 1 {
+		t.Fatalf("fetch after recovery: %+v, %v", taken, err)
 	}
 	if err := r.Archive(ctx, taken[0].Jobs[0], "gave up"); err != nil {
 		t.Fatal(err)
@@ -667,9 +678,9 @@ func TestRecoverExpiredPutsBackOnlyLostJobs(t *testing.T) {
 	if err := r.ExtendLeases(ctx, map[string][]string{"emails": {"lost"}}, time.Now().Add(-2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	n, err := r.RecoverExpired(ctx, "emails", time.Now(), 100)
-	if err != nil || n != 1 {
-		t.Fatalf("recovered %d, %v", n, err)
+	n, err := r.Recover(ctx, []string{"emails"}, time.Now(), nil, 100)
+	if err != nil || n["emails"] != 1 {
+		t.Fatalf("recovered %v, %v", n, err)
 	}
 	info := taskInfo(t, ins, "emails", "lost")
 	if info.State != asynq.TaskStatePending || info.Retried != 1 || !strings.Contains(info.LastErr, "lease expired") {
@@ -678,8 +689,8 @@ func TestRecoverExpiredPutsBackOnlyLostJobs(t *testing.T) {
 	if info := taskInfo(t, ins, "emails", "living"); info.State != asynq.TaskStateActive {
 		t.Fatalf("the living worker's job: %+v", info)
 	}
-	if n, err := r.RecoverExpired(ctx, "emails", time.Now(), 100); err != nil || n != 0 {
-		t.Fatalf("second pass recovered %d, %v", n, err)
+	if n, err := r.Recover(ctx, []string{"emails"}, time.Now(), nil, 100); err != nil || len(n) != 0 {
+		t.Fatalf("second pass recovered %v, %v", n, err)
 	}
 	got := fetch(t, r, "emails", 1, time.Now().Add(rdb.LeaseDuration))
 	if len(got.Jobs) != 1 || got.Jobs[0].ID != "lost" || got.Jobs[0].Msg.Retried != 1 {

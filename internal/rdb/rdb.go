@@ -33,8 +33,9 @@ import (
 const (
 	// LeaseDuration is how long a fetched job is leased (asynq's
 	// rdb.LeaseDuration); a worker extends the leases of its running jobs
-	// well before they end (every 3 s). errand's recoverer (RecoverExpired)
-	// puts back a job whose lease ended within seconds; asynq's, a job whose
+	// well before they end (every 3 s). errand's recoverer (Recover)
+	// puts back a job whose lease ended within seconds (or at once, when its
+	// worker is known dead); asynq's, a job whose
 	// lease ended more than 30 s ago: its worker is taken to be lost. Shorter
 	// than asynq's 30 s so that a lost worker's jobs run again in seconds.
 	LeaseDuration = 10 * time.Second
@@ -54,6 +55,9 @@ var ErrDuplicate = errors.New("job already queued")
 type RDB struct {
 	c     redis.UniversalClient
 	known sync.Map // queues this process has added to AllQueuesKey
+	// owner is the worker in whose name Fetch leases jobs ("" for none,
+	// see AsWorker).
+	owner string
 }
 
 // New returns an RDB over c, which it does not close.

@@ -63,6 +63,11 @@ type Fault struct {
 	Latency time.Duration `json:"latency,omitempty"`
 	// Count is how many calls the fault applies to; 0 = until cleared.
 	Count int `json:"count,omitempty"`
+	// For is how long the fault lasts from the first call it applies to
+	// (a service throttling for the rest of its rate window); 0 = no end.
+	For time.Duration `json:"for,omitempty"`
+
+	until time.Time // when a fault with For ends, set at its first call
 }
 
 // Call is one request the sandbox received.
@@ -208,9 +213,14 @@ func (s *Sandbox) ClearFaults() {
 func (s *Sandbox) takeFault(service string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	s.faults = slices.DeleteFunc(s.faults, func(f *Fault) bool { return !f.until.IsZero() && !now.Before(f.until) })
 	for i, f := range s.faults {
 		if f.Service != service {
 			continue
+		}
+		if f.For > 0 && f.until.IsZero() {
+			f.until = now.Add(f.For)
 		}
 		out := *f
 		if f.Count > 0 {
@@ -245,6 +255,7 @@ func (s *Sandbox) addFault(w http.ResponseWriter, r *http.Request) {
 	var f struct {
 		Fault
 		Latency string `json:"latency"`
+		For     string `json:"for"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&f); err != nil {
 		writeJSON(w, 400, map[string]string{"error": "malformed JSON: " + err.Error()})
@@ -261,6 +272,14 @@ func (s *Sandbox) addFault(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.Fault.Latency = d
+	}
+	if f.For != "" {
+		d, err := time.ParseDuration(f.For)
+		if err != nil || d <= 0 {
+			writeJSON(w, 422, map[string]string{"error": "for must be a duration like 60s"})
+			return
+		}
+		f.Fault.For = d
 	}
 	if f.Status == 0 && !f.Throttle && !f.DropResponse && f.Fault.Latency == 0 {
 		writeJSON(w, 422, map[string]string{"error": "give status, throttle, drop_response or latency"})
@@ -292,7 +311,7 @@ td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-alig
 <code>curl -X POST localhost:8090/_sandbox/faults -d '{"service":"tidio","status":500,"count":3}'</code>;
 clear them: <code>curl -X DELETE localhost:8090/_sandbox/faults</code>.</p>
 <h2>Active faults</h2>
-{{if .Faults}}<ul>{{range .Faults}}<li>{{.Service}}: {{if .Status}}HTTP {{.Status}}{{end}}{{if .Throttle}}throttle{{end}}{{if .DropResponse}}drop response{{end}}{{if .Latency}} +{{.Latency}}{{end}}{{if .Count}} × {{.Count}}{{else}} until cleared{{end}}</li>{{end}}</ul>{{else}}<p>none</p>{{end}}
+{{if .Faults}}<ul>{{range .Faults}}<li>{{.Service}}: {{if .Status}}HTTP {{.Status}}{{end}}{{if .Throttle}}throttle{{end}}{{if .DropResponse}}drop response{{end}}{{if .Latency}} +{{.Latency}}{{end}}{{if .Count}} × {{.Count}}{{else if .For}} for {{.For}}{{else}} until cleared{{end}}</li>{{end}}</ul>{{else}}<p>none</p>{{end}}
 <h2>Calls received ({{len .Calls}})</h2>
 <table><tr><th>time</th><th>service</th><th>request</th><th>status</th><th>body</th></tr>
 {{range .Calls}}<tr><td>{{.At.Format "15:04:05.000"}}</td><td>{{.Service}}</td><td>{{.Method}} {{.Path}}</td>

@@ -45,7 +45,14 @@ type Client struct {
 	rc    *resty.Client
 	token string
 	path  string
+	gate  outbound.CostGate // [limits.shopify] and the shop's cost bucket; nil lets every call go
 }
+
+// WithGate makes every GraphQL call ask g first — [limits.shopify], a hold
+// after a throttled answer, and whether the shop's cost bucket, shared by
+// every worker, covers the query — and tell it the outcome and the bucket's
+// figures; it returns c.
+func (c *Client) WithGate(g outbound.CostGate) *Client { c.gate = g; return c }
 
 // New returns a client for the [shopify] settings: base_url when set (a
 // sandbox), else https://<shop>. timeout 0 means the outbound default.
@@ -297,7 +304,8 @@ type gqlError struct {
 
 // cost is extensions.cost, sent with every answer.
 type cost struct {
-	RequestedQueryCost float64 `json:"requestedQueryCost"`
+	RequestedQueryCost float64  `json:"requestedQueryCost"`
+	ActualQueryCost    *float64 `json:"actualQueryCost"`
 	ThrottleStatus     struct {
 		MaximumAvailable   float64 `json:"maximumAvailable"`
 		CurrentlyAvailable float64 `json:"currentlyAvailable"`
@@ -315,28 +323,83 @@ type envelope struct {
 	} `json:"extensions"`
 }
 
-// do runs one GraphQL operation and decodes its data into out.
+// do runs one GraphQL operation, once the gate lets it, and decodes its data
+// into out.
 func (c *Client) do(ctx context.Context, op, query string, vars map[string]any, out any) error {
+	return outbound.Call(ctx, c.gate, "shopify", func() error {
+		if c.gate == nil {
+			_, err := c.post(ctx, op, query, vars, out)
+			return err
+		}
+		kind := operationName(query)
+		reservation, err := c.gate.WaitCost(ctx, "shopify", kind)
+		if err != nil {
+			return err
+		}
+		spent, err := c.post(ctx, op, query, vars, out)
+		// Even when the job's context is over, the bucket must get its
+		// reservation back.
+		c.gate.Spent(context.WithoutCancel(ctx), "shopify", kind, reservation, spent)
+		return err
+	})
+}
+
+// operationName is the name a query or mutation is declared with
+// ("query OrderFulfillments(…"): the kind of call whose cost the bucket keeps.
+func operationName(query string) string {
+	f := strings.Fields(query)
+	if len(f) < 2 {
+		return "anonymous"
+	}
+	name, _, _ := strings.Cut(f[1], "(")
+	return name
+}
+
+// post sends one GraphQL operation and decodes its data into out; it returns
+// the answer's cost figures, nil when it had none.
+func (c *Client) post(ctx context.Context, op, query string, vars map[string]any, out any) (*outbound.Cost, error) {
 	resp, err := c.rc.R().
 		SetContext(ctx).
 		SetHeader("Content-Type", "application/json").
 		SetHeader("X-Shopify-Access-Token", c.token).
 		SetBody(map[string]any{"query": query, "variables": vars}).
 		Post(c.path)
-	if err := checkHTTP(op, resp, err); err != nil {
-		return err
-	}
 	var env envelope
+	if resp != nil {
+		_ = json.Unmarshal(resp.Body(), &env) // for the cost figures, whatever the status
+	}
+	spent := env.Extensions.Cost.spent()
+	if err := checkHTTP(op, resp, err); err != nil {
+		return spent, err
+	}
 	if err := json.Unmarshal(resp.Body(), &env); err != nil {
-		return errand.TransientError(fmt.Errorf("shopify: %s: unreadable answer: %w", op, err))
+		return spent, errand.TransientError(fmt.Errorf("shopify: %s: unreadable answer: %w", op, err))
 	}
 	if errs := parseErrors(env.Errors); len(errs) > 0 {
-		return classifyErrors(op, errs, env.Extensions.Cost)
+		return spent, classifyErrors(op, errs, env.Extensions.Cost)
 	}
 	if err := json.Unmarshal(env.Data, out); err != nil {
-		return errand.TransientError(fmt.Errorf("shopify: %s: unreadable data: %w", op, err))
+		return spent, errand.TransientError(fmt.Errorf("shopify: %s: unreadable data: %w", op, err))
 	}
-	return nil
+	return spent, nil
+}
+
+// spent is the cost figures as the gate keeps them; nil without figures.
+func (c *cost) spent() *outbound.Cost {
+	if c == nil || c.ThrottleStatus.MaximumAvailable <= 0 {
+		return nil
+	}
+	s := &outbound.Cost{
+		Requested:   c.RequestedQueryCost,
+		Maximum:     c.ThrottleStatus.MaximumAvailable,
+		Available:   c.ThrottleStatus.CurrentlyAvailable,
+		RestoreRate: c.ThrottleStatus.RestoreRate,
+	}
+	// Shopify sends no actual cost for a query it did not run (THROTTLED).
+	if c.ActualQueryCost != nil {
+		s.Actual = *c.ActualQueryCost
+	}
+	return s
 }
 
 // checkHTTP classes a non-2xx answer; Shopify's 503 means "come back later"

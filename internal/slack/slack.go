@@ -28,6 +28,7 @@ type Client struct {
 	// base, when set, replaces the scheme and host of every webhook URL (a
 	// sandbox); the webhook's path is kept.
 	base string
+	gate outbound.Gate // [limits.slack]; nil lets every call go
 }
 
 // New returns a client. base is notify.base_url: empty to call the webhook
@@ -36,9 +37,17 @@ func New(base string, timeout time.Duration) *Client {
 	return &Client{rc: outbound.New(base, timeout), base: strings.TrimRight(base, "/")}
 }
 
-// Post sends text to the webhook. Errors carry their class and never the
-// webhook's path, which is its secret.
+// WithGate makes every call ask g first ([limits.slack]) and tell it the
+// outcome; it returns c.
+func (c *Client) WithGate(g outbound.Gate) *Client { c.gate = g; return c }
+
+// Post sends text to the webhook, once the gate lets it. Errors carry their
+// class and never the webhook's path, which is its secret.
 func (c *Client) Post(ctx context.Context, webhookURL, text string) error {
+	return outbound.Call(ctx, c.gate, "slack", func() error { return c.post(ctx, webhookURL, text) })
+}
+
+func (c *Client) post(ctx context.Context, webhookURL, text string) error {
 	u, err := url.Parse(webhookURL)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return errand.Permanentf("slack: post message: the webhook URL is not an absolute URL")

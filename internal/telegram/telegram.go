@@ -29,6 +29,7 @@ type Client struct {
 	rc    *resty.Client
 	base  string
 	token string
+	gate  outbound.Gate // [limits.telegram]; nil lets every call go
 }
 
 // New returns a client for the bot with token. base is notify.base_url, or
@@ -57,9 +58,22 @@ type Message struct {
 	MessageID int64 `json:"message_id"`
 }
 
-// SendMessage sends text, as plain text, to chatID. Errors carry their class
-// and never the bot token.
+// WithGate makes every call ask g first ([limits.telegram]) and tell it the
+// outcome; it returns c.
+func (c *Client) WithGate(g outbound.Gate) *Client { c.gate = g; return c }
+
+// SendMessage sends text, as plain text, to chatID, once the gate lets it.
+// Errors carry their class and never the bot token.
 func (c *Client) SendMessage(ctx context.Context, chatID, text string) (Message, error) {
+	var m Message
+	err := outbound.Call(ctx, c.gate, "telegram", func() (err error) {
+		m, err = c.sendMessage(ctx, chatID, text)
+		return err
+	})
+	return m, err
+}
+
+func (c *Client) sendMessage(ctx context.Context, chatID, text string) (Message, error) {
 	const op = "send message"
 	if c.token == "" {
 		return Message{}, errand.Permanentf("telegram: %s: no bot token (notify.telegram_bot_token)", op)

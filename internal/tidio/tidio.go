@@ -28,7 +28,24 @@ const accept = "application/json; version=1"
 
 // Client calls the contacts API for one project.
 type Client struct {
-	rc *resty.Client
+	rc   *resty.Client
+	gate outbound.Gate // [limits.tidio]; nil lets every call go
+}
+
+// WithGate makes every call ask g first ([limits.tidio]) and tell it the
+// outcome; it returns c.
+func (c *Client) WithGate(g outbound.Gate) *Client { c.gate = g; return c }
+
+// call makes one request through the gate and classifies its answer: the
+// one place the client sends anything.
+func (c *Client) call(ctx context.Context, op string, send func(r *resty.Request) (*resty.Response, error)) (*resty.Response, error) {
+	var resp *resty.Response
+	err := outbound.Call(ctx, c.gate, "tidio", func() error {
+		var err error
+		resp, err = send(c.rc.R().SetContext(ctx))
+		return c.check(op, resp, err)
+	})
+	return resp, err
 }
 
 // New returns a client for the [crm] settings: crm.base_url (empty for
@@ -59,8 +76,10 @@ type Contact struct {
 
 // FindByEmail returns the contact with email, or nil when Tidio has none.
 func (c *Client) FindByEmail(ctx context.Context, email string) (*Contact, error) {
-	resp, err := c.rc.R().SetContext(ctx).SetQueryParam("email", email).Get("/contacts")
-	if err := c.check("find contact", resp, err); err != nil {
+	resp, err := c.call(ctx, "find contact", func(r *resty.Request) (*resty.Response, error) {
+		return r.SetQueryParam("email", email).Get("/contacts")
+	})
+	if err != nil {
 		return nil, err
 	}
 	var page struct {
@@ -82,8 +101,10 @@ func (c *Client) FindByEmail(ctx context.Context, email string) (*Contact, error
 // Create adds a contact with fields (email, first_name, last_name, …) and
 // returns its id.
 func (c *Client) Create(ctx context.Context, fields map[string]string) (string, error) {
-	resp, err := c.rc.R().SetContext(ctx).SetBody(fields).Post("/contacts")
-	if err := c.check("create contact", resp, err); err != nil {
+	resp, err := c.call(ctx, "create contact", func(r *resty.Request) (*resty.Response, error) {
+		return r.SetBody(fields).Post("/contacts")
+	})
+	if err != nil {
 		return "", err
 	}
 	var created struct {
@@ -98,8 +119,10 @@ func (c *Client) Create(ctx context.Context, fields map[string]string) (string, 
 
 // Update sets fields on the contact id, leaving the others as they are.
 func (c *Client) Update(ctx context.Context, id string, fields map[string]string) error {
-	resp, err := c.rc.R().SetContext(ctx).SetPathParam("id", id).SetBody(fields).Patch("/contacts/{id}")
-	return c.check("update contact", resp, err)
+	_, err := c.call(ctx, "update contact", func(r *resty.Request) (*resty.Response, error) {
+		return r.SetPathParam("id", id).SetBody(fields).Patch("/contacts/{id}")
+	})
+	return err
 }
 
 // check classifies a call's outcome: 429 waits for the next minute window,

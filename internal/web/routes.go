@@ -40,7 +40,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 		RedisConnOpt: redisconn.ConnOpt(s.Config.Redis),
 		ReadOnly:     s.Config.Dashboard.ReadOnly,
 	})
-	guarded := s.dashboardAuth(dash)
+	guarded := s.dashboardAuth(s.withServiceBanner(dash, path))
 	mux.Handle(path+"/", guarded)
 	mux.Handle(path, http.RedirectHandler(path+"/", http.StatusMovedPermanently))
 

@@ -6,8 +6,11 @@
 // "variables", which is how errand sends them, and answers the whole object
 // whatever the selection. Like Shopify it checks the access token, answers
 // 200 with "errors" or "userErrors" for what it refuses, sends
-// extensions.cost with every answer, and throttles with HTTP 200 and a
-// THROTTLED error. It also builds the orders/paid webhooks Shopify sends
+// extensions.cost with every answer, keeps the app's cost bucket as Shopify
+// does (a query needs its requested cost available, which is set aside while
+// it runs and refunded down to its actual cost after; the bucket refills at
+// its restore rate), and throttles with HTTP 200 and a THROTTLED error when
+// the bucket cannot cover a query. It also builds the orders/paid webhooks Shopify sends
 // errand (OrderPaid). The sandbox (internal/sandbox) serves it with fault
 // injection and a call log.
 package shopifytest
@@ -35,6 +38,8 @@ const Service = "shopify"
 type Fake struct {
 	accessToken, apiVersion string
 
+	bucket costBucket
+
 	mu         sync.Mutex
 	autoCreate bool
 	orders     map[int64]*order
@@ -45,7 +50,67 @@ type Fake struct {
 // API version (any well-formed one when it is empty). With no access token,
 // every call is refused.
 func New(cfg shopify.Config) *Fake {
-	return &Fake{accessToken: cfg.AccessToken, apiVersion: cfg.APIVersion, orders: map[int64]*order{}}
+	return &Fake{accessToken: cfg.AccessToken, apiVersion: cfg.APIVersion, orders: map[int64]*order{},
+		bucket: costBucket{max: bucket, rate: restoreRate, avail: bucket}}
+}
+
+// SetBucket makes the shop's cost bucket maximum points, refilled at
+// restoreRate points a second, full now; each query holds its requested cost
+// for work before it is answered (0: answered at once).
+func (s *Fake) SetBucket(maximum, restoreRate float64, work time.Duration) {
+	s.bucket.mu.Lock()
+	defer s.bucket.mu.Unlock()
+	s.bucket.max, s.bucket.rate, s.bucket.avail, s.bucket.at, s.bucket.work = maximum, restoreRate, maximum, time.Time{}, work
+}
+
+// Throttled is how many queries the bucket could not cover (THROTTLED
+// answers; injected faults not counted).
+func (s *Fake) Throttled() int {
+	s.bucket.mu.Lock()
+	defer s.bucket.mu.Unlock()
+	return s.bucket.throttled
+}
+
+// costBucket is the app's bucket of query cost points on the shop.
+type costBucket struct {
+	mu        sync.Mutex
+	max, rate float64
+	avail     float64
+	at        time.Time
+	work      time.Duration
+	throttled int
+}
+
+// refill brings avail to now; b.mu must be held.
+func (b *costBucket) refill(now time.Time) {
+	if !b.at.IsZero() {
+		b.avail = min(b.max, b.avail+now.Sub(b.at).Seconds()*b.rate)
+	}
+	b.at = now
+}
+
+// take sets requested aside when the bucket covers it; it returns what is
+// left, and the figures of the bucket.
+func (b *costBucket) take(requested float64) (ok bool, avail, maximum, rate float64, work time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(time.Now())
+	if b.avail < requested {
+		b.throttled++
+		return false, b.avail, b.max, b.rate, 0
+	}
+	b.avail -= requested
+	return true, b.avail, b.max, b.rate, b.work
+}
+
+// refund gives back what a query set aside beyond its actual cost and returns
+// the bucket's level.
+func (b *costBucket) refund(requested, actual float64) (avail, maximum, rate float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(time.Now())
+	b.avail = min(b.max, b.avail+requested-actual)
+	return b.avail, b.max, b.rate
 }
 
 // Service implements sandbox.Fake.
@@ -217,33 +282,56 @@ func (s *Fake) graphQL(w http.ResponseWriter, r *http.Request, body []byte) (int
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]any{"query": "Required parameter missing or invalid"}})
 		return http.StatusBadRequest, "no query"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var data map[string]any
-	var note string
+	// The order query asks for up to 10 × 25 line items but reads a few; a
+	// mutation costs 10 points; what the fake does not serve costs 1.
+	requested, actual := 1.0, 1.0
+	isOrder := gqlOrder.MatchString(req.Query) && !gqlFulfillmentCreate.MatchString(req.Query) && !gqlTrackingUpdate.MatchString(req.Query)
 	switch {
-	case gqlFulfillmentCreate.MatchString(req.Query):
-		data, note = s.fulfillmentCreate(req.Variables)
-	case gqlTrackingUpdate.MatchString(req.Query):
-		data, note = s.trackingInfoUpdate(req.Variables)
-	case gqlOrder.MatchString(req.Query):
-		var problem string
-		if data, note, problem = s.orderQuery(req.Variables); problem != "" {
-			answer(w, nil, []any{gqlError(problem, "argumentLiteralsIncompatible")}, 1, 1)
-			return http.StatusOK, problem
-		}
-	default:
-		answer(w, nil, []any{gqlError("the sandbox serves only order, fulfillmentCreate and fulfillmentTrackingInfoUpdate", "undefinedField")}, 1, 1)
+	case isOrder:
+		requested, actual = 282, 7
+	case gqlFulfillmentCreate.MatchString(req.Query), gqlTrackingUpdate.MatchString(req.Query):
+		requested, actual = 10, 10
+	}
+	ok, avail, maximum, rate, work := s.bucket.take(requested)
+	if !ok {
+		answer(w, nil, []any{gqlError("Throttled", "THROTTLED")}, figures{requested, -1, maximum, avail, rate})
+		return http.StatusOK, fmt.Sprintf("throttled: the bucket has %.0f of the %.0f points the query needs", avail, requested)
+	}
+	time.Sleep(work)
+	data, note, problem := s.run(req.Query, req.Variables)
+	avail, maximum, rate = s.bucket.refund(requested, actual)
+	f := figures{requested, actual, maximum, avail, rate}
+	if problem != "" {
+		answer(w, nil, []any{gqlError(problem, "argumentLiteralsIncompatible")}, f)
+		return http.StatusOK, problem
+	}
+	if data == nil {
+		answer(w, nil, []any{gqlError("the sandbox serves only order, fulfillmentCreate and fulfillmentTrackingInfoUpdate", "undefinedField")}, f)
 		return http.StatusOK, "unsupported query"
 	}
-	// The order query asks for up to 10 × 25 line items but reads a few; a
-	// mutation costs 10 points.
-	requested, actual := 10, 10
-	if _, isOrder := data["order"]; isOrder {
-		requested, actual = 282, 7
-	}
-	answer(w, data, nil, requested, actual)
+	answer(w, data, nil, f)
 	return http.StatusOK, note
+}
+
+// run runs the query or mutation: its data, a note for the call log, or the
+// problem with its input; data nil when the fake does not serve it.
+func (s *Fake) run(query string, vars map[string]any) (data map[string]any, note, problem string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case gqlFulfillmentCreate.MatchString(query):
+		data, note = s.fulfillmentCreate(vars)
+	case gqlTrackingUpdate.MatchString(query):
+		data, note = s.trackingInfoUpdate(vars)
+	case gqlOrder.MatchString(query):
+		data, note, problem = s.orderQuery(vars)
+	}
+	return data, note, problem
+}
+
+// figures are a query's cost figures; actual −1 when it was not run.
+type figures struct {
+	requested, actual, maximum, available, restoreRate float64
 }
 
 func gqlError(msg, code string) map[string]any {
@@ -251,12 +339,16 @@ func gqlError(msg, code string) map[string]any {
 }
 
 // answer writes a GraphQL answer with Shopify's cost figures.
-func answer(w http.ResponseWriter, data map[string]any, errs []any, requested, actual int) {
+func answer(w http.ResponseWriter, data map[string]any, errs []any, f figures) {
+	var actual any = f.actual
+	if f.actual < 0 {
+		actual = nil
+	}
 	out := map[string]any{
 		"extensions": map[string]any{"cost": map[string]any{
-			"requestedQueryCost": requested,
+			"requestedQueryCost": f.requested,
 			"actualQueryCost":    actual,
-			"throttleStatus":     map[string]any{"maximumAvailable": bucket, "currentlyAvailable": bucket - float64(actual), "restoreRate": restoreRate},
+			"throttleStatus":     map[string]any{"maximumAvailable": f.maximum, "currentlyAvailable": f.available, "restoreRate": f.restoreRate},
 		}},
 	}
 	if data != nil {
