@@ -32,6 +32,8 @@ type Gate struct {
 	known   map[string]*known // per config.Services; fixed after New
 	// watching is set while the worker hears every hold recorded.
 	watching atomic.Bool
+	watch    sync.Once // started at the first call, once the worker runs
+	ctx      context.Context
 	stop     context.CancelFunc
 }
 
@@ -83,23 +85,31 @@ func New(c redis.UniversalClient, limits map[string]config.Limit) (*Gate, error)
 	for _, s := range config.Services {
 		g.known[s] = &known{}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g.stop = cancel
-	go func() {
-		// Without the watch every call asks Redis: slower, never wrong.
-		_ = g.r.WatchLimitHolds(ctx, func() { g.watching.Store(true) }, func(service string, until time.Time) {
-			if k := g.known[service]; k != nil {
-				k.hold(until)
-			}
-		})
-		g.watching.Store(false)
-	}()
+	g.ctx, g.stop = context.WithCancel(context.Background())
 	return g, nil
+}
+
+// startWatch hears every worker's holds until Close. It starts with the
+// first call rather than in New: go-redis must not open the subscription's
+// connection while the worker is still copying the client's options.
+func (g *Gate) startWatch() {
+	g.watch.Do(func() {
+		go func() {
+			// Without the watch every call asks Redis: slower, never wrong.
+			_ = g.r.WatchLimitHolds(g.ctx, func() { g.watching.Store(true) }, func(service string, until time.Time) {
+				if k := g.known[service]; k != nil {
+					k.hold(until)
+				}
+			})
+			g.watching.Store(false)
+		}()
+	})
 }
 
 // Close stops hearing holds; the gate asks Redis before every call after it.
 func (g *Gate) Close() {
 	if g != nil {
+		g.watch.Do(func() {}) // never start after Close
 		g.stop()
 	}
 }
@@ -168,6 +178,7 @@ func (g *Gate) Wait(ctx context.Context, service string) error {
 	if g == nil {
 		return nil
 	}
+	g.startWatch()
 	b := g.buckets[service]
 	run, _ := ctx.Value(runKey{}).(*jobRun)
 	k := g.known[service]
