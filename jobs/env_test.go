@@ -17,6 +17,7 @@ import (
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/shopify"
@@ -181,4 +182,19 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// timePasses stands for the time a service's hold or rate lasts passing: its
+// record is deleted from Redis, and the handlers are built again, as a
+// worker started afterwards has them (a worker's gate keeps what it learnt
+// of the service's hold).
+func (e *env) timePasses(service string) {
+	e.t.Helper()
+	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey(service)).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.reg = registry(e.t, e.cfg)
+	if err := jobs.Handle(e.reg, e.deps(), func(string) bool { return true }); err != nil {
+		e.t.Fatalf("the handlers did not build: %v", err)
+	}
 }

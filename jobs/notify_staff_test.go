@@ -1,13 +1,11 @@
 package jobs_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/slack/slacktest"
 	"github.com/errandhq/errand/internal/telegram/telegramtest"
@@ -54,9 +52,7 @@ func TestNotifyStaffFailureClasses(t *testing.T) {
 	if n := len(e.fakes.Slack.Messages()); n != calls {
 		t.Fatalf("a held Slack was called")
 	}
-	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey("slack")).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.timePasses("slack")
 	e.fakes.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 500, Count: 1})
 	wantClass(t, e.run(jobs.NotifyStaff{Email: "ada@shop.test"}), errand.Transient)
 	if n := len(e.fakes.Slack.Messages()); n != 0 {

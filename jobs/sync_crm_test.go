@@ -1,11 +1,9 @@
 package jobs_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/errandhq/errand"
-	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/tidio/tidiotest"
 	"github.com/errandhq/errand/jobs"
@@ -60,9 +58,7 @@ func TestSyncCRMFailureClasses(t *testing.T) {
 		t.Fatalf("Tidio called %d times while held", n-calls)
 	}
 	// The window has passed.
-	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey("tidio")).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.timePasses("tidio")
 	e.fakes.AddFault(sandbox.Fault{Service: tidiotest.Service, Status: 502, Count: 1})
 	wantClass(t, e.run(s), errand.Transient, "502")
 	e.fakes.AddFault(sandbox.Fault{Service: tidiotest.Service, Status: 401, Count: 1})

@@ -105,8 +105,9 @@ type app struct {
 	rdb redis.UniversalClient
 	// reg holds every job type of jobs.All, with the configuration applied;
 	// only the worker gives them handlers (see handle).
-	reg *job.Registry
-	st  *store.Store // open only where handlers run
+	reg  *job.Registry
+	st   *store.Store // open only where handlers run
+	gate *limit.Gate  // [limits], where handlers run
 }
 
 // newApp connects to Redis and registers the job types, without handlers:
@@ -142,12 +143,11 @@ func (a *app) handle(ctx context.Context, takes func(queue string) bool) error {
 	}
 	// One gate for the worker: every service's calls, emails included, wait
 	// for [limits] and for a hold after throttling, across every worker.
-	gate, err := limit.New(a.rdb, a.cfg.Limits)
-	if err != nil {
+	if a.gate, err = limit.New(a.rdb, a.cfg.Limits); err != nil {
 		return err
 	}
-	m.WithGate(gate)
-	deps := jobs.Deps{Config: a.cfg, Log: a.log, Mailer: m, Store: a.st, Registry: a.reg, Redis: a.rdb, Gate: gate}
+	m.WithGate(a.gate)
+	deps := jobs.Deps{Config: a.cfg, Log: a.log, Mailer: m, Store: a.st, Registry: a.reg, Redis: a.rdb, Gate: a.gate}
 	if err := jobs.Handle(a.reg, deps, takes); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -155,6 +155,7 @@ func (a *app) handle(ctx context.Context, takes func(queue string) bool) error {
 }
 
 func (a *app) close() {
+	a.gate.Close()
 	_ = a.rdb.Close()
 	if a.st != nil {
 		_ = a.st.Close()

@@ -40,7 +40,7 @@ func (g *Gate) Spent(ctx context.Context, service, op string, reservation int64,
 	}
 	var f *rdb.CostFigures
 	if c != nil {
-		f = &rdb.CostFigures{Requested: c.Requested, Actual: c.Actual, Maximum: c.Maximum, Available: c.Available, RestoreRate: c.RestoreRate}
+		f = &rdb.CostFigures{Requested: c.Requested, Maximum: c.Maximum, Available: c.Available, RestoreRate: c.RestoreRate}
 	}
 	// A record that cannot be made only leaves the bucket's reckoning as it
 	// was; the service's own answer still classes the call.

@@ -28,6 +28,8 @@ func TestGateSharedBetweenWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
 
 	throttledWait := func(err error) time.Duration {
 		t.Helper()
@@ -83,6 +85,25 @@ func TestGateSharedBetweenWorkers(t *testing.T) {
 	b.After(ctx, "telegram", refusal)
 	if until, _ := a.HeldUntil(ctx, "telegram"); !until.IsZero() {
 		t.Fatalf("a refusal held telegram until %v", until)
+	}
+	// A service without a rate is let through by what the worker knows,
+	// without asking Redis each time; a hold recorded by another worker is
+	// heard at once (and read from Redis within a second at the latest).
+	for range 5 {
+		if err := b.Wait(ctx, "fulfillment"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.After(ctx, "fulfillment", errand.ThrottledError(errors.New("fulfillment: 429"), 5*time.Second))
+	deadline := time.Now().Add(time.Second)
+	for b.Wait(ctx, "fulfillment") == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("a worker still calls a service another worker's 429 held a second ago")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if w := throttledWait(b.Wait(ctx, "fulfillment")); w <= 3*time.Second || w > 5*time.Second {
+		t.Fatalf("held fulfillment waits %v, want about 5s", w)
 	}
 	// A non-throttled failure holds nothing.
 	b.After(ctx, "tidio", errors.New("500"))

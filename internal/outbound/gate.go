@@ -36,10 +36,7 @@ type Cost struct {
 	// Requested is the call's requested cost, which the service must have
 	// available before it runs the call: what the next call of its kind is
 	// expected to need.
-	Requested float64
-	// Actual is what the call cost in the end (0 when it was not run: a
-	// throttled answer); the rest of Requested went back to the bucket.
-	Actual      float64
+	Requested   float64
 	Maximum     float64 // the bucket's size
 	Available   float64 // what is in it after the call
 	RestoreRate float64 // what comes back each second

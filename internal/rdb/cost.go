@@ -24,10 +24,9 @@ import (
 //	              the one call let through to learn it
 //
 // A call goes when avail covers its expected cost, which it sets aside; its
-// answer gives the reservation back, credits what the service refunded and
-// brings avail down to what the service says it has (less what other calls
-// in flight set aside) when that is lower. So workers wait before the service
-// would throttle them, never after.
+// answer gives the reservation back and sets avail to what the service says
+// it has, less what other calls in flight set aside. So workers wait before
+// the service would throttle them, not after.
 
 // CostKey is service's cost bucket hash, in the slot of its LimitKey.
 func CostKey(service string) string { return "errand:{limit:" + service + "}:cost" }
@@ -104,19 +103,15 @@ return {0, id}
 // ARGV[2] -> the call's reservation, 0 for none
 // ARGV[3] -> 1 when the answer had the figures below, else 0
 // ARGV[4] -> the call's requested cost
-// ARGV[5] -> its actual cost (0 when the service did not run it)
-// ARGV[6] -> the bucket's size
-// ARGV[7] -> what the service says is in it now
-// ARGV[8] -> points restored a second
+// ARGV[5] -> the bucket's size
+// ARGV[6] -> what the service says is in it now
+// ARGV[7] -> points restored a second
 //
 // Returns avail after the call, as a string.
 var costSpentScript = newScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local held = 0
 if ARGV[2] ~= '0' then
-	local r = redis.call('HGET', KEYS[1], 'r:' .. ARGV[2])
-	if r then held = tonumber(string.match(r, '^([^:]+):')) end
 	redis.call('HDEL', KEYS[1], 'r:' .. ARGV[2])
 end
 redis.call('HDEL', KEYS[1], 'probe')
@@ -125,7 +120,7 @@ if ARGV[3] ~= '1' then
 	-- aside stays spent; the bucket restores it in time.
 	return redis.call('HGET', KEYS[1], 'avail') or ''
 end
-local max, rate = tonumber(ARGV[6]), tonumber(ARGV[8])
+local max, rate = tonumber(ARGV[5]), tonumber(ARGV[7])
 -- What other calls in flight set aside: the service may not have charged it
 -- when it answered this one.
 local inflight = 0
@@ -140,21 +135,15 @@ for i = 1, #all, 2 do
 		end
 	end
 end
-local told = tonumber(ARGV[7]) - inflight
-local avail = told
-local known = tonumber(redis.call('HGET', KEYS[1], 'avail') or '')
-if known and redis.call('HGET', KEYS[1], 'max') then
-	local at = tonumber(redis.call('HGET', KEYS[1], 'at') or now)
-	local rrate = tonumber(redis.call('HGET', KEYS[1], 'rate') or '0')
-	if now > at then known = math.min(max, known + (now - at) * rrate / 1000) end
-	-- The service kept only the actual cost of what it set aside; a call that
-	-- went before the bucket was known set nothing aside, so it pays it here.
-	known = math.min(max, known + held - tonumber(ARGV[5]))
-	avail = math.min(known, told)
-end
+-- Shopify's word, less what the calls still in flight set aside (it may not
+-- have charged them yet): the bucket as it will be once they have run. Its
+-- word is trusted over errand's reckoning, which only guesses the refunds;
+-- an answer read after a later one overstates by what was charged between,
+-- a call or two's actual cost.
+local avail = tonumber(ARGV[6]) - inflight
 local requested = tonumber(ARGV[4])
 local costmax = math.max(requested, tonumber(redis.call('HGET', KEYS[1], 'costmax') or '0'))
-redis.call('HSET', KEYS[1], 'max', ARGV[6], 'rate', ARGV[8], 'avail', tostring(avail), 'at', now,
+redis.call('HSET', KEYS[1], 'max', ARGV[5], 'rate', ARGV[7], 'avail', tostring(avail), 'at', now,
 	'cost:' .. ARGV[1], ARGV[4], 'costmax', tostring(costmax))
 -- The hash outlives the time the bucket takes to fill up, and any call in flight.
 local ttl = 120000
@@ -181,16 +170,16 @@ func (r *RDB) CostTake(ctx context.Context, service, op string) (wait time.Durat
 
 // CostFigures are what a service said of its cost bucket in an answer.
 type CostFigures struct {
-	Requested, Actual, Maximum, Available, RestoreRate float64
+	Requested, Maximum, Available, RestoreRate float64
 }
 
 // CostSpent gives reservation back to service's cost bucket and records
 // what the answer to the call of kind op said of the bucket (f nil: the call
 // got no answer). It returns the points errand now reckons are available.
 func (r *RDB) CostSpent(ctx context.Context, service, op string, reservation int64, f *CostFigures) (float64, error) {
-	args := []any{op, reservation, 0, 0, 0, 0, 0, 0}
+	args := []any{op, reservation, 0, 0, 0, 0, 0}
 	if f != nil {
-		args = []any{op, reservation, 1, num(f.Requested), num(f.Actual), num(f.Maximum), num(f.Available), num(f.RestoreRate)}
+		args = []any{op, reservation, 1, num(f.Requested), num(f.Maximum), num(f.Available), num(f.RestoreRate)}
 	}
 	s, err := costSpentScript.Run(ctx, r.c, []string{CostKey(service)}, args...).Text()
 	if err != nil {

@@ -304,8 +304,7 @@ type gqlError struct {
 
 // cost is extensions.cost, sent with every answer.
 type cost struct {
-	RequestedQueryCost float64  `json:"requestedQueryCost"`
-	ActualQueryCost    *float64 `json:"actualQueryCost"`
+	RequestedQueryCost float64 `json:"requestedQueryCost"`
 	ThrottleStatus     struct {
 		MaximumAvailable   float64 `json:"maximumAvailable"`
 		CurrentlyAvailable float64 `json:"currentlyAvailable"`
@@ -394,10 +393,6 @@ func (c *cost) spent() *outbound.Cost {
 		Maximum:     c.ThrottleStatus.MaximumAvailable,
 		Available:   c.ThrottleStatus.CurrentlyAvailable,
 		RestoreRate: c.ThrottleStatus.RestoreRate,
-	}
-	// Shopify sends no actual cost for a query it did not run (THROTTLED).
-	if c.ActualQueryCost != nil {
-		s.Actual = *c.ActualQueryCost
 	}
 	return s
 }

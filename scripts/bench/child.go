@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redact"
@@ -136,7 +137,7 @@ func (l *lineWriter) line(s string) {
 func runChild(args []string) int {
 	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
 	impl := fs.String("impl", "errand", "errand | asynq")
-	mode := fs.String("mode", "noop", "noop | probe | flaky")
+	mode := fs.String("mode", "noop", "noop | gated (noop asking the service gate first; errand only) | probe | flaky")
 	addr := fs.String("redis", "127.0.0.1:6379", "Redis address, or a cluster's comma-separated masters")
 	conc := fs.Int("concurrency", 50, "jobs run at once")
 	expect := fs.Int64("expect", 0, "print done after this many jobs (0: never)")
@@ -172,7 +173,7 @@ func runChild(args []string) int {
 	var err error
 	switch *impl {
 	case "errand":
-		err = runErrandWorker(ctx, rec, &res, *addr, *conc, *queues, *logLevel)
+		err = runErrandWorker(ctx, rec, &res, *addr, *conc, *queues, *logLevel, *mode == "gated")
 	case "asynq":
 		err = runAsynqWorker(ctx, rec, &res, *addr, *conc, *mode)
 	default:
@@ -204,13 +205,29 @@ func runChild(args []string) int {
 // runErrandWorker runs errand's worker through its public API:
 // queue.NewPolicy + queue.NewWorker + Run, with the bench's handlers
 // registered.
-func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr string, conc int, queues, logLevel string) error {
+func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr string, conc int, queues, logLevel string, gated bool) error {
 	cfg, err := errandConfig(addr, conc, queues, logLevel)
 	if err != nil {
 		return err
 	}
+	rdb := redisconn.New(cfg.Redis)
+	defer rdb.Close()
+	// gated: each no-op first asks the gate of a service whose [limits] are
+	// never reached (limitsNeverHit), as a job's call of that service would.
+	var gate *limit.Gate
+	if gated {
+		cfg.Limits = limitsNeverHit
+		if gate, err = limit.New(rdb, cfg.Limits); err != nil {
+			return err
+		}
+	}
 	reg, err := errandRegistry(cfg, &handlers{
 		noop: func(ctx context.Context, a jobs.Noop) error {
+			if gated {
+				if err := gate.Wait(ctx, gatedService); err != nil {
+					return err
+				}
+			}
 			err := jobs.Noop{}.Work(ctx, a)
 			rec.noop()
 			return err
@@ -227,8 +244,6 @@ func runErrandWorker(ctx context.Context, rec *recorder, res *childResult, addr 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	rdb := redisconn.New(cfg.Redis)
-	defer rdb.Close()
 	// The failure policy as `errand worker` wires it (cmd/errand/worker.go).
 	policy := queue.NewPolicy(queue.PolicyConfig{
 		Registry: reg, Log: log,

@@ -49,6 +49,14 @@ func (flakyJob) Defaults() job.Defaults {
 	return job.Defaults{Queue: "default", MaxAttempts: 3, Backoff: []time.Duration{0}}
 }
 
+// gatedService is the service whose gate the limits scenario's no-ops ask,
+// and limitsNeverHit its [limits]: the highest rate errand takes (1000 a
+// second) with a bucket of a million, so a drain never empties it and the
+// scenario measures what asking the gate costs, not waiting.
+const gatedService = "slack"
+
+var limitsNeverHit = map[string]config.Limit{gatedService: {Rate: "1000/1s", Burst: 1_000_000}}
+
 // flakyFailures is how many attempts of a flaky job fail before one succeeds.
 const flakyFailures = 2
 

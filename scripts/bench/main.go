@@ -112,7 +112,7 @@ func main() {
 	flag.DurationVar(&b.slowLatency, "slow-latency", 2*time.Second, "web: how late the slow third-party services answer")
 	flag.BoolVar(&b.usersWorker, "users-worker", true, "web: run bin/errand worker during POST /api/users, so its jobs really call the (slow) services")
 	flag.StringVar(&b.label, "label", "", "what is measured, e.g. the commit (printed and kept in the JSON)")
-	only := flag.String("scenarios", "drain,enqueue,latency,delayed,retry,memory,binary,web", "comma-separated scenarios to run")
+	only := flag.String("scenarios", "drain,limits,enqueue,latency,delayed,retry,memory,binary,web", "comma-separated scenarios to run")
 	flag.Parse()
 	if b.redisAddr == "" {
 		fmt.Fprintln(os.Stderr, "bench: -redis is required")
@@ -166,6 +166,7 @@ func main() {
 		run  func() error
 	}{
 		{"drain", b.scenarioDrain},
+		{"limits", b.scenarioLimits},
 		{"enqueue", b.scenarioEnqueue},
 		{"latency", b.scenarioLatency},
 		{"delayed", b.scenarioDelayed},
@@ -408,6 +409,46 @@ func (b *bench) scenarioDrain() error {
 			b.set("drain_cluster."+impl+"_redis_cpu_us_per_job", median(cpuPerJob["drain_cluster."+impl]))
 		}
 	}
+	return nil
+}
+
+// scenarioLimits: the drain of scenarioDrain by errand alone, with each
+// no-op first asking the service gate of a service whose [limits] are never
+// reached (gated), beside the same drain without (plain), the two in turn →
+// the cost of a limiter that is not hit.
+func (b *bench) scenarioLimits() error {
+	rates := map[string][]float64{}
+	for round := range b.rounds {
+		modes := []string{"noop", "gated"}
+		if round%2 == 1 {
+			modes = []string{"gated", "noop"}
+		}
+		for _, mode := range modes {
+			if err := b.fresh(); err != nil {
+				return err
+			}
+			if _, err := b.enqueueNoops("errand", b.drainJobs, b.producers); err != nil {
+				return fmt.Errorf("%s: enqueue: %w", mode, err)
+			}
+			c, err := b.startChild(b.childOpts("errand", mode, b.drainJobs))
+			if err != nil {
+				return fmt.Errorf("%s: %w", mode, err)
+			}
+			werr := c.waitEvent("done", b.drainTimeout)
+			res, serr := c.stop(60 * time.Second)
+			if werr != nil {
+				return fmt.Errorf("%s: %w (%d of %d done)", mode, werr, res.Count, b.drainJobs)
+			}
+			if serr != nil {
+				return fmt.Errorf("%s: %w", mode, serr)
+			}
+			secs := float64(res.DoneNS-res.StartNS) / 1e9
+			rates[mode] = append(rates[mode], float64(b.drainJobs)/secs)
+			b.progress("limits: errand %s drained %d jobs in %.2fs (%.0f jobs/s)", mode, b.drainJobs, secs, float64(b.drainJobs)/secs)
+		}
+	}
+	b.set("limits.errand_plain_jobs_per_s", median(rates["noop"]))
+	b.set("limits.errand_gated_jobs_per_s", median(rates["gated"]))
 	return nil
 }
 
@@ -979,6 +1020,9 @@ func (b *bench) report(w io.Writer) {
 			b.set("drain_cluster.errand_vs_standalone", r)
 		}
 	}
+	r, rs = b.ratio("limits.errand_gated_jobs_per_s", "limits.errand_plain_jobs_per_s")
+	add(row{"drain, each job asking a gate never hit (jobs/s): gated / plain errand", b.val("limits.errand_gated_jobs_per_s", "%.0f") + " / " + b.val("limits.errand_plain_jobs_per_s", "%.0f"), "–", rs,
+		"≥ 0.95×", b.check(targets, "limits", r >= 0.95, !math.IsNaN(r))})
 	r, rs = b.ratio("enqueue.errand_jobs_per_s", "enqueue.asynq_jobs_per_s")
 	add(row{fmt.Sprintf("enqueue, %d producers, Go API (jobs/s)", b.producers), b.val("enqueue.errand_jobs_per_s", "%.0f"), b.val("enqueue.asynq_jobs_per_s", "%.0f"), rs,
 		"≥ 0.95× asynq", b.check(targets, "enqueue", r >= 0.95, !math.IsNaN(r))})
