@@ -170,7 +170,7 @@ func parseMonitorArgs(s string) ([]string, error) {
 
 // UndeclaredKeys lists each key a script touched that it neither declared
 // nor shares a declared key's hash tag with (a key is taken to be any
-// argument starting with prefix, e.g. "asynq:"). Redis Cluster checks only
+// argument starting with prefix, e.g. asynq's key prefix). Redis Cluster checks only
 // that such keys are in the script's slot; Dragonfly refuses any undeclared
 // key, unless told to lock on hash tags (--lock_on_hashtags), when a key
 // with a declared key's tag is allowed. A script's commands follow its run
