@@ -96,7 +96,7 @@ type stack struct {
 	serve    *syncBuffer
 	worker   *syncBuffer
 	stopped  []func()
-	store    *store.Store // the stack's database, opened by db() on first use
+	store    store.Store // the stack's database, opened by db() on first use
 }
 
 type stackOptions struct {
@@ -776,7 +776,7 @@ func (s *stack) redisText() map[string]string {
 }
 
 // db is the stack's database, opened beside errand's own connection.
-func (s *stack) db() *store.Store {
+func (s *stack) db() store.Store {
 	s.t.Helper()
 	if s.store == nil {
 		st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
