@@ -39,6 +39,7 @@ import (
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/smtptest"
 	"github.com/errandhq/errand/internal/store"
+	"github.com/errandhq/errand/internal/store/pgtest"
 	"github.com/errandhq/errand/internal/tidio"
 	"github.com/hibiken/asynq"
 	"github.com/knadh/koanf/parsers/toml/v2"
@@ -97,6 +98,11 @@ type stack struct {
 	worker   *syncBuffer
 	stopped  []func()
 	store    store.Store // the stack's database, opened by db() on first use
+	dbURL    string      // database.url
+	// With stackOptions.serves or workers: every serve's base URL (base is
+	// the first) and every process's log (serve and worker are the first's).
+	bases               []string
+	serveLogs, workLogs []*syncBuffer
 }
 
 type stackOptions struct {
@@ -111,6 +117,13 @@ type stackOptions struct {
 	// to loopback, where every test receiver listens, are refused.
 	publicCallbacksOnly bool
 	noCallbackSecret    bool // leaves api.callback_secret empty
+	// postgres: the database is a fresh PostgreSQL database (pgtest)
+	// instead of a SQLite file.
+	postgres bool
+	// serves, workers: run that many `errand serve` and `errand worker`
+	// processes of the built binary, all on the one database and Redis,
+	// instead of one of each in this process.
+	serves, workers int
 }
 
 // escalationTo is escalation.to: the developers' address, where final
@@ -120,6 +133,10 @@ const escalationTo = "dev@acme.test"
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, redis: redistest.Start(t, o.redis...), smtp: smtptest.Start(t), dir: t.TempDir(), serve: &syncBuffer{}, worker: &syncBuffer{}}
+	s.dbURL = "file:" + filepath.Join(s.dir, "errand.db")
+	if o.postgres {
+		s.dbURL = pgtest.URL(t)
+	}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
 	// The services errand calls, faked on their real wire formats and
@@ -162,11 +179,15 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
+`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, s.dbURL, s.smtp.Port(), escalationTo, o.dashboardPW) +
 		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if o.serves > 0 || o.workers > 0 {
+		s.startProcesses(httpAddr, o)
+		return s
 	}
 	s.start("serve", s.serve)
 	s.waitHealthy()
@@ -183,6 +204,55 @@ level = "debug"
 		}
 	})
 	return s
+}
+
+// startProcesses runs o.serves `errand serve` (the first on httpAddr) and
+// o.workers `errand worker` processes of the built binary, and waits until
+// each serves or has started.
+func (s *stack) startProcesses(httpAddr string, o stackOptions) {
+	s.t.Helper()
+	bin := errandBinary(s.t)
+	s.t.Cleanup(func() {
+		if s.t.Failed() {
+			for i, l := range s.serveLogs {
+				s.t.Logf("serve %d log:\n%s", i+1, l.String())
+			}
+			for i, l := range s.workLogs {
+				s.t.Logf("worker %d log:\n%s", i+1, l.String())
+			}
+		}
+	})
+	for i := range o.serves {
+		addr := httpAddr
+		if i > 0 {
+			addr = freeAddr(s.t)
+		}
+		_, log := startBinary(s.t, bin, "serve", "--config", s.config, "--addr", addr)
+		s.serveLogs = append(s.serveLogs, log)
+		s.bases = append(s.bases, "http://"+addr)
+	}
+	for _, base := range s.bases {
+		s.waitFor(30*time.Second, "errand serve at "+base, func() bool {
+			r, err := http.Get(base + "/healthz")
+			if err == nil {
+				r.Body.Close()
+			}
+			return err == nil && r.StatusCode == 200
+		})
+	}
+	for range o.workers {
+		_, log := startBinary(s.t, bin, append([]string{"worker", "--config", s.config}, o.workerArgs...)...)
+		s.workLogs = append(s.workLogs, log)
+	}
+	for _, log := range s.workLogs {
+		s.waitFor(30*time.Second, "errand worker to start", func() bool { return len(log.lines("worker started")) > 0 })
+	}
+	if len(s.serveLogs) > 0 {
+		s.serve = s.serveLogs[0]
+	}
+	if len(s.workLogs) > 0 {
+		s.worker = s.workLogs[0]
+	}
 }
 
 // start runs an errand command in this process until the test ends.
@@ -779,7 +849,7 @@ func (s *stack) redisText() map[string]string {
 func (s *stack) db() store.Store {
 	s.t.Helper()
 	if s.store == nil {
-		st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
+		st, err := store.Open(s.dbURL)
 		if err != nil {
 			s.t.Fatal(err)
 		}
