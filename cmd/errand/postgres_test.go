@@ -215,8 +215,7 @@ func TestTwoServesTwoWorkersShareOnePostgres(t *testing.T) {
 	if f := s.failed(); len(f) != 0 {
 		t.Fatalf("failed jobs: %v", f)
 	}
-	// Each serve's relay moved jobs, and the database's password is in no
-	// process's log.
+	// The database's password is in no process's log.
 	for i, l := range append(append([]*syncBuffer(nil), s.serveLogs...), s.workLogs...) {
 		if strings.Contains(l.String(), pgtest.Start(t).Password()) {
 			t.Fatalf("process %d logged the database password", i)

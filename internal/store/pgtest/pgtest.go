@@ -53,7 +53,7 @@ var (
 func Main(m *testing.M) int {
 	code := m.Run()
 	if shared != nil {
-		shared.stop()
+		shared.Stop()
 	}
 	return code
 }
@@ -61,7 +61,7 @@ func Main(m *testing.M) int {
 // Start returns the test binary's server, starting it on first use.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	once.Do(func() { shared, startErr = start() })
+	once.Do(func() { shared, startErr = Launch() })
 	if startErr != nil {
 		tb.Fatalf("pgtest: cannot start PostgreSQL: %v", startErr)
 	}
@@ -79,14 +79,9 @@ func URL(tb testing.TB) string {
 // returns its URL; it is dropped when the test ends.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
-	s.mu.Lock()
-	s.n++
-	name := fmt.Sprintf("t%d", s.n)
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.admin(ctx, "CREATE DATABASE "+name+" TEMPLATE errand_template"); err != nil {
-		tb.Fatalf("pgtest: create database: %v", err)
+	name, err := s.CreateDatabase()
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -95,6 +90,24 @@ func (s *Server) NewDatabase(tb testing.TB) string {
 	})
 	return s.url(name)
 }
+
+// CreateDatabase creates an empty database and returns its name (URL gives
+// its URL).
+func (s *Server) CreateDatabase() (string, error) {
+	s.mu.Lock()
+	s.n++
+	name := fmt.Sprintf("t%d", s.n)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.admin(ctx, "CREATE DATABASE "+name+" TEMPLATE errand_template"); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	return name, nil
+}
+
+// URL is the URL of database name.
+func (s *Server) URL(name string) string { return s.url(name) }
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
@@ -155,7 +168,9 @@ func runAs() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 }
 
-func start() (*Server, error) {
+// Launch starts a server of its own, for a program that is not a test (the
+// bench); Stop stops it. settings ("fsync=on") override the tests' fast ones.
+func Launch(settings ...string) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -195,7 +210,7 @@ func start() (*Server, error) {
 	}
 	var lastErr error
 	for range 5 {
-		if lastErr = s.run(bin, cred); lastErr == nil {
+		if lastErr = s.run(bin, cred, settings); lastErr == nil {
 			break
 		}
 	}
@@ -206,14 +221,14 @@ func start() (*Server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.admin(ctx, "CREATE DATABASE errand_template"); err != nil {
-		s.stop()
+		s.Stop()
 		return nil, fmt.Errorf("create the template database: %w", err)
 	}
 	return s, nil
 }
 
 // run starts postgres on a free port and waits until it takes connections.
-func (s *Server) run(bin string, cred *syscall.Credential) error {
+func (s *Server) run(bin string, cred *syscall.Credential, settings []string) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -231,6 +246,9 @@ func (s *Server) run(bin string, cred *syscall.Credential) error {
 		"-p", strconv.Itoa(s.port), "-k", s.dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=64MB")
+	for _, kv := range settings {
+		cmd.Args = append(cmd.Args, "-c", kv)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Pdeathsig: a test binary that dies leaves no server behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
@@ -257,14 +275,15 @@ func (s *Server) run(bin string, cred *syscall.Credential) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.stop()
+	_ = cmd.Process.Kill()
+	<-s.exited
 	log, _ := os.ReadFile(logPath)
 	return fmt.Errorf("postgres did not take connections within 30 s:\n%s", tailOf(string(log)))
 }
 
-// stop shuts the server down (fast: connections are cut) and removes its
+// Stop shuts the server down (fast: connections are cut) and removes its
 // directory.
-func (s *Server) stop() {
+func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGINT)
 		select {
