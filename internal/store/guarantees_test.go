@@ -251,3 +251,64 @@ func TestOutboxClaimsAreExclusiveAndLeased(t *testing.T) {
 		}
 	})
 }
+
+// A job queued with an Idempotency-Key and a callback keeps all three: the
+// answer for the key, the callback, the job in the outbox. A repeat of the
+// key, in the same batch or later, queues nothing.
+func TestAPIJobKeepsItsAnswerAndCallback(t *testing.T) {
+	eachBackend(t, func(t *testing.T, _ string, st store.Store) {
+		ctx := context.Background()
+		j := store.APIJob{Envelope: envelope("JOB-1"), TokenHash: "t", Key: "k", BodyHash: "h", Status: 202, Response: `{"id":"JOB-1"}`,
+			CallbackURL: "https://shop.test/cb", CallbackToken: "cb-token"}
+		j.Envelope.Callback = true
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := j
+				if i > 0 {
+					k.Envelope.ID = fmt.Sprintf("JOB-%d", i+1)
+				}
+				errs[i] = st.SaveAPIJob(ctx, k)
+			}()
+		}
+		wg.Wait()
+		saved := ""
+		for i, err := range errs {
+			switch {
+			case err == nil && saved == "":
+				saved = fmt.Sprintf("JOB-%d", i+1)
+			case err == nil:
+				t.Fatalf("the key was taken twice")
+			case !errors.Is(err, store.ErrDuplicate):
+				t.Fatal(err)
+			}
+		}
+		if saved == "" {
+			t.Fatal("no request took the key")
+		}
+		if n := backlog(t, st); n != 1 {
+			t.Fatalf("%d jobs queued for one key", n)
+		}
+		kept, err := st.LookupIdempotent(ctx, "t", "k")
+		if err != nil || kept == nil || kept.Status != 202 || kept.BodyHash != "h" {
+			t.Fatalf("kept answer: %+v %v", kept, err)
+		}
+		if url, token, err := st.Callback(ctx, saved); err != nil || url != "https://shop.test/cb" || token != "cb-token" {
+			t.Fatalf("callback: %q %q %v", url, token, err)
+		}
+		e, err := st.OutboxJob(ctx, saved)
+		if err != nil || e.Type != "ops:noop" || string(e.Payload) != "{}" {
+			t.Fatalf("outbox job: %+v %v", e, err)
+		}
+		claimed, err := st.ClaimOutbox(ctx, time.Minute, 10)
+		if err != nil || len(claimed) != 1 || !claimed[0].Callback {
+			t.Fatalf("claimed %+v %v, want the job with its callback flag", claimed, err)
+		}
+		if owner, err := st.JobOwner(ctx, saved); err != nil || owner != "t" {
+			t.Fatalf("owner %q %v", owner, err)
+		}
+	})
+}

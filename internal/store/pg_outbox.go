@@ -28,10 +28,19 @@ func (s *pgStore) LookupIdempotent(ctx context.Context, tokenHash, key string) (
 	return &st, nil
 }
 
+// pgSavers is how many group commits run at once. SQLite has one writer;
+// PostgreSQL takes several, and while one batch waits for its commit to
+// reach the disk the next is written, its flush merged with the first's.
+const pgSavers = 4
+
 // SaveAPIJob writes concurrent calls together, as SQLite's does: one
 // transaction of a few round trips for a whole batch.
 func (s *pgStore) SaveAPIJob(ctx context.Context, j APIJob) error {
-	s.saverOnce.Do(func() { go groupCommit(s.saves, s.closed, s.saveBatch) })
+	s.saverOnce.Do(func() {
+		for range pgSavers {
+			go groupCommit(s.saves, s.closed, s.saveBatch)
+		}
+	})
 	r := &saveReq{job: j, done: make(chan error, 1)}
 	select {
 	case s.saves <- r:
@@ -43,74 +52,70 @@ func (s *pgStore) SaveAPIJob(ctx context.Context, j APIJob) error {
 	return <-r.done
 }
 
-// saveBatch keeps the Idempotency-Keys first, in one round trip, each an
-// INSERT … ON CONFLICT whose count says whether the key was free (an answer
-// past the window makes room for the new one); then the accepted jobs'
-// rows, in a second.
+// saveBatch writes a batch in one round trip: one pipeline, which
+// PostgreSQL runs as one transaction. A job with an Idempotency-Key is one
+// statement whose inserts of the job's rows are conditional on the key's
+// INSERT … ON CONFLICT having written it (an answer past the window makes
+// room for the new one); the count it returns says whether it did.
 func (s *pgStore) saveBatch(batch []*saveReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	errs := make([]error, len(batch))
+	// Keys in one order in every batch: two batches holding the same two
+	// keys cannot wait for each other. Concurrent requests have no order
+	// of their own to keep.
+	sort.SliceStable(batch, func(i, j int) bool {
+		a, b := batch[i].job, batch[j].job
+		if (a.Key != "") != (b.Key != "") {
+			return a.Key != ""
+		}
+		return a.Key != "" && (a.TokenHash < b.TokenHash || a.TokenHash == b.TokenHash && a.Key < b.Key)
+	})
 	now := time.Now()
 	expired := now.Add(-IdempotencyWindow).UnixMilli()
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		keys := &pgx.Batch{}
-		var keyed []int
-		for i, r := range batch {
-			if j := r.job; j.Key != "" {
-				keys.Queue(`INSERT INTO idempotency (token_hash, key, body_hash, status, response, created_at)
-					VALUES ($1, $2, $3, $4, $5, $6)
-					ON CONFLICT (token_hash, key) DO UPDATE SET body_hash = excluded.body_hash, status = excluded.status,
-						response = excluded.response, created_at = excluded.created_at
-					WHERE idempotency.created_at <= $7`,
-					j.TokenHash, j.Key, j.BodyHash, j.Status, j.Response, now.UnixMilli(), expired)
-				keyed = append(keyed, i)
-			}
-		}
-		if len(keyed) > 0 {
-			br := tx.SendBatch(ctx, keys)
-			for _, i := range keyed {
-				tag, err := br.Exec()
-				if err != nil {
-					_ = br.Close()
-					return fmt.Errorf("store: idempotency: %w", err)
-				}
-				if tag.RowsAffected() == 0 {
-					errs[i] = ErrDuplicate
-				}
-			}
-			if err := br.Close(); err != nil {
-				return fmt.Errorf("store: idempotency: %w", err)
-			}
-		}
-		rows := &pgx.Batch{}
-		var accepted []job.Envelope
-		for i, r := range batch {
-			if errs[i] != nil {
-				continue
-			}
-			j := r.job
-			rows.Queue(`INSERT INTO api_jobs (job_id, token_hash, created_at) VALUES ($1, $2, $3)`, j.Envelope.ID, j.TokenHash, now.UnixMilli())
-			if j.CallbackURL != "" {
-				rows.Queue(`INSERT INTO job_callbacks (job_id, url, token, created_at) VALUES ($1, $2, $3, $4)`,
-					j.Envelope.ID, j.CallbackURL, j.CallbackToken, now.UnixMilli())
-			}
-			accepted = append(accepted, j.Envelope)
-		}
-		if len(accepted) == 0 {
-			return nil
-		}
-		queueJobs(rows, accepted)
-		if err := tx.SendBatch(ctx, rows).Close(); err != nil {
-			return fmt.Errorf("store: save API jobs: %w", err)
-		}
-		return nil
-	})
+	b := &pgx.Batch{}
+	written := make([]*int, len(batch))
 	for i, r := range batch {
-		if err != nil {
-			errs[i] = err
+		j, e := r.job, r.job.Envelope
+		if j.Key == "" {
+			b.Queue(`INSERT INTO api_jobs (job_id, token_hash, created_at) VALUES ($1, $2, $3)`, e.ID, j.TokenHash, now.UnixMilli())
+			if j.CallbackURL != "" {
+				b.Queue(`INSERT INTO job_callbacks (job_id, url, token, created_at) VALUES ($1, $2, $3, $4)`, e.ID, j.CallbackURL, j.CallbackToken, now.UnixMilli())
+			}
+			b.Queue(pgInsertJobSQL, e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback)
+			continue
 		}
-		r.done <- errs[i]
+		n := new(int)
+		written[i] = n
+		b.Queue(`WITH k AS (
+				INSERT INTO idempotency (token_hash, key, body_hash, status, response, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (token_hash, key) DO UPDATE SET body_hash = excluded.body_hash, status = excluded.status,
+					response = excluded.response, created_at = excluded.created_at
+				WHERE idempotency.created_at <= $7
+				RETURNING 1),
+			owner AS (INSERT INTO api_jobs (job_id, token_hash, created_at) SELECT $8, $1, $6 FROM k RETURNING 1),
+			callback AS (INSERT INTO job_callbacks (job_id, url, token, created_at) SELECT $8, $9, $10, $6 FROM k WHERE $9 <> '' RETURNING 1),
+			job AS (INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback)
+				SELECT $8, $11, $12, $13::bytea, $14::bigint, $15::bigint, $16::boolean FROM k RETURNING 1)
+			SELECT count(*)::int FROM k`,
+			j.TokenHash, j.Key, j.BodyHash, j.Status, j.Response, now.UnixMilli(), expired,
+			e.ID, j.CallbackURL, j.CallbackToken, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback).
+			QueryRow(func(row pgx.Row) error { return row.Scan(n) })
+	}
+	b.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
+	err := s.pool.SendBatch(ctx, b).Close()
+	if err != nil {
+		err = fmt.Errorf("store: save API jobs: %w", err)
+	}
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.done <- err
+		case written[i] != nil && *written[i] == 0:
+			r.done <- ErrDuplicate
+		default:
+			r.done <- nil
+		}
 	}
 }
 
