@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/store/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // One PostgreSQL server for the package's tests, stopped when they end.
@@ -239,4 +240,39 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// Behind PgBouncer in transaction mode a LISTEN cannot hold: with
+// database.poll_only, errand serve keeps no LISTEN session, and a
+// registration's jobs still reach the worker. Without it, serve listens.
+func TestPollOnlyServeHoldsNoListenAndStillRelays(t *testing.T) {
+	for _, pollOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("poll_only=", pollOnly), func(t *testing.T) {
+			s := startStack(t, stackOptions{postgres: true, pollOnly: pollOnly, toml: welcomeAtOnce})
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, s.dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			listening := func() int {
+				var n int
+				if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if status, out := s.post("/api/users", registration("ada@shop.test"), nil); status != http.StatusCreated {
+				t.Fatalf("register: %d %v", status, out)
+			}
+			s.waitFor(15*time.Second, "the welcome email", func() bool { return len(s.mailTo("ada@shop.test")) == 1 })
+			if pollOnly {
+				if n := listening(); n != 0 {
+					t.Fatalf("%d LISTEN sessions with poll_only", n)
+				}
+				return
+			}
+			s.waitFor(10*time.Second, "serve's LISTEN session", func() bool { return listening() == 1 })
+		})
+	}
 }

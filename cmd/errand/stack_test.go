@@ -120,6 +120,7 @@ type stackOptions struct {
 	// postgres: the database is a fresh PostgreSQL database (pgtest)
 	// instead of a SQLite file.
 	postgres bool
+	pollOnly bool // database.poll_only
 	// serves, workers: run that many `errand serve` and `errand worker`
 	// processes of the built binary, all on the one database and Redis,
 	// instead of one of each in this process.
@@ -167,6 +168,7 @@ addr = %q
 public_url = %q
 [database]
 url = %q
+poll_only = %v
 [smtp]
 host = "127.0.0.1"
 port = %d
@@ -179,7 +181,7 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, s.dbURL, s.smtp.Port(), escalationTo, o.dashboardPW) +
+`, s.redis.Addr(), s.redis.Password(), s.redis.TLSConfig() != nil, caFile(s.redis), httpAddr, s.base, s.dbURL, o.pollOnly, s.smtp.Port(), escalationTo, o.dashboardPW) +
 		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {

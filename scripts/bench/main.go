@@ -67,6 +67,7 @@ type bench struct {
 	drainTimeout                                                            time.Duration
 
 	database string       // sqlite | postgres
+	pgSync   string       // PostgreSQL's synchronous_commit
 	pg       *pgtest.Server // with -database postgres: the bench's own PostgreSQL
 
 	ctl    *redis.Client // one connection: INFO, FLUSHALL, polling
@@ -112,6 +113,7 @@ func main() {
 	flag.BoolVar(&b.usersWorker, "users-worker", true, "web: run bin/errand worker during POST /api/users, so its jobs really call the (slow) services")
 	flag.StringVar(&b.label, "label", "", "what is measured, e.g. the commit (printed and kept in the JSON)")
 	flag.StringVar(&b.database, "database", "sqlite", "the errand processes' database: sqlite (a file each) or postgres (a PostgreSQL server the bench starts, a fresh database each)")
+	flag.StringVar(&b.pgSync, "pg-synchronous-commit", "on", "with -database postgres: the server's synchronous_commit (on: each commit waits for its flush to disk; off: like SQLite's default synchronous=NORMAL, a power loss may lose the last moment's commits)")
 	only := flag.String("scenarios", "drain,enqueue,latency,delayed,retry,memory,binary,web", "comma-separated scenarios to run")
 	flag.Parse()
 	if b.redisAddr == "" {
@@ -143,15 +145,16 @@ func main() {
 	switch b.database {
 	case "sqlite":
 	case "postgres":
-		// Durable, as in production: each commit is flushed to disk.
-		pg, err := pgtest.Launch("fsync=on", "synchronous_commit=on", "full_page_writes=on")
+		// Durable, as in production: fsync on, and by default each commit
+		// waits for its flush.
+		pg, err := pgtest.Launch("fsync=on", "full_page_writes=on", "synchronous_commit="+b.pgSync)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: cannot start PostgreSQL:", err)
 			os.Exit(1)
 		}
 		defer pg.Stop()
 		b.pg = pg
-		b.progress("PostgreSQL on %s (fsync=on, synchronous_commit=on)", pg.Addr())
+		b.progress("PostgreSQL on %s (fsync=on, synchronous_commit=%s)", pg.Addr(), b.pgSync)
 	default:
 		fmt.Fprintln(os.Stderr, "bench: -database must be sqlite or postgres")
 		os.Exit(2)
