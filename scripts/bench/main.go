@@ -66,8 +66,8 @@ type bench struct {
 	usersWorker                                                             bool
 	drainTimeout                                                            time.Duration
 
-	database string       // sqlite | postgres
-	pgSync   string       // PostgreSQL's synchronous_commit
+	database string         // sqlite | postgres
+	pgSync   string         // PostgreSQL's synchronous_commit
 	pg       *pgtest.Server // with -database postgres: the bench's own PostgreSQL
 
 	ctl    *redis.Client // one connection: INFO, FLUSHALL, polling
