@@ -276,3 +276,27 @@ func TestPollOnlyServeHoldsNoListenAndStillRelays(t *testing.T) {
 		})
 	}
 }
+
+// An unreachable PostgreSQL stops serve, worker and migrate at start with
+// one line naming database.url, its password masked.
+func TestUnreachablePostgresIsOneLineNamingTheSetting(t *testing.T) {
+	dir := t.TempDir()
+	config := dir + "/config.toml"
+	if err := os.WriteFile(config, []byte(servicesTOML(t, testServices("http://127.0.0.1:1"))+"\n[api]\ntokens = [\""+firstToken+"\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"ERRAND_DATABASE__URL=postgres://errand:hunter2-secret@" + freeAddr(t) + "/errand", "ERRAND_REDIS__ADDR=" + freeAddr(t)}
+	for _, cmd := range []string{"serve", "worker", "migrate"} {
+		var out syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := run(ctx, []string{cmd, "--config", config}, env, &out, &out)
+		cancel()
+		if err == nil {
+			t.Fatalf("errand %s started without its database", cmd)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "database.url") || strings.Contains(msg, "hunter2") || strings.Contains(out.String(), "hunter2") || strings.Contains(msg, "\n") {
+			t.Fatalf("errand %s: want one line naming database.url without the password, got %q (log %q)", cmd, msg, out.String())
+		}
+	}
+}

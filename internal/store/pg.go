@@ -7,6 +7,7 @@ import (
 	"fmt"
 	neturl "net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,7 +111,15 @@ func scrub(err error, url string) string {
 			msg = strings.ReplaceAll(msg, s, "xxxxx")
 		}
 	}
-	return msg
+	// pgx puts each attempt (with TLS, without) on a line of its own: one
+	// line each distinct reason.
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(parts, l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func (s *pgStore) Close() error {

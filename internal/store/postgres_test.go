@@ -72,6 +72,7 @@ func TestPostgresCommittedJobsWakeOtherProcesses(t *testing.T) {
 func TestPostgresURLErrorsNameTheSettingWithoutThePassword(t *testing.T) {
 	for _, url := range []string{
 		"postgres://errand:s3cret-pw@127.0.0.1:1/errand?sslmode=disable&connect_timeout=5",
+		"postgres://errand:s3cret-pw@127.0.0.1:1/errand", // tried with TLS, then without
 		"postgresql://errand:s3cret-pw@127.0.0.1:notaport/errand",
 		"postgres://errand@127.0.0.1:1/errand?password=s3cret-pw&sslmode=disable",
 	} {

@@ -77,10 +77,19 @@ type Store interface {
 // Open opens the database named by url: a postgres:// or postgresql:// URL
 // is PostgreSQL, anything else a SQLite file ("file:errand.db", or a path).
 func Open(url string) (Store, error) {
+	// A failed open is a nil Store, not a nil *pgStore inside a Store.
 	if IsPostgres(url) {
-		return openPostgres(url)
+		st, err := openPostgres(url)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
-	return openSQLite(url)
+	st, err := openSQLite(url)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // IsPostgres reports whether url names a PostgreSQL database.
