@@ -94,7 +94,7 @@ func (c *Callbacks) Report(ctx context.Context, end queue.Ending) error {
 // callback posts outcomes through the guarded client (public addresses
 // only, unless api.allow_private_callbacks).
 type callback struct {
-	store  *store.Store
+	store  store.Store
 	secret string // api.callback_secret
 	http   *resty.Client
 }

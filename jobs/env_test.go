@@ -37,7 +37,7 @@ type env struct {
 	cfg   *config.Config
 	fakes *sandbox.Sandbox
 	smtp  *smtptest.Server
-	store *store.Store
+	store store.Store
 	redis *redistest.Server
 	reg   *job.Registry
 	log   *logBuffer

@@ -47,7 +47,7 @@ type Deps struct {
 	// escalations.
 	Mailer *mail.Mailer
 	// Store is the database: orders, shipments, callbacks.
-	Store *store.Store
+	Store store.Store
 	// Registry and Redis let jobs queue and inspect other jobs.
 	Registry *job.Registry
 	Redis    redis.UniversalClient

@@ -37,7 +37,7 @@ func (p PushFulfillment) Validate() error {
 // pushFulfillment reads orders from the database and pushes them to the
 // gateway of [fulfillment].
 type pushFulfillment struct {
-	store   *store.Store
+	store   store.Store
 	gateway *fulfillment.Client
 }
 

@@ -31,7 +31,7 @@ func (ReconcileShipments) Defaults() job.Defaults {
 // their sync job is alive and queues it again.
 type reconcileShipments struct {
 	cfg    config.Reconcile
-	store  *store.Store
+	store  store.Store
 	reg    *job.Registry
 	ins    *queue.Inspector
 	client *queue.Client

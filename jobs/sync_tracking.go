@@ -47,7 +47,7 @@ func (s SyncTracking) Validate() error {
 // syncTracking reads shipments from the database and puts their tracking on
 // the shop of [shopify].
 type syncTracking struct {
-	store *store.Store
+	store store.Store
 	shop  *shopify.Client
 }
 

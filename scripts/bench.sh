@@ -4,6 +4,8 @@
 #
 #   scripts/bench.sh                       # every scenario, the sizes (~8 min)
 #   scripts/bench.sh -scenarios drain,web  # some of them
+#   scripts/bench.sh -database postgres -scenarios web-jobs
+#                                          # POST /api/jobs on PostgreSQL (default: sqlite)
 #   scripts/bench.sh -h                    # every size and option
 #   BENCH_CPUPROFILE=dir scripts/bench.sh  # also writes each worker's CPU profile into dir
 #   scripts/bench.sh -redis cluster        # drain on a 3-master Redis Cluster beside standalone Redis
@@ -66,6 +68,26 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
+
+# -database postgres: the bench starts its own PostgreSQL server from the
+# Debian package (as the postgres user when run as root), as the tests do.
+for ((i = 1; i <= $#; i++)); do
+	arg=${!i}
+	next=$((i + 1))
+	if [[ $arg == -database=postgres || $arg == --database=postgres ||
+		(($arg == -database || $arg == --database) && ${!next:-} == postgres) ]]; then
+		if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+			say "installing postgresql"
+			sudo=""
+			if [[ $(id -u) != 0 ]]; then
+				command -v sudo >/dev/null || die "postgresql is missing and I am not root (no sudo)"
+				sudo=sudo
+			fi
+			$sudo apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+		fi
+	fi
+done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/errand-bench.XXXXXX")
 redis_pid=""

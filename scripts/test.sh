@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check errand's CI runs: gofmt, go vet, staticcheck and the whole
 # test suite with the race detector. Installs what the tests need and is
-# missing: redis-server, chromium and php-cli (Debian packages), a C compiler for
-# -race, and staticcheck. Works from any directory; needs Go 1.26 on PATH.
+# missing: redis-server, postgresql, chromium and php-cli (Debian packages), a C
+# compiler for -race, and staticcheck. Works from any directory; needs Go 1.26 on PATH.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -60,6 +60,15 @@ if ! command -v php >/dev/null 2>&1; then
 	apt_install php-cli
 fi
 php --version | head -n 1
+
+# The store, relay and scale-out tests start a real PostgreSQL 15 of their own
+# (internal/store/pgtest): initdb and postgres from the Debian package, run as
+# the postgres user when this script runs as root.
+if [[ ! -x /usr/lib/postgresql/15/bin/initdb ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+	echo "PostgreSQL is missing; installing postgresql (the store tests run against it too)"
+	apt_install postgresql
+fi
+ls -d /usr/lib/postgresql/*/bin | head -n 1
 
 # The race detector needs cgo, and cgo a C compiler.
 export CGO_ENABLED=1

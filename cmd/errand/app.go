@@ -106,8 +106,8 @@ type app struct {
 	// reg holds every job type of jobs.All, with the configuration applied;
 	// only the worker gives them handlers (see handle).
 	reg  *job.Registry
-	st   *store.Store // open only where handlers run
-	gate *limit.Gate  // [limits], where handlers run
+	st   store.Store // open only where handlers run
+	gate *limit.Gate // [limits], where handlers run
 }
 
 // newApp connects to Redis and registers the job types, without handlers:

@@ -67,6 +67,17 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	rctx, stopRelay := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); relay.Run(rctx) }()
+	if !cfg.Database.PollOnly {
+		// Jobs saved by other processes wake this relay too (PostgreSQL's
+		// LISTEN/NOTIFY); its poll stays the safety net.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st.WatchOutbox(rctx, relay.Kick, func(err error) {
+				a.log.Warn("outbox relay: not listening for new jobs; polling every second until it can (set database.poll_only behind PgBouncer in transaction mode)", "error", err.Error())
+			})
+		}()
+	}
 	defer func() { stopRelay(); wg.Wait(); client.Close() }()
 
 	h, closeDash := web.New(&web.Server{Config: cfg, Store: st, Registry: a.reg, Relay: relay, Redis: a.rdb, Log: a.log})

@@ -39,6 +39,7 @@ import (
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/smtptest"
 	"github.com/errandhq/errand/internal/store"
+	"github.com/errandhq/errand/internal/store/pgtest"
 	"github.com/errandhq/errand/internal/tidio"
 	"github.com/hibiken/asynq"
 	"github.com/knadh/koanf/parsers/toml/v2"
@@ -99,7 +100,12 @@ type stack struct {
 	worker   *syncBuffer
 	workers  []*syncBuffer // the log of every worker startWorker started, worker's first
 	stopped  []func()
-	store    *store.Store // the stack's database, opened by db() on first use
+	store    store.Store // the stack's database, opened by db() on first use
+	dbURL    string      // database.url
+	// With stackOptions.serves or workers: every serve's base URL (base is
+	// the first) and every process's log (serve and worker are the first's).
+	bases               []string
+	serveLogs, workLogs []*syncBuffer
 }
 
 type stackOptions struct {
@@ -118,6 +124,14 @@ type stackOptions struct {
 	// to loopback, where every test receiver listens, are refused.
 	publicCallbacksOnly bool
 	noCallbackSecret    bool // leaves api.callback_secret empty
+	// postgres: the database is a fresh PostgreSQL database (pgtest)
+	// instead of a SQLite file.
+	postgres bool
+	pollOnly bool // database.poll_only
+	// serves, workers: run that many `errand serve` and `errand worker`
+	// processes of the built binary, all on the one database and Redis,
+	// instead of one of each in this process.
+	serves, workers int
 }
 
 // escalationTo is escalation.to: the developers' address, where final
@@ -134,6 +148,10 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		s.redis = s.sentinel.Master // the helpers read this server until a failover
 	} else {
 		s.redis = redistest.Start(t, o.redis...)
+	}
+	s.dbURL = "file:" + filepath.Join(s.dir, "errand.db")
+	if o.postgres {
+		s.dbURL = pgtest.URL(t)
 	}
 	httpAddr := freeAddr(t)
 	s.base = "http://" + httpAddr
@@ -160,6 +178,7 @@ addr = %q
 public_url = %q
 [database]
 url = %q
+poll_only = %v
 [smtp]
 host = "127.0.0.1"
 port = %d
@@ -172,11 +191,15 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redisTOML(), httpAddr, s.base, "file:"+filepath.Join(s.dir, "errand.db"), s.smtp.Port(), escalationTo, o.dashboardPW) +
+`, s.redisTOML(), httpAddr, s.base, s.dbURL, o.pollOnly, s.smtp.Port(), escalationTo, o.dashboardPW) +
 		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if o.serves > 0 || o.workers > 0 {
+		s.startProcesses(httpAddr, o)
+		return s
 	}
 	s.start("serve", s.serve)
 	s.waitHealthy()
@@ -193,6 +216,55 @@ level = "debug"
 		}
 	})
 	return s
+}
+
+// startProcesses runs o.serves `errand serve` (the first on httpAddr) and
+// o.workers `errand worker` processes of the built binary, and waits until
+// each serves or has started.
+func (s *stack) startProcesses(httpAddr string, o stackOptions) {
+	s.t.Helper()
+	bin := errandBinary(s.t)
+	s.t.Cleanup(func() {
+		if s.t.Failed() {
+			for i, l := range s.serveLogs {
+				s.t.Logf("serve %d log:\n%s", i+1, l.String())
+			}
+			for i, l := range s.workLogs {
+				s.t.Logf("worker %d log:\n%s", i+1, l.String())
+			}
+		}
+	})
+	for i := range o.serves {
+		addr := httpAddr
+		if i > 0 {
+			addr = freeAddr(s.t)
+		}
+		_, log := startBinary(s.t, bin, "serve", "--config", s.config, "--addr", addr)
+		s.serveLogs = append(s.serveLogs, log)
+		s.bases = append(s.bases, "http://"+addr)
+	}
+	for _, base := range s.bases {
+		s.waitFor(30*time.Second, "errand serve at "+base, func() bool {
+			r, err := http.Get(base + "/healthz")
+			if err == nil {
+				r.Body.Close()
+			}
+			return err == nil && r.StatusCode == 200
+		})
+	}
+	for range o.workers {
+		_, log := startBinary(s.t, bin, append([]string{"worker", "--config", s.config}, o.workerArgs...)...)
+		s.workLogs = append(s.workLogs, log)
+	}
+	for _, log := range s.workLogs {
+		s.waitFor(30*time.Second, "errand worker to start", func() bool { return len(log.lines("worker started")) > 0 })
+	}
+	if len(s.serveLogs) > 0 {
+		s.serve = s.serveLogs[0]
+	}
+	if len(s.workLogs) > 0 {
+		s.worker = s.workLogs[0]
+	}
 }
 
 // start runs an errand command in this process until the test ends.
@@ -806,10 +878,10 @@ func (s *stack) redisText() map[string]string {
 }
 
 // db is the stack's database, opened beside errand's own connection.
-func (s *stack) db() *store.Store {
+func (s *stack) db() store.Store {
 	s.t.Helper()
 	if s.store == nil {
-		st, err := store.Open("file:" + filepath.Join(s.dir, "errand.db"))
+		st, err := store.Open(s.dbURL)
 		if err != nil {
 			s.t.Fatal(err)
 		}

@@ -57,6 +57,9 @@ type HTTP struct {
 
 type Database struct {
 	URL string `koanf:"url"`
+	// PollOnly: the relay does not LISTEN for new jobs (PgBouncer in
+	// transaction mode cannot carry a LISTEN); it polls every second.
+	PollOnly bool `koanf:"poll_only"`
 }
 
 type Worker struct {

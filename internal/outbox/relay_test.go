@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,13 +16,26 @@ import (
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/store"
+	"github.com/errandhq/errand/internal/store/pgtest"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 )
 
-// Two relays (two `errand serve` processes) draining one outbox queue every
-// job exactly once; a rolled-back change queues nothing.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// Two relays (two `errand serve` processes, each with its own connection to
+// the database) draining one outbox queue every job exactly once; a
+// rolled-back change queues nothing. On SQLite and on PostgreSQL.
 func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
+	for name, url := range map[string]func(testing.TB) string{
+		"sqlite":   func(t testing.TB) string { return "file:" + filepath.Join(t.TempDir(), "errand.db") },
+		"postgres": pgtest.URL,
+	} {
+		t.Run(name, func(t *testing.T) { twoRelays(t, url(t)) })
+	}
+}
+
+func twoRelays(t *testing.T, url string) {
 	rs := redistest.Start(t)
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
@@ -32,7 +46,7 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 	if err := reg.Configure(nil); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open("file:" + filepath.Join(t.TempDir(), "errand.db"))
+	st, err := store.Open(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +78,12 @@ func TestTwoRelaysQueueEachJobOnce(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var wg sync.WaitGroup
 	for range 2 {
-		relay := outbox.NewRelay(st, queue.NewClient(reg, rs.Client()), log)
+		box, err := store.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer box.Close()
+		relay := outbox.NewRelay(box, queue.NewClient(reg, rs.Client()), log)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -20,7 +20,7 @@ import (
 )
 
 // outboxOf returns a store holding n jobs in its outbox, and the registry.
-func outboxOf(t *testing.T, n int) (*store.Store, *job.Registry) {
+func outboxOf(t *testing.T, n int) (store.Store, *job.Registry) {
 	t.Helper()
 	cfg, err := config.Load("", false, nil, nil)
 	if err != nil {
@@ -51,7 +51,7 @@ func outboxOf(t *testing.T, n int) (*store.Store, *job.Registry) {
 	return st, reg
 }
 
-func backlog(t *testing.T, st *store.Store) int {
+func backlog(t *testing.T, st store.Store) int {
 	t.Helper()
 	n, _, err := st.OutboxBacklog(t.Context())
 	if err != nil {

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,15 +13,13 @@ import (
 // accepted (outbox row, idempotency answer) per operation, from 16
 // concurrent requests.
 func BenchmarkSaveAPIJob(b *testing.B) {
-	st, err := store.Open("file:" + filepath.Join(b.TempDir(), "errand.db"))
-	if err != nil {
-		b.Fatal(err)
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) { benchSaveAPIJob(b, openMigrated(b, be.url(b))) })
 	}
-	defer st.Close()
+}
+
+func benchSaveAPIJob(b *testing.B, st store.Store) {
 	ctx := context.Background()
-	if _, err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -25,7 +25,7 @@ type Stored struct {
 var ErrKeyReused = errors.New("idempotency key already used with a different body")
 
 // LookupIdempotent returns the answer kept for key, or nil.
-func (s *Store) LookupIdempotent(ctx context.Context, tokenHash, key string) (*Stored, error) {
+func (s *sqliteStore) LookupIdempotent(ctx context.Context, tokenHash, key string) (*Stored, error) {
 	var st Stored
 	err := s.db.QueryRowContext(ctx,
 		`SELECT body_hash, status, response FROM idempotency WHERE token_hash = ? AND key = ? AND created_at > ?`,
@@ -62,7 +62,7 @@ type APIJob struct {
 // one too. Each job is its own savepoint in it, so one refused (a taken
 // Idempotency-Key) leaves the others be. Once handed over, a job is waited
 // for even if ctx ends, so that the answer tells what happened to it.
-func (s *Store) SaveAPIJob(ctx context.Context, j APIJob) error {
+func (s *sqliteStore) SaveAPIJob(ctx context.Context, j APIJob) error {
 	s.saverOnce.Do(func() { go s.saver() })
 	r := &saveReq{job: j, done: make(chan error, 1)}
 	select {
@@ -85,29 +85,33 @@ type saveReq struct {
 // maxSaveBatch bounds one group commit.
 const maxSaveBatch = 128
 
-func (s *Store) saver() {
+func (s *sqliteStore) saver() { groupCommit(s.saves, s.closed, s.saveBatch) }
+
+// groupCommit hands save every request waiting on saves, up to
+// maxSaveBatch at a time, until closed.
+func groupCommit(saves <-chan *saveReq, closed <-chan struct{}, save func([]*saveReq)) {
 	for {
 		var first *saveReq
 		select {
-		case first = <-s.saves:
-		case <-s.closed:
+		case first = <-saves:
+		case <-closed:
 			return
 		}
 		batch := []*saveReq{first}
 	more:
 		for len(batch) < maxSaveBatch {
 			select {
-			case r := <-s.saves:
+			case r := <-saves:
 				batch = append(batch, r)
 			default:
 				break more
 			}
 		}
-		s.saveBatch(batch)
+		save(batch)
 	}
 }
 
-func (s *Store) saveBatch(batch []*saveReq) {
+func (s *sqliteStore) saveBatch(batch []*saveReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errs := make([]error, len(batch))
@@ -168,7 +172,7 @@ func (s *Store) saveBatch(batch []*saveReq) {
 }
 
 // Callback returns where to report job id's outcome.
-func (s *Store) Callback(ctx context.Context, jobID string) (url, token string, err error) {
+func (s *sqliteStore) Callback(ctx context.Context, jobID string) (url, token string, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT url, token FROM job_callbacks WHERE job_id = ?`, jobID).Scan(&url, &token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", ErrNotFound
@@ -178,7 +182,7 @@ func (s *Store) Callback(ctx context.Context, jobID string) (url, token string, 
 
 // JobOwner returns the token hash that queued job id through the API, or
 // ErrNotFound for a job errand queued itself (or an unknown id).
-func (s *Store) JobOwner(ctx context.Context, jobID string) (string, error) {
+func (s *sqliteStore) JobOwner(ctx context.Context, jobID string) (string, error) {
 	var owner string
 	err := s.db.QueryRowContext(ctx, `SELECT token_hash FROM api_jobs WHERE job_id = ?`, jobID).Scan(&owner)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -191,7 +195,7 @@ func (s *Store) JobOwner(ctx context.Context, jobID string) (string, error) {
 }
 
 // OutboxJob returns a job still waiting in the outbox (not yet in Redis).
-func (s *Store) OutboxJob(ctx context.Context, id string) (*job.Envelope, error) {
+func (s *sqliteStore) OutboxJob(ctx context.Context, id string) (*job.Envelope, error) {
 	var e job.Envelope
 	var due, queued int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, type, queue, payload, due_at_ms, queued_at_ms FROM outbox WHERE id = ?`, id).

@@ -28,7 +28,7 @@ type Order struct {
 // not empty, is the webhook delivery's id: a repeat returns ErrDuplicate and
 // changes nothing. A second delivery of the same order under a new event id
 // updates nothing and queues nothing either.
-func (s *Store) SaveOrder(ctx context.Context, eventID string, o *Order, jobs []job.Envelope) error {
+func (s *sqliteStore) SaveOrder(ctx context.Context, eventID string, o *Order, jobs []job.Envelope) error {
 	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if eventID != "" {
@@ -52,7 +52,7 @@ func (s *Store) SaveOrder(ctx context.Context, eventID string, o *Order, jobs []
 }
 
 // GetOrder returns the order with id.
-func (s *Store) GetOrder(ctx context.Context, id int64) (*Order, error) {
+func (s *sqliteStore) GetOrder(ctx context.Context, id int64) (*Order, error) {
 	var o Order
 	var created int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, name, email, payload, created_at FROM orders WHERE id = ?`, id).
@@ -84,7 +84,7 @@ type Shipment struct {
 // SaveShipment records a shipment as pending and, in the same transaction,
 // the job that syncs it (built once the shipment has its id). A repeat of the
 // same order and tracking number returns ErrDuplicate.
-func (s *Store) SaveShipment(ctx context.Context, sh *Shipment, build func(*Shipment) ([]job.Envelope, error)) error {
+func (s *sqliteStore) SaveShipment(ctx context.Context, sh *Shipment, build func(*Shipment) ([]job.Envelope, error)) error {
 	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
@@ -117,7 +117,7 @@ func (s *Store) SaveShipment(ctx context.Context, sh *Shipment, build func(*Ship
 // RequeueShipment records that the reconciler queued job for the shipment,
 // the n-th time. It fails with ErrDuplicate when another reconciler already
 // did (requeues is no longer n-1), so a shipment is queued again once per turn.
-func (s *Store) RequeueShipment(ctx context.Context, id int64, n int, jobID string) error {
+func (s *sqliteStore) RequeueShipment(ctx context.Context, id int64, n int, jobID string) error {
 	res, err := s.exec(ctx, `UPDATE shipments SET job_id = ?, requeues = ? WHERE id = ? AND requeues = ? AND sync_state = 'pending'`, jobID, n, id, n-1)
 	if err != nil {
 		return fmt.Errorf("store: requeue shipment %d: %w", id, err)
@@ -129,7 +129,7 @@ func (s *Store) RequeueShipment(ctx context.Context, id int64, n int, jobID stri
 }
 
 // MarkShipmentSynced records that the shipment's tracking reached Shopify.
-func (s *Store) MarkShipmentSynced(ctx context.Context, id int64) error {
+func (s *sqliteStore) MarkShipmentSynced(ctx context.Context, id int64) error {
 	res, err := s.exec(ctx, `UPDATE shipments SET sync_state = 'synced', synced_at = ? WHERE id = ?`, time.Now().UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("store: mark shipment %d synced: %w", id, err)
@@ -141,7 +141,7 @@ func (s *Store) MarkShipmentSynced(ctx context.Context, id int64) error {
 }
 
 // GetShipment returns the shipment with id.
-func (s *Store) GetShipment(ctx context.Context, id int64) (*Shipment, error) {
+func (s *sqliteStore) GetShipment(ctx context.Context, id int64) (*Shipment, error) {
 	var sh Shipment
 	var created int64
 	err := s.db.QueryRowContext(ctx,
@@ -159,7 +159,7 @@ func (s *Store) GetShipment(ctx context.Context, id int64) (*Shipment, error) {
 
 // PendingShipments returns shipments still pending that were saved before
 // olderThan, oldest first.
-func (s *Store) PendingShipments(ctx context.Context, olderThan time.Time, limit int) ([]Shipment, error) {
+func (s *sqliteStore) PendingShipments(ctx context.Context, olderThan time.Time, limit int) ([]Shipment, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT id, order_id, tracking_number, carrier, tracking_url, shipped_at, sync_state, job_id, requeues, created_at FROM shipments
 		 WHERE sync_state = 'pending' AND created_at < ? ORDER BY created_at LIMIT ?`, olderThan.UnixMilli(), limit)

@@ -13,7 +13,7 @@ import (
 
 // ClaimOutbox takes up to limit jobs no other relay holds, for lease. Jobs are
 // claimed in the order they were written.
-func (s *Store) ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]job.Envelope, error) {
+func (s *sqliteStore) ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]job.Envelope, error) {
 	now := time.Now()
 	var out []job.Envelope
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -62,7 +62,7 @@ func (b bySeq) Swap(i, j int) {
 }
 
 // DeleteOutbox removes jobs that reached Redis.
-func (s *Store) DeleteOutbox(ctx context.Context, ids []string) error {
+func (s *sqliteStore) DeleteOutbox(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -79,7 +79,7 @@ func (s *Store) DeleteOutbox(ctx context.Context, ids []string) error {
 
 // ReleaseOutbox hands claimed jobs back at once (Redis refused them), noting
 // why.
-func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, reason string) error {
+func (s *sqliteStore) ReleaseOutbox(ctx context.Context, ids []string, reason string) error {
 	for _, id := range ids {
 		if _, err := s.exec(ctx, `UPDATE outbox SET claimed_until = 0, last_error = ? WHERE id = ?`, reason, id); err != nil {
 			return fmt.Errorf("store: release outbox: %w", err)
@@ -90,7 +90,7 @@ func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, reason string) 
 
 // OutboxBacklog returns how many jobs wait in the outbox and when the oldest
 // was written (zero when none).
-func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+func (s *sqliteStore) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(queued_at_ms) FROM outbox`).Scan(&n, &oldest)

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,15 +14,11 @@ import (
 // types (order_by) take their place in line at enqueue. Ids are chosen so
 // that no other order (by id, by insertion into an index) gives it by chance.
 func TestClaimOutboxInSaveOrder(t *testing.T) {
-	st, err := store.Open("file:" + filepath.Join(t.TempDir(), "errand.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	eachBackend(t, func(t *testing.T, _ string, st store.Store) { claimInSaveOrder(t, st) })
+}
+
+func claimInSaveOrder(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	var saved []string
 	for i := range 50 {

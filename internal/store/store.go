@@ -1,6 +1,10 @@
-// Package store keeps errand's data in SQL (SQLite by default, through a pure-Go
-// driver, so the binary needs no cgo): the users, and the outbox of jobs
-// written in the same transaction as the change that caused them.
+// Package store keeps errand's data in SQL: the users, orders and shipments,
+// and the outbox of jobs written in the same transaction as the change that
+// caused them. SQLite (a pure-Go driver, so the binary needs no cgo) is the
+// embedded default; a postgres:// URL uses PostgreSQL through pgx, for
+// several `errand serve` and `errand worker` processes on several machines.
+// Both keep the same schema and guarantees, and one set of tests runs
+// against both.
 package store
 
 import (
@@ -25,8 +29,77 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is the database.
-type Store struct {
+// Store is errand's database, as `errand serve`, the outbox relay, the CLI
+// and the jobs use it.
+type Store interface {
+	// Close closes the database.
+	Close() error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Migrate applies the migrations not yet applied and returns their
+	// versions. Several processes may migrate at once: each version is
+	// applied once.
+	Migrate(ctx context.Context) ([]int, error)
+
+	CreateUser(ctx context.Context, u *User, build func(u *User) ([]job.Envelope, error)) error
+	EmailRegistered(ctx context.Context, email string) (bool, error)
+	GetUser(ctx context.Context, id int64) (*User, error)
+	CountUsers(ctx context.Context) (int, error)
+	UpdateUser(ctx context.Context, id int64, changed map[string]string, build func(before, after *User) ([]job.Envelope, error)) (*User, error)
+
+	SaveOrder(ctx context.Context, eventID string, o *Order, jobs []job.Envelope) error
+	GetOrder(ctx context.Context, id int64) (*Order, error)
+	SaveShipment(ctx context.Context, sh *Shipment, build func(*Shipment) ([]job.Envelope, error)) error
+	RequeueShipment(ctx context.Context, id int64, n int, jobID string) error
+	MarkShipmentSynced(ctx context.Context, id int64) error
+	GetShipment(ctx context.Context, id int64) (*Shipment, error)
+	PendingShipments(ctx context.Context, olderThan time.Time, limit int) ([]Shipment, error)
+
+	LookupIdempotent(ctx context.Context, tokenHash, key string) (*Stored, error)
+	SaveAPIJob(ctx context.Context, j APIJob) error
+	Callback(ctx context.Context, jobID string) (url, token string, err error)
+	JobOwner(ctx context.Context, jobID string) (string, error)
+	OutboxJob(ctx context.Context, id string) (*job.Envelope, error)
+
+	// ClaimOutbox takes up to limit jobs no other relay holds, for lease, in
+	// the order they were written.
+	ClaimOutbox(ctx context.Context, lease time.Duration, limit int) ([]job.Envelope, error)
+	DeleteOutbox(ctx context.Context, ids []string) error
+	ReleaseOutbox(ctx context.Context, ids []string, reason string) error
+	OutboxBacklog(ctx context.Context) (int, time.Time, error)
+	// WatchOutbox calls wake whenever another process commits jobs to the
+	// outbox, until ctx ends. SQLite has no other process to hear from (the
+	// relay is kicked in-process and polls); PostgreSQL listens for the
+	// NOTIFY the inserting transaction sends.
+	WatchOutbox(ctx context.Context, wake func(), failed func(error))
+}
+
+// Open opens the database named by url: a postgres:// or postgresql:// URL
+// is PostgreSQL, anything else a SQLite file ("file:errand.db", or a path).
+func Open(url string) (Store, error) {
+	// A failed open is a nil Store, not a nil *pgStore inside a Store.
+	if IsPostgres(url) {
+		st, err := openPostgres(url)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := openSQLite(url)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// IsPostgres reports whether url names a PostgreSQL database.
+func IsPostgres(url string) bool {
+	l := strings.ToLower(url)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// sqliteStore is a SQLite database.
+type sqliteStore struct {
 	db     *sql.DB
 	writer chan struct{} // the write lock, see lockWrites
 
@@ -36,8 +109,9 @@ type Store struct {
 	closeOnce sync.Once
 }
 
-// Open opens the database named by url ("file:errand.db", or a path).
-func Open(url string) (*Store, error) {
+// openSQLite opens the SQLite database named by url ("file:errand.db", or a
+// path).
+func openSQLite(url string) (*sqliteStore, error) {
 	dsn := url
 	if !strings.HasPrefix(dsn, "file:") {
 		dsn = "file:" + dsn
@@ -62,7 +136,7 @@ func Open(url string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w (does its directory exist, and may errand write there?)", url, err)
 	}
-	return &Store{db: db, writer: make(chan struct{}, 1), saves: make(chan *saveReq), closed: make(chan struct{})}, nil
+	return &sqliteStore{db: db, writer: make(chan struct{}, 1), saves: make(chan *saveReq), closed: make(chan struct{})}, nil
 }
 
 // restrictFiles makes the database file, and the -wal, -shm and -journal
@@ -126,41 +200,29 @@ func dbPath(dsn string) (string, bool) {
 	return path, true
 }
 
-// Close closes the database.
-func (s *Store) Close() error {
+func (s *sqliteStore) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	return s.db.Close()
 }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *sqliteStore) Ping(ctx context.Context) error {
 	var one int
 	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
-// Migrate applies the migrations not yet applied, each in its own transaction.
-// It returns the versions it applied.
-func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+// Migrate applies each migration in its own transaction; SQLite's write lock
+// (an IMMEDIATE transaction) keeps two processes from applying one twice.
+func (s *sqliteStore) Migrate(ctx context.Context) ([]int, error) {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := migrationFiles(migrations, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(files)
 	var applied []int
-	for _, f := range files {
-		base := strings.TrimPrefix(f, "migrations/")
-		num, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if err != nil {
-			return applied, fmt.Errorf("store: migration %s: name must start with a number", base)
-		}
-		body, err := migrations.ReadFile(f)
-		if err != nil {
-			return applied, err
-		}
+	for _, m := range list {
+		version, base, body := m.version, m.name, m.body
 		err = s.tx(ctx, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
@@ -188,7 +250,42 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 
 var errAlreadyApplied = errors.New("already applied")
 
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+// migration is one numbered file of migrations.
+type migration struct {
+	version int
+	name    string
+	body    []byte
+}
+
+// migrationFiles lists dir's *.sql files in order of their number.
+func migrationFiles(fsys fs.FS, dir string) ([]migration, error) {
+	files, err := fs.Glob(fsys, dir+"/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var out []migration
+	for _, f := range files {
+		base := strings.TrimPrefix(f, dir+"/")
+		num, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("store: migration %s: name must start with a number", base)
+		}
+		body, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version, base, body})
+	}
+	return out, nil
+}
+
+// WatchOutbox returns when ctx ends: the relay of the one process that
+// writes this file is kicked in-process on every commit.
+func (s *sqliteStore) WatchOutbox(ctx context.Context, wake func(), failed func(error)) { <-ctx.Done() }
+
+func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := s.lockWrites(ctx); err != nil {
 		return err
 	}
@@ -208,7 +305,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // handler, which sleeps in growing steps (up to 100 ms) and makes a slow tail
 // under concurrent requests. Writers queue here instead, in order, and each
 // gets the lock as soon as the one before is done.
-func (s *Store) lockWrites(ctx context.Context) error {
+func (s *sqliteStore) lockWrites(ctx context.Context) error {
 	select {
 	case s.writer <- struct{}{}:
 		return nil
@@ -217,10 +314,10 @@ func (s *Store) lockWrites(ctx context.Context) error {
 	}
 }
 
-func (s *Store) unlockWrites() { <-s.writer }
+func (s *sqliteStore) unlockWrites() { <-s.writer }
 
 // exec runs one writing statement outside a transaction.
-func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+func (s *sqliteStore) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if err := s.lockWrites(ctx); err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ var ErrNotFound = errors.New("not found")
 // CreateUser saves u and queues jobs in one transaction: either the user and
 // every job are saved, or nothing is. It sets u.ID and the timestamps. jobs may
 // refer to the user's ID through build, which is called inside the transaction.
-func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]job.Envelope, error)) error {
+func (s *sqliteStore) CreateUser(ctx context.Context, u *User, build func(u *User) ([]job.Envelope, error)) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
@@ -60,7 +60,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User, build func(u *User) ([]
 // case, as the unique index does). Registration asks before hashing the
 // password, so a repeat costs no bcrypt work; the unique index still decides
 // a race.
-func (s *Store) EmailRegistered(ctx context.Context, email string) (bool, error) {
+func (s *sqliteStore) EmailRegistered(ctx context.Context, email string) (bool, error) {
 	var one int
 	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM users WHERE email = ? LIMIT 1`, email).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -73,7 +73,7 @@ func (s *Store) EmailRegistered(ctx context.Context, email string) (bool, error)
 }
 
 // GetUser returns the user with id.
-func (s *Store) GetUser(ctx context.Context, id int64) (*User, error) {
+func (s *sqliteStore) GetUser(ctx context.Context, id int64) (*User, error) {
 	var u User
 	var created, updated int64
 	err := s.db.QueryRowContext(ctx,
@@ -90,7 +90,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (*User, error) {
 }
 
 // CountUsers returns how many users are registered.
-func (s *Store) CountUsers(ctx context.Context) (int, error) {
+func (s *sqliteStore) CountUsers(ctx context.Context) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
 	return n, err
@@ -100,7 +100,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 // sales_rep) to the user with id and, in the same transaction, queues the jobs
 // build returns for the user as it was and as it is. It returns the updated
 // user.
-func (s *Store) UpdateUser(ctx context.Context, id int64, changed map[string]string, build func(before, after *User) ([]job.Envelope, error)) (*User, error) {
+func (s *sqliteStore) UpdateUser(ctx context.Context, id int64, changed map[string]string, build func(before, after *User) ([]job.Envelope, error)) (*User, error) {
 	var after *User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var u User
@@ -116,19 +116,8 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, changed map[string]str
 		}
 		u.CreatedAt, u.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 		before := u
-		for k, v := range changed {
-			switch k {
-			case "email":
-				u.Email = v
-			case "first_name":
-				u.FirstName = v
-			case "last_name":
-				u.LastName = v
-			case "sales_rep":
-				u.SalesRep = v
-			default:
-				return fmt.Errorf("store: update user: unknown field %q", k)
-			}
+		if err := applyChanges(&u, changed); err != nil {
+			return err
 		}
 		u.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, first_name = ?, last_name = ?, sales_rep = ?, updated_at = ? WHERE id = ?`,
@@ -146,4 +135,23 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, changed map[string]str
 		return insertJobs(ctx, tx, jobs)
 	})
 	return after, err
+}
+
+// applyChanges sets the changed fields of u.
+func applyChanges(u *User, changed map[string]string) error {
+	for k, v := range changed {
+		switch k {
+		case "email":
+			u.Email = v
+		case "first_name":
+			u.FirstName = v
+		case "last_name":
+			u.LastName = v
+		case "sales_rep":
+			u.SalesRep = v
+		default:
+			return fmt.Errorf("store: update user: unknown field %q", k)
+		}
+	}
+	return nil
 }

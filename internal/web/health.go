@@ -40,12 +40,12 @@ func (s *Server) handleReady() http.Handler {
 
 // outboxCollector reports the jobs waiting in the database for Redis.
 type outboxCollector struct {
-	st      *store.Store
+	st      store.Store
 	backlog *prometheus.Desc
 	lag     *prometheus.Desc
 }
 
-func newOutboxCollector(st *store.Store) *outboxCollector {
+func newOutboxCollector(st store.Store) *outboxCollector {
 	return &outboxCollector{
 		st:      st,
 		backlog: prometheus.NewDesc("errand_outbox_backlog", "Jobs saved in the database and not yet in Redis.", nil, nil),

@@ -32,7 +32,7 @@ const webTestToken = "web-test-token-0123456789"
 type webStack struct {
 	t     *testing.T
 	url   string
-	store *store.Store
+	store store.Store
 }
 
 func startWebStack(t *testing.T, hash func(string) (string, error), gate *hashGate) *webStack {

@@ -18,7 +18,7 @@ import (
 // Server holds what the handlers need.
 type Server struct {
 	Config   *config.Config
-	Store    *store.Store
+	Store    store.Store
 	Registry *job.Registry
 	Relay    *outbox.Relay
 	Redis    redis.UniversalClient

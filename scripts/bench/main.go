@@ -36,6 +36,7 @@ import (
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redisconn"
+	"github.com/errandhq/errand/internal/store/pgtest"
 	"github.com/errandhq/errand/jobs"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -67,6 +68,10 @@ type bench struct {
 	jobsConc, usersConc                                                     int
 	usersWorker                                                             bool
 	drainTimeout                                                            time.Duration
+
+	database string         // sqlite | postgres
+	pgSync   string         // PostgreSQL's synchronous_commit
+	pg       *pgtest.Server // with -database postgres: the bench's own PostgreSQL
 
 	ctl    *redis.Client              // one connection: INFO, FLUSHALL, polling
 	ctls   map[string][]*redis.Client // per target, one such client per server
@@ -112,6 +117,8 @@ func main() {
 	flag.DurationVar(&b.slowLatency, "slow-latency", 2*time.Second, "web: how late the slow third-party services answer")
 	flag.BoolVar(&b.usersWorker, "users-worker", true, "web: run bin/errand worker during POST /api/users, so its jobs really call the (slow) services")
 	flag.StringVar(&b.label, "label", "", "what is measured, e.g. the commit (printed and kept in the JSON)")
+	flag.StringVar(&b.database, "database", "sqlite", "the errand processes' database: sqlite (a file each) or postgres (a PostgreSQL server the bench starts, a fresh database each)")
+	flag.StringVar(&b.pgSync, "pg-synchronous-commit", "on", "with -database postgres: the server's synchronous_commit (on: each commit waits for its flush to disk; off: like SQLite's default synchronous=NORMAL, a power loss may lose the last moment's commits)")
 	only := flag.String("scenarios", "drain,limits,enqueue,latency,delayed,retry,memory,binary,web", "comma-separated scenarios to run")
 	flag.Parse()
 	if b.redisAddr == "" {
@@ -146,6 +153,26 @@ func main() {
 		}
 		b.workDir = d
 	}
+	switch b.database {
+	case "sqlite":
+	case "postgres":
+		// Durable, as in production: fsync on, and by default each commit
+		// waits for its flush.
+		pg, err := pgtest.Launch("fsync=on", "full_page_writes=on", "synchronous_commit="+b.pgSync)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cannot start PostgreSQL:", err)
+			os.Exit(1)
+		}
+		defer pg.Stop()
+		b.pg = pg
+		b.progress("PostgreSQL on %s (fsync=on, synchronous_commit=%s)", pg.Addr(), b.pgSync)
+	default:
+		fmt.Fprintln(os.Stderr, "bench: -database must be sqlite or postgres")
+		os.Exit(2)
+	}
+	if b.pg != nil {
+		b.set("database.postgres", 1) // the JSON says which database was measured
+	}
 	b.ctl = redis.NewClient(&redis.Options{Addr: b.redisAddr, PoolSize: 1, MinIdleConns: 0})
 	defer b.ctl.Close()
 	b.on, b.ctls = b.redisAddr, map[string][]*redis.Client{b.redisAddr: {b.ctl}}
@@ -174,6 +201,7 @@ func main() {
 		{"memory", b.scenarioMemory},
 		{"binary", b.scenarioBinaryWorker},
 		{"web", b.scenarioWeb},
+		{"web-jobs", b.scenarioWebJobs},
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -871,6 +899,31 @@ func (b *bench) scenarioWeb() error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// scenarioWebJobs is the POST /api/jobs part of scenarioWeb alone: the one
+// that writes to the database at load.
+func (b *bench) scenarioWebJobs() error {
+	if b.svc == nil {
+		s, err := startServices()
+		if err != nil {
+			return err
+		}
+		b.svc = s
+	}
+	return b.webJobs()
+}
+
+// databaseURL is database.url for the errand processes working in dir.
+func (b *bench) databaseURL(dir string) (string, error) {
+	if b.pg == nil {
+		return "file:" + filepath.Join(dir, "errand.db"), nil
+	}
+	name, err := b.pg.CreateDatabase()
+	if err != nil {
+		return "", err
+	}
+	return b.pg.URL(name), nil
 }
 
 func (b *bench) recordLoad(prefix string, st loadStats) {

@@ -191,6 +191,10 @@ func (b *bench) newEnv(name string, svc *services, serve, worker bool, workerArg
 		smtpPort = svc.smtpPort
 		extra = strings.ReplaceAll(servicesTOML, "SANDBOX", svc.httpURL)
 	}
+	dbURL, err := b.databaseURL(dir)
+	if err != nil {
+		return nil, err
+	}
 	cfg := fmt.Sprintf(`
 [redis]
 addr = %q
@@ -209,7 +213,7 @@ timeout = "15s"
 tokens = [%q]
 [log]
 level = %q
-`, b.redisAddr, httpAddr, e.base, "file:"+filepath.Join(dir, "errand.db"), smtpPort, benchToken, b.errandLogLevel) + extra
+`, b.redisAddr, httpAddr, e.base, dbURL, smtpPort, benchToken, b.errandLogLevel) + extra
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
