@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/sandbox"
+	"github.com/errandhq/errand/internal/slack/slacktest"
 	"github.com/errandhq/errand/internal/tidio"
 )
 
@@ -141,5 +143,24 @@ func TestDropResponse(t *testing.T) {
 	}
 	if c := sb.Calls("slack"); len(c) != 1 || c[0].Note != "(response dropped)" {
 		t.Fatalf("calls %+v", c)
+	}
+}
+
+// A fault with For applies to every call from its first until For has
+// passed, then is gone: a service throttling for the rest of its window.
+func TestFaultForLastsFromItsFirstCall(t *testing.T) {
+	s := sandbox.Of(slacktest.New("https://hooks.slack.com/services/T0/B0/x"))
+	post := func() int {
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, httptest.NewRequest("POST", "/services/T0/B0/x", strings.NewReader(`{"text":"hi"}`)))
+		return w.Code
+	}
+	s.AddFault(sandbox.Fault{Service: slacktest.Service, Status: 429, For: time.Second})
+	if a, b := post(), post(); a != 429 || b != 429 {
+		t.Fatalf("within its time: %d, %d", a, b)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if code := post(); code != 200 {
+		t.Fatalf("after its time: %d", code)
 	}
 }
