@@ -15,11 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// errand's fetcher takes jobs off Redis for the worker. It works on asynq's
-// own data layout, through the scripts of internal/rdb — the same lists, sets
-// and task hashes, moved through the same states — so asynq's recoverer,
-// forwarder, janitor and inspector, and the dashboard, see its jobs like any
-// other; what differs is how:
+// errand's fetcher takes jobs off Redis for the worker through internal/rdb,
+// on asynq's own layout (so asynq's tools and the dashboard see its jobs like
+// any other); what differs from asynq's processor is how:
 //
 //   - one round trip takes up to a batch of jobs from the worker's queues
 //     (asynq takes one job per round trip and, when a queue is empty, spends

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/errandhq/errand/internal/rdb/taskmsg"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -27,7 +28,7 @@ type Task struct {
 }
 
 func (t Task) message() []byte {
-	return encodeMessage(Message{
+	return taskmsg.Encode(Message{
 		Type: t.Type, Payload: t.Payload, Headers: t.Headers, ID: t.ID, Queue: t.Queue,
 		Retry:     t.Retry,
 		Timeout:   int64(t.Timeout / time.Second),

@@ -26,7 +26,7 @@ func QueueKeyPrefix(q string) string { return "asynq:{" + q + "}:" }
 func TaskKeyPrefix(q string) string { return QueueKeyPrefix(q) + "t:" }
 
 // TaskKey is the hash holding task id of queue q: fields msg (the stored
-// message, see message.go), state, pending_since, and for grouped tasks
+// message, see internal/rdb/taskmsg), state, pending_since, and for grouped tasks
 // group, for unique ones unique_key.
 func TaskKey(q, id string) string { return TaskKeyPrefix(q) + id }
 

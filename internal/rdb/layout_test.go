@@ -27,11 +27,12 @@ import (
 // means, before changing rdb.AsynqVersion:
 //
 //  1. diff the new release's internal/rdb/rdb.go against the scripts named
-//     in rdb's comments (enqueueCmd, scheduleCmd, dequeueCmd, doneCmd,
-//     markAsCompleteCmd, retryCmd, archiveCmd, requeueCmd, forwardCmd,
-//     ExtendLease) and internal/base/base.go's key builders against keys.go;
+//     in rdb's comments and lua/ files (enqueueCmd, scheduleCmd, dequeueCmd,
+//     doneCmd, markAsCompleteCmd, retryCmd, archiveCmd, requeueCmd,
+//     forwardCmd, ExtendLease) and internal/base/base.go's key builders
+//     against keys.go;
 //  2. diff internal/proto/asynq.proto's TaskMessage field numbers against
-//     message.go;
+//     internal/rdb/taskmsg;
 //  3. copy the new dequeueCmd into silence.go (asynqDequeue) if it changed;
 //  4. check LeaseDuration, statsTTL and the archive limits in rdb.go;
 //  5. run this package's tests: each state is read back through asynq's

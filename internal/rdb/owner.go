@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"time"
 
@@ -32,30 +33,13 @@ const workerForgotten = 3 * LeaseDuration
 // The RDB of New leases in no one's name.
 func (r *RDB) AsWorker(worker string) *RDB { return &RDB{c: r.c, owner: worker} }
 
-// extendScript extends the leases of the jobs of one queue that a worker
-// still holds (asynq v0.26.0's ExtendLease, a ZADD XX, with the owner
-// checked), and records the worker as seen.
-//
-// KEYS[1] -> asynq:{<q>}:lease
-// KEYS[2] -> errand:{<q>}:owners (OwnersKey)
-// KEYS[3] -> errand:{<q>}:workers (WorkersKey)
-// ARGV[1] -> the new lease end, Unix s
-// ARGV[2] -> now, Unix s
-// ARGV[3] -> the worker ("" for none)
-// ARGV[4..] -> the job ids
-//
-// Returns how many lease ends it moved.
-var extendScript = redis.NewScript(`
-local n = 0
-for i = 4, #ARGV do
-	local id = ARGV[i]
-	if (redis.call('HGET', KEYS[2], id) or '') == ARGV[3] then
-		n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], id)
-	end
-end
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) end
-return n
-`)
+//go:embed lua/extend.lua
+var extendLua string
+
+// extendScript extends the leases of the jobs of one queue that a worker still
+// holds (asynq v0.26.0's ExtendLease, with the owner checked). Its KEYS and
+// ARGV are listed in lua/extend.lua.
+var extendScript = redis.NewScript(extendLua)
 
 // ExtendLeases moves the lease end of running jobs (ids by queue) to until,
 // in one round trip, one script per queue: only jobs still leased to r's

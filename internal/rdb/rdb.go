@@ -1,19 +1,19 @@
 // Package rdb is the one place that knows asynq's private Redis layout (the
 // release named by AsynqVersion): its key names (keys.go), its stored task
-// message (message.go), the Lua scripts errand runs on that layout instead of
-// asynq's, each beside its Go wrapper, and the Inspector that reads it back
-// for the API and the CLI, with the one mapping of asynq's task states to
-// errand's.
+// message (read and written by its sub-package taskmsg), the Lua scripts errand
+// runs on that layout instead of asynq's (each in lua/, embedded beside its Go
+// wrapper), and the Inspector that reads it back for the API and the CLI, with
+// the one mapping of asynq's task states to errand's.
 //
 // errand writes and moves jobs through the same lists, sets and task hashes as
 // asynq, in the same states, so asynq's own background duties (its recoverer,
 // forwarder, janitor, group aggregator), its Inspector and the dashboard work
 // on errand's jobs as on any other. Each script comments which asynq script it
-// mirrors and lists its KEYS and ARGV. Every key a script touches is a KEY it
-// is given, or is built inside it from a KEY prefix it is given (a task hash
-// named by an id the script pops): all of one queue, in one hash slot, so the
-// scripts run on Redis Cluster. No script touches two queues: work on several
-// queues is one script per queue, sent in one pipeline.
+// mirrors and lists its KEYS and ARGV at its top. Every key a script touches is
+// a KEY it is given, or is built inside it from a KEY prefix it is given (a
+// task hash named by an id the script pops): all of one queue, in one hash
+// slot, so the scripts run on Redis Cluster. No script touches two queues: work
+// on several queues is one script per queue, sent in one pipeline.
 //
 // The API takes plain values (ids, types, queues, payload bytes, instants), so
 // this package knows nothing of errand's job types.

@@ -2,9 +2,11 @@ package rdb
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"time"
 
+	"github.com/errandhq/errand/internal/rdb/taskmsg"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -12,90 +14,21 @@ import (
 // (asynq's ErrLeaseExpired text, so asynq's tools show the same).
 const LeaseLost = "asynq: task lease expired"
 
-// lostScript lists the jobs of one queue a recoverer may put back: those
-// whose lease ended, and those leased to a worker known dead; then it forgets
-// those workers when it found all their jobs. It moves nothing: the stored
-// messages are rewritten in Go, then recoverScript moves the jobs.
-//
-// KEYS[1] -> asynq:{<q>}:lease
-// KEYS[2] -> errand:{<q>}:owners (OwnersKey)
-// KEYS[3] -> asynq:{<q>}:t: (the task hashes: this prefix and an id)
-// KEYS[4] -> errand:{<q>}:workers (WorkersKey)
-// ARGV[1] -> the latest lease end that has passed, Unix s
-// ARGV[2] -> how many jobs to list at most
-// ARGV[3..] -> the workers known dead
-//
-// Returns {id, owner, msg, …}; msg is "" for a task hash that is gone.
-var lostScript = redis.NewScript(`
-local limit = tonumber(ARGV[2])
-local out, seen = {}, {}
-local function add(id)
-	if seen[id] then return end
-	seen[id] = true
-	out[#out + 1] = id
-	out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
-	out[#out + 1] = redis.call('HGET', KEYS[3] .. id, 'msg') or ''
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)) do add(id) end
-if #ARGV > 2 then
-	local dead = {}
-	for i = 3, #ARGV do dead[ARGV[i]] = true end
-	local owners = redis.call('HGETALL', KEYS[2])
-	for i = 1, #owners, 2 do
-		if #out >= 3 * limit then return out end
-		if dead[owners[i + 1]] and redis.call('ZSCORE', KEYS[1], owners[i]) then add(owners[i]) end
-	end
-	redis.call('ZREM', KEYS[4], unpack(ARGV, 3))
-end
-return out
-`)
+//go:embed lua/lost.lua
+var lostLua string
 
-// recoverScript puts back lost jobs of one queue, each as a used attempt to
-// run again at once with its id: asynq v0.26.0's recoverer (its retryCmd with
-// the forwarder's move folded in), for many jobs at once. A job is moved only
-// if it is still leased to the owner lostScript saw and that lease has ended
-// or that owner is dead: a worker that renewed meanwhile keeps its job.
-//
-// KEYS[1] -> asynq:{<q>}:active
-// KEYS[2] -> asynq:{<q>}:lease
-// KEYS[3] -> errand:{<q>}:owners (OwnersKey)
-// KEYS[4] -> asynq:{<q>}:pending
-// KEYS[5] -> asynq:{<q>}:processed:<yyyy-mm-dd>
-// KEYS[6] -> asynq:{<q>}:failed:<yyyy-mm-dd>
-// KEYS[7] -> asynq:{<q>}:processed
-// KEYS[8] -> asynq:{<q>}:failed
-// KEYS[9] -> asynq:{<q>}:t: (the task hashes: this prefix and an id)
-// ARGV[1] -> the latest lease end that has passed, Unix s
-// ARGV[2] -> now, Unix ns (pending_since)
-// ARGV[3] -> when the day's counters expire, Unix s
-// ARGV[4] -> the queue's name, for the wake-up
-// ARGV[5] -> d, how many workers are known dead
-// ARGV[6..5+d] -> those workers
-// ARGV[6+d..] -> per job three: id, its owner as listed, the updated message
-//
-// Returns how many jobs it put back.
-var recoverScript = newScript(luaCountFailure + `
-local d = tonumber(ARGV[5])
-local dead = {}
-for i = 6, 5 + d do dead[ARGV[i]] = true end
-local n = 0
-for a = 6 + d, #ARGV, 3 do
-	local id, owner = ARGV[a], ARGV[a + 1]
-	local ends = redis.call('ZSCORE', KEYS[2], id)
-	if ends and (redis.call('HGET', KEYS[3], id) or '') == owner
-		and (tonumber(ends) <= tonumber(ARGV[1]) or (owner ~= '' and dead[owner]))
-		and redis.call('LREM', KEYS[1], 0, id) > 0 then
-		redis.call('ZREM', KEYS[2], id)
-		redis.call('HDEL', KEYS[3], id)
-		redis.call('LPUSH', KEYS[4], id)
-		redis.call('HSET', KEYS[9] .. id, 'msg', ARGV[a + 2], 'state', 'pending', 'pending_since', ARGV[2])
-		countFailure(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[3])
-		n = n + 1
-	end
-end
-if n > 0 then redis.call('PUBLISH', WAKE, 'job:' .. ARGV[4]) end
-return n
-`)
+// lostScript lists the jobs of one queue a recoverer may put back, and forgets
+// the dead workers whose jobs it found all of. Its KEYS and ARGV are listed in
+// lua/lost.lua.
+var lostScript = redis.NewScript(lostLua)
+
+//go:embed lua/recover.lua
+var recoverLua string
+
+// recoverScript puts back lost jobs of one queue, each as a used attempt to run
+// again at once: asynq v0.26.0's recoverer, for many jobs at once. Its KEYS and
+// ARGV are listed in lua/recover.lua.
+var recoverScript = newScript(luaCountFailure + recoverLua)
 
 // Recover puts back the jobs of queues whose worker was lost — their lease
 // ended before now (a living worker extends its leases well before they
@@ -173,11 +106,11 @@ func (r *RDB) Recover(ctx context.Context, queues []string, now time.Time, dead 
 		jobs := 0
 		for k := 0; k+2 < len(res); k += 3 {
 			raw := []byte(res[k+2])
-			msg, err := decodeMessage(raw)
+			msg, err := taskmsg.Decode(raw)
 			if len(raw) == 0 || err != nil {
 				continue // gone meanwhile, or not errand's to rewrite: asynq's recoverer takes it
 			}
-			args = append(args, res[k], res[k+1], withFailure(raw, msg.Retried+1, LeaseLost, stamp.Unix()))
+			args = append(args, res[k], res[k+1], taskmsg.WithFailure(raw, msg.Retried+1, LeaseLost, stamp.Unix()))
 			jobs++
 		}
 		if jobs == 0 {

@@ -1,4 +1,8 @@
-package rdb
+// Package taskmsg reads and writes the task message asynq stores in a task
+// hash (field msg): the protobuf TaskMessage of asynq v0.26.0, the release
+// internal/rdb names. It knows no keys and runs no scripts; internal/rdb reads
+// the bytes from Redis and writes them back through it.
+package taskmsg
 
 import (
 	"errors"
@@ -10,7 +14,7 @@ import (
 )
 
 // Message is the part of asynq's stored task message (a protobuf, field msg
-// of the task hash, see TaskKey) that errand reads and writes. The field
+// of the task hash, see rdb.TaskKey) that errand reads and writes. The field
 // numbers are asynq v0.26.0's wire format (TaskMessage in its
 // internal/proto/asynq.proto); encoding it here spares errand a generated
 // copy of a proto file asynq keeps private.
@@ -45,9 +49,9 @@ const (
 
 var errBadMessage = errors.New("task message: malformed")
 
-// decodeMessage reads a stored task message. Fields it does not use are
+// Decode reads a stored task message. Fields it does not use are
 // skipped; a field given twice keeps its last value, as protobuf decoders do.
-func decodeMessage(b []byte) (Message, error) {
+func Decode(b []byte) (Message, error) {
 	var m Message
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -113,9 +117,9 @@ func decodeMessage(b []byte) (Message, error) {
 	return m, nil
 }
 
-// encodeMessage writes a task message as asynq stores it (zero fields left
+// Encode writes a task message as asynq stores it (zero fields left
 // out, as protobuf does).
-func encodeMessage(m Message) []byte {
+func Encode(m Message) []byte {
 	b := make([]byte, 0, 64+len(m.Type)+len(m.Payload)+len(m.ID)+len(m.Queue)+32*len(m.Headers))
 	str := func(num protowire.Number, v string) {
 		if v != "" {
@@ -175,18 +179,19 @@ func decodeMapEntry(b []byte) (key, val string, err error) {
 	return key, val, nil
 }
 
-// The updates errand writes back when a job completes or fails replace single fields in the
-// stored bytes: the other fields, including any this code does not know,
-// are kept as they are.
+// The updates errand writes back when a job completes or fails replace single
+// fields in the stored bytes: the other fields, including any this code does
+// not know, are kept as they are.
 
-func withCompleted(msg []byte, at int64) []byte {
+// WithCompleted records when the job completed.
+func WithCompleted(msg []byte, at int64) []byte {
 	out := withoutFields(msg, fieldCompletedAt)
 	out = protowire.AppendTag(out, fieldCompletedAt, protowire.VarintType)
 	return protowire.AppendVarint(out, uint64(at))
 }
 
-// withFailure records a failed attempt; retried < 0 leaves the count as is.
-func withFailure(msg []byte, retried int, errMsg string, at int64) []byte {
+// WithFailure records a failed attempt; retried < 0 leaves the count as is.
+func WithFailure(msg []byte, retried int, errMsg string, at int64) []byte {
 	drop := []protowire.Number{fieldErrorMsg, fieldLastFailed}
 	if retried >= 0 {
 		drop = append(drop, fieldRetried)

@@ -1,4 +1,4 @@
-package rdb
+package taskmsg
 
 import "testing"
 
@@ -7,26 +7,26 @@ import "testing"
 func TestMessageFieldUpdates(t *testing.T) {
 	m := Message{Type: "ops:noop", Payload: []byte(`{"a":1}`), ID: "X", Queue: "default",
 		Retry: 5, Timeout: 65, Retention: 86400, Headers: map[string]string{"k": "v", "b": "c"}}
-	raw := encodeMessage(m)
-	got, err := decodeMessage(raw)
+	raw := Encode(m)
+	got, err := Decode(raw)
 	if err != nil || got.Type != m.Type || string(got.Payload) != string(m.Payload) || got.ID != "X" ||
 		got.Queue != "default" || got.Retry != 5 || got.Timeout != 65 || got.Retention != 86400 || got.Headers["k"] != "v" || got.Headers["b"] != "c" {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
-	once := withFailure(raw, 1, "boom", 1_800_000_000)
-	twice := withFailure(once, 2, "boom", 1_800_000_100)
+	once := WithFailure(raw, 1, "boom", 1_800_000_000)
+	twice := WithFailure(once, 2, "boom", 1_800_000_100)
 	if len(twice) != len(once) {
 		t.Fatalf("the message grew from %d to %d bytes on the second failure", len(once), len(twice))
 	}
-	got, err = decodeMessage(twice)
+	got, err = Decode(twice)
 	if err != nil || got.Retried != 2 || got.Type != m.Type || got.Headers["k"] != "v" {
 		t.Fatalf("after two failures: %+v, %v", got, err)
 	}
-	kept := withFailure(twice, -1, "again", 300)
-	if got, _ := decodeMessage(kept); got.Retried != 2 {
+	kept := WithFailure(twice, -1, "again", 300)
+	if got, _ := Decode(kept); got.Retried != 2 {
 		t.Fatalf("a failure that does not count changed the count to %d", got.Retried)
 	}
-	if _, err := decodeMessage([]byte{0xff, 0xff}); err == nil {
+	if _, err := Decode([]byte{0xff, 0xff}); err == nil {
 		t.Fatal("garbage decoded")
 	}
 }
