@@ -82,7 +82,7 @@ func TestRelayClusterWithoutReplicas(t *testing.T) {
 // their rows (no replica acknowledged them), while it deleted those of a
 // queue on another master, whose replica has them; it relays the kept rows
 // again: none is lost, and each is queued once.
-func TestClusterFailoverLosesNoUnreplicatedJob(t *testing.T) {
+func TestRelayClusterKeepsRowsPerMaster(t *testing.T) {
 	nodes := redistest.StartCluster(t, 3, redistest.WithReplicas(), redistest.NodeTimeout(2*time.Second))
 	master := nodes.Server(nodes.NodeOf(rdb.PendingKey("default")))
 	replica := nodes.ReplicaOf(master)
