@@ -52,26 +52,41 @@ func otherQueue(t *testing.T, nodes *redistest.Nodes, reg *job.Registry, q strin
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// On a cluster whose masters have no replica, the relay does not wait: a
-// WAIT there would answer 0 replicas and keep the rows, yet one relay round
-// deletes them all, on both nodes.
-func TestRelayClusterWithoutReplicas(t *testing.T) {
+// The relay waits only for the masters that have a replica. Queue default's
+// master has none: a WAIT there would answer 0 replicas and keep the rows,
+// yet they go in the first round, while the rows of a queue whose master's
+// replica is paused, in the same batch, stay until that replica has them.
+func TestRelayClusterWaitsOnlyForMastersWithReplicas(t *testing.T) {
 	nodes := redistest.StartCluster(t, 3)
 	st, reg := outboxOf(t, 0)
 	other := otherQueue(t, nodes, reg, "default")
+	replica := nodes.AddReplica(nodes.Server(nodes.NodeOf(rdb.PendingKey(other))))
 	addJobs(t, st, reg, "default", 20)
-	addJobs(t, st, reg, other, 20)
+	otherIDs := addJobs(t, st, reg, other, 20)
 	relay := outbox.NewRelay(st, queue.NewClient(reg, nodes.Client()), quiet())
-	relay.WaitForReplica(nodes.Client(), 2*time.Second, false)
+	relay.WaitForReplica(nodes.Client(), 500*time.Millisecond, false)
+
+	replica.Pause()
 	if moved, err := relay.RelayOnce(t.Context()); err != nil || moved != 40 {
 		t.Fatalf("relayed %d (%v), want 40", moved, err)
 	}
-	if got := backlog(t, st); got != 0 {
-		t.Fatalf("outbox holds %d after relaying to masters without replicas, want 0 (no wait)", got)
+	if got := backlog(t, st); got != 20 {
+		t.Fatalf("outbox holds %d, want the 20 of %s, whose master's replica is paused (default's master has no replica: not waited for)", got, other)
 	}
-	for _, q := range []string{"default", other} {
-		if n := nodes.Client().LLen(t.Context(), rdb.PendingKey(q)).Val(); n != 20 {
-			t.Fatalf("queue %s holds %d jobs, want 20", q, n)
+	for _, id := range otherIDs {
+		if e, err := st.OutboxJob(t.Context(), id); err != nil || e == nil {
+			t.Fatalf("job %s of %s is not in the outbox (%v): deleted before a replica had it", id, other, err)
+		}
+	}
+	replica.Resume()
+	// The kept rows come back when their lease ends (10 s).
+	waitUntil(t, "the rows of "+other+" to be relayed again and deleted", func() bool {
+		_, _ = relay.RelayOnce(t.Context())
+		return backlog(t, st) == 0
+	})
+	for q, want := range map[string]int64{"default": 20, other: 20} {
+		if n := nodes.Client().LLen(t.Context(), rdb.PendingKey(q)).Val(); n != want {
+			t.Fatalf("queue %s holds %d jobs, want %d", q, n, want)
 		}
 	}
 }

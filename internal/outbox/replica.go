@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/queue"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -65,7 +67,8 @@ func (r *Relay) enqueue(ctx context.Context, batch []job.Envelope) ([]error, []b
 		errs, confirmed := r.client.EnqueueManyWaitNodes(ctx, batch, r.replica.timeout, r.replica.nodeHasReplica)
 		var queues []string
 		for i, ok := range confirmed {
-			if !ok && errs[i] == nil && !slices.Contains(queues, batch[i].Queue) {
+			written := errs[i] == nil || errors.Is(errs[i], queue.ErrDuplicate)
+			if !ok && written && !slices.Contains(queues, batch[i].Queue) {
 				queues = append(queues, batch[i].Queue)
 			}
 		}

@@ -22,8 +22,9 @@ import (
 type Nodes struct {
 	tb      testing.TB
 	servers []*Server // the masters
-	// replicas maps a master to its replica (WithReplicas).
-	replicas map[*Server]*Server
+	// replicas maps a master to its replica (WithReplicas, AddReplica).
+	replicas    map[*Server]*Server
+	nodeTimeout time.Duration
 
 	mu     sync.Mutex
 	client *redis.ClusterClient
@@ -56,7 +57,7 @@ func StartCluster(tb testing.TB, masters int, opts ...ClusterOption) *Nodes {
 	if co.replicas {
 		total, replicas = 2*masters, "1"
 	}
-	n := &Nodes{tb: tb}
+	n := &Nodes{tb: tb, nodeTimeout: co.nodeTimeout}
 	tb.Cleanup(n.cleanup) // runs after the servers are killed; closing needs none of them
 	var all []*Server
 	addrs := make([]string, total)

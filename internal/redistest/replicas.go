@@ -58,35 +58,83 @@ func (n *Nodes) sortRoles(ctx context.Context, all []*Server) {
 		if r == nil {
 			n.tb.Fatalf("redistest: master %s has no replica", m.Addr())
 		}
-		// The master learns of its replica by gossip, after the replica
-		// follows it: wait until its table of the cluster says so too.
-		id, err := r.Client().ClusterMyID(ctx).Result()
-		if err != nil {
-			n.tb.Fatalf("redistest: CLUSTER MYID on %s: %v", r.Addr(), err)
+		n.waitReplica(ctx, m, r)
+	}
+}
+
+// waitReplica waits until replica r is in sync with master m and m's table
+// of the cluster lists it.
+func (n *Nodes) waitReplica(ctx context.Context, m, r *Server) {
+	n.tb.Helper()
+	// The master learns of its replica by gossip, after the replica
+	// follows it: wait until its table of the cluster says so too.
+	id, err := r.Client().ClusterMyID(ctx).Result()
+	if err != nil {
+		n.tb.Fatalf("redistest: CLUSTER MYID on %s: %v", r.Addr(), err)
+	}
+	for {
+		nodes, err := m.Client().ClusterNodes(ctx).Result()
+		if err == nil && listsReplica(nodes, id) {
+			break
 		}
-		for {
-			nodes, err := m.Client().ClusterNodes(ctx).Result()
-			if err == nil && listsReplica(nodes, id) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				n.tb.Fatalf("redistest: master %s does not list its replica %s within %s: %v\n%s", m.Addr(), r.Addr(), clusterTimeout, err, nodes)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		for {
-			info, err := r.Client().Info(ctx, "replication").Result()
-			if err == nil && field(info, "master_link_status") == "up" {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				n.tb.Fatalf("redistest: replica %s not in sync with %s within %s: %v\n%s", r.Addr(), m.Addr(), clusterTimeout, err, info)
-			case <-time.After(50 * time.Millisecond):
-			}
+		select {
+		case <-ctx.Done():
+			n.tb.Fatalf("redistest: master %s does not list its replica %s within %s: %v\n%s", m.Addr(), r.Addr(), clusterTimeout, err, nodes)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	for {
+		info, err := r.Client().Info(ctx, "replication").Result()
+		if err == nil && field(info, "master_link_status") == "up" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			n.tb.Fatalf("redistest: replica %s not in sync with %s within %s: %v\n%s", r.Addr(), m.Addr(), clusterTimeout, err, info)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// AddReplica starts one more cluster node and makes it a replica of master,
+// a master of the cluster that has none: a cluster where some masters have
+// a replica and others do not. It returns when the replica is in sync.
+func (n *Nodes) AddReplica(master *Server) *Server {
+	n.tb.Helper()
+	if n.replicas[master] != nil {
+		n.tb.Fatalf("redistest: %s has a replica already", master.Addr())
+	}
+	r := Start(n.tb, Cluster(), func(o *options) { o.member, o.nodeTimeout = true, n.nodeTimeout })
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	id, err := master.Client().ClusterMyID(ctx).Result()
+	if err != nil {
+		n.tb.Fatalf("redistest: CLUSTER MYID on %s: %v", master.Addr(), err)
+	}
+	// The bus port is given: it is not port+10000 here (clusterArgs).
+	if err := r.Client().Do(ctx, "CLUSTER", "MEET", "127.0.0.1", master.port, master.bus).Err(); err != nil {
+		n.tb.Fatalf("redistest: CLUSTER MEET from %s: %v", r.Addr(), err)
+	}
+	// CLUSTER REPLICATE needs the master known to the new node first.
+	for {
+		nodes, err := r.Client().ClusterNodes(ctx).Result()
+		if err == nil && strings.Contains(nodes, id+" ") {
+			if err = r.Client().ClusterReplicate(ctx, id).Err(); err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			n.tb.Fatalf("redistest: %s cannot follow %s within %s: %v\n%s", r.Addr(), master.Addr(), clusterTimeout, err, nodes)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if n.replicas == nil {
+		n.replicas = map[*Server]*Server{}
+	}
+	n.replicas[master] = r
+	n.waitReplica(ctx, master, r)
+	return r
 }
 
 // field reads "name:value" from an INFO answer.
