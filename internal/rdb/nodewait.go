@@ -132,17 +132,7 @@ func (r *RDB) enqueueNode(ctx context.Context, ts []Task, after ...func(redis.Pi
 		calls[i] = r.enqueueCall(t, now)
 	}
 	r.runPipelined(ctx, calls, nil, after...)
-	errs := make([]error, len(ts))
-	for i, c := range calls {
-		n, err := c.cmd.Int()
-		switch {
-		case err != nil:
-			errs[i] = fmt.Errorf("enqueue %s %s: %w", ts[i].Type, ts[i].ID, err)
-		case n == 0:
-			errs[i] = ErrDuplicate
-		}
-	}
-	return errs
+	return enqueued(ts, calls)
 }
 
 // enqueueNodeWait is enqueueNode ending each round trip with an INCR of
