@@ -59,10 +59,8 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 
 	client := queue.NewClient(a.reg, a.rdb)
 	relay := outbox.NewRelay(st, client, a.log)
-	if cfg.Redis.Mode != config.RedisCluster {
-		// On a cluster WAIT is per node; the relay does not wait there.
-		relay.WaitForReplica(a.rdb, cfg.Redis.ReplicaWait, cfg.Redis.Mode == config.RedisSentinel)
-	}
+	// On a cluster the relay waits master by master (outbox/nodes.go).
+	relay.WaitForReplica(a.rdb, cfg.Redis.ReplicaWait, cfg.Redis.Mode == config.RedisSentinel)
 	var wg sync.WaitGroup
 	rctx, stopRelay := context.WithCancel(context.Background())
 	wg.Add(1)

@@ -35,7 +35,8 @@ type Redis struct {
 	DB               int    `koanf:"db"`
 	// ReplicaWait is how long the outbox relay waits for a replica to confirm
 	// the jobs it wrote (WAIT 1) before it deletes them from the outbox; 0
-	// deletes at once. Without a connected replica it does not wait.
+	// deletes at once. Without a connected replica (standalone) or any
+	// replica (a Cluster master) it does not wait.
 	ReplicaWait time.Duration `koanf:"replica_wait"`
 	TLS         bool          `koanf:"tls"`
 	// TLSCAFile names a PEM file of CAs to trust for Redis's certificate, on

@@ -111,10 +111,12 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	deleted := sent
-	if !confirmed {
-		// Not in a replica yet: the rows come back after the lease.
-		deleted = nil
+	// A row whose jobs no replica has yet comes back after the lease.
+	deleted := make([]string, 0, len(sent))
+	for i, e := range batch {
+		if confirmed[i] && (errs[i] == nil || errors.Is(errs[i], queue.ErrDuplicate)) {
+			deleted = append(deleted, e.ID)
+		}
 	}
 	if err := r.box.DeleteOutbox(dctx, deleted); err != nil {
 		// The jobs are in Redis; the rows come back after the lease and are

@@ -2,12 +2,15 @@ package outbox
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/queue"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,41 +24,71 @@ type replicaWait struct {
 	rdb     redis.UniversalClient
 	timeout time.Duration
 	always  bool // wait even with no replica connected
+	cluster bool // wait per master (nodes.go)
 
 	mu       sync.Mutex
 	checked  time.Time
 	replicas bool
 	warned   time.Time
+	nodes    map[string]nodeCheck // per Cluster master address
 }
 
 // WaitForReplica makes the relay delete outbox rows only once a replica of
-// rdb (a standalone or Sentinel-managed master, not a Cluster) has
-// acknowledged their jobs, waiting up to timeout per batch (WAIT 1); rows
-// not acknowledged stay and are relayed again when their lease ends, and
-// the job's id refuses the duplicate. A master without connected replicas
-// is not waited for, unless always: under Sentinel a failover may promote a
-// replica that is disconnected now, and it would not have the jobs. Call
-// before Run.
+// rdb has acknowledged their jobs, waiting up to timeout per batch (WAIT 1);
+// rows not acknowledged stay and are relayed again when their lease ends,
+// and the job's id refuses the duplicate. A standalone master without
+// connected replicas is not waited for, unless always: under Sentinel a
+// failover may promote a replica that is disconnected now, and it would not
+// have the jobs. On a Redis Cluster (rdb a *redis.ClusterClient) each master
+// that took jobs is waited for on its own, and a row is deleted once the
+// master of its queue confirmed; a master the cluster gives no replica is
+// not waited for, one whose replica is down is (the cluster may promote
+// that replica when the master fails). Call before Run.
 func (r *Relay) WaitForReplica(rdb redis.UniversalClient, timeout time.Duration, always bool) {
 	if timeout > 0 {
-		r.replica = &replicaWait{rdb: rdb, timeout: timeout, always: always}
+		_, cluster := rdb.(*redis.ClusterClient)
+		r.replica = &replicaWait{rdb: rdb, timeout: timeout, always: always, cluster: cluster}
 	}
 }
 
-// enqueue writes batch and tells whether its rows may be deleted.
-func (r *Relay) enqueue(ctx context.Context, batch []job.Envelope) ([]error, bool) {
-	if r.replica == nil || !r.replica.hasReplica(ctx) {
-		return r.client.EnqueueMany(ctx, batch), true
+// enqueue writes batch and tells, per row, whether it may be deleted.
+func (r *Relay) enqueue(ctx context.Context, batch []job.Envelope) ([]error, []bool) {
+	confirmed := make([]bool, len(batch))
+	all := func(ok bool) []bool {
+		for i := range confirmed {
+			confirmed[i] = ok
+		}
+		return confirmed
+	}
+	switch {
+	case r.replica == nil:
+		return r.client.EnqueueMany(ctx, batch), all(true)
+	case r.replica.cluster:
+		errs, confirmed := r.client.EnqueueManyWaitNodes(ctx, batch, r.replica.timeout, r.replica.nodeHasReplica)
+		var queues []string
+		for i, ok := range confirmed {
+			written := errs[i] == nil || errors.Is(errs[i], queue.ErrDuplicate)
+			if !ok && written && !slices.Contains(queues, batch[i].Queue) {
+				queues = append(queues, batch[i].Queue)
+			}
+		}
+		if len(queues) > 0 && r.replica.warn() {
+			r.log.Warn("outbox relay: no replica of their Cluster master acknowledged the jobs within redis.replica_wait; they run, and stay in the outbox until a replica has them (relayed again when their lease ends, refused as duplicates)",
+				"queues", strings.Join(queues, ","), "replica_wait", r.replica.timeout.String())
+		}
+		return errs, confirmed
+	case !r.replica.hasReplica(ctx):
+		return r.client.EnqueueMany(ctx, batch), all(true)
 	}
 	errs, acked := r.client.EnqueueManyWait(ctx, batch, r.replica.timeout)
 	if acked > 0 {
-		return errs, true
+		return errs, all(true)
 	}
 	if r.replica.warn() {
 		r.log.Warn("outbox relay: no replica acknowledged the jobs within redis.replica_wait; they run, and stay in the outbox until a replica has them (relayed again when their lease ends, refused as duplicates)",
 			"jobs", len(batch), "replica_wait", r.replica.timeout.String())
 	}
-	return errs, false
+	return errs, all(false)
 }
 
 // warn tells whether to log a batch no replica acknowledged: once every

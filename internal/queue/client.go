@@ -85,6 +85,34 @@ func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
 // replica to acknowledge the writes (WAIT 1), and returns how many did: the
 // outbox relay keeps its rows until one has them. Not for Redis Cluster.
 func (c *Client) EnqueueManyWait(ctx context.Context, es []job.Envelope, wait time.Duration) ([]error, int64) {
+	var acked int64
+	errs := c.enqueueTasks(es, func(ts []rdb.Task, _ []int) []error {
+		var written []error
+		written, acked = c.rdb.EnqueueManyWait(ctx, ts, wait)
+		return written
+	})
+	return errs, acked
+}
+
+// EnqueueManyWaitNodes is EnqueueManyWait for Redis Cluster (see
+// rdb.EnqueueManyWaitNodes): it tells per envelope whether the master
+// serving its queue had a replica acknowledge it, or was not waited for
+// (waits false).
+func (c *Client) EnqueueManyWaitNodes(ctx context.Context, es []job.Envelope, wait time.Duration, waits rdb.WaitsFor) ([]error, []bool) {
+	confirmed := make([]bool, len(es))
+	errs := c.enqueueTasks(es, func(ts []rdb.Task, at []int) []error {
+		written, ok := c.rdb.EnqueueManyWaitNodes(ctx, ts, wait, waits)
+		for k, i := range at {
+			confirmed[i] = ok[k]
+		}
+		return written
+	})
+	return errs, confirmed
+}
+
+// enqueueTasks turns es into tasks and writes those that are valid with
+// write, returning one error per envelope.
+func (c *Client) enqueueTasks(es []job.Envelope, write func(ts []rdb.Task, at []int) []error) []error {
 	errs := make([]error, len(es))
 	ts := make([]rdb.Task, 0, len(es))
 	at := make([]int, 0, len(es)) // es index of each task
@@ -98,16 +126,15 @@ func (c *Client) EnqueueManyWait(ctx context.Context, es []job.Envelope, wait ti
 		at = append(at, i)
 	}
 	if len(ts) == 0 {
-		return errs, 0
+		return errs
 	}
-	written, acked := c.rdb.EnqueueManyWait(ctx, ts, wait)
-	for k, err := range written {
+	for k, err := range write(ts, at) {
 		if err != nil && !errors.Is(err, ErrDuplicate) {
 			err = fmt.Errorf("queue: %w", err)
 		}
 		errs[at[k]] = err
 	}
-	return errs, acked
+	return errs
 }
 
 // task is e as a job to write, in asynq's format.

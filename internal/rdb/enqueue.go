@@ -176,6 +176,12 @@ func (r *RDB) enqueueMany(ctx context.Context, ts []Task, after ...func(redis.Pi
 			r.known.Store(q, true)
 		}
 	}
+	return enqueued(ts, calls)
+}
+
+// enqueued is the outcome of each job's enqueue call: nil, ErrDuplicate, or
+// why it failed.
+func enqueued(ts []Task, calls []*evalCall) []error {
 	errs := make([]error, len(ts))
 	for i, c := range calls {
 		n, err := c.cmd.Int()

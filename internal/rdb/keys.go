@@ -123,3 +123,11 @@ const (
 	// commands, never by a script.
 	MetricsKey = "errand:metrics"
 )
+
+// ReplicaKey is errand's counter in queue q's hash slot that the relay
+// increments on a Cluster node after the node's jobs and before WAIT (see
+// EnqueueManyWaitNodes): on Cluster a PUBLISH is not in the node's
+// replication stream, so a write in the queue's own slot is what makes
+// WAIT cover the node's earlier writes (a job refused as a duplicate writes
+// nothing). Its value means nothing.
+func ReplicaKey(q string) string { return "errand:{" + q + "}:replica" }

@@ -23,9 +23,13 @@ func (s *Server) clusterArgs() []string {
 	if !s.opts.cluster {
 		return nil
 	}
+	timeout := 5 * time.Second
+	if s.opts.nodeTimeout > 0 {
+		timeout = s.opts.nodeTimeout
+	}
 	// The bus port is given, not port+10000, which may be out of range.
 	return []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-		"--cluster-port", strconv.Itoa(s.bus), "--cluster-node-timeout", "5000"}
+		"--cluster-port", strconv.Itoa(s.bus), "--cluster-node-timeout", strconv.FormatInt(timeout.Milliseconds(), 10)}
 }
 
 // serveAllSlots gives the node every hash slot (the first start; nodes.conf

@@ -21,7 +21,10 @@ import (
 // different machines.
 type Nodes struct {
 	tb      testing.TB
-	servers []*Server
+	servers []*Server // the masters
+	// replicas maps a master to its replica (WithReplicas, AddReplica).
+	replicas    map[*Server]*Server
+	nodeTimeout time.Duration
 
 	mu     sync.Mutex
 	client *redis.ClusterClient
@@ -33,10 +36,11 @@ const clusterTimeout = 30 * time.Second
 
 // StartCluster starts masters redis-servers in cluster mode on free loopback
 // ports (their bus ports free too), joins them into one cluster with
-// `redis-cli --cluster create` and no replicas, and waits until every node
-// says cluster_state:ok. The servers are killed when the test ends. It fails
-// the test if redis-server or redis-cli is not installed.
-func StartCluster(tb testing.TB, masters int) *Nodes {
+// `redis-cli --cluster create` and no replicas (WithReplicas: one each),
+// and waits until every node says cluster_state:ok and every replica is in
+// sync. The servers are killed when the test ends. It fails the test if
+// redis-server or redis-cli is not installed.
+func StartCluster(tb testing.TB, masters int, opts ...ClusterOption) *Nodes {
 	tb.Helper()
 	if masters < 3 {
 		tb.Fatalf("redistest: StartCluster(%d): redis-cli --cluster create needs at least 3 masters", masters)
@@ -45,26 +49,40 @@ func StartCluster(tb testing.TB, masters int) *Nodes {
 	if err != nil {
 		tb.Fatalf("redistest: redis-cli not found on PATH (%v); run scripts/test.sh, which installs it", err)
 	}
-	n := &Nodes{tb: tb}
+	var co clusterOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	total, replicas := masters, "0"
+	if co.replicas {
+		total, replicas = 2*masters, "1"
+	}
+	n := &Nodes{tb: tb, nodeTimeout: co.nodeTimeout}
 	tb.Cleanup(n.cleanup) // runs after the servers are killed; closing needs none of them
-	addrs := make([]string, masters)
-	for i := range masters {
-		n.servers = append(n.servers, Start(tb, Cluster(), func(o *options) { o.member = true }))
-		addrs[i] = n.servers[i].Addr()
+	var all []*Server
+	addrs := make([]string, total)
+	for i := range total {
+		all = append(all, Start(tb, Cluster(), func(o *options) { o.member, o.nodeTimeout = true, co.nodeTimeout }))
+		addrs[i] = all[i].Addr()
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", replicas, "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
 		tb.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	for _, s := range n.servers {
-		if err := s.waitClusterOK(ctx, masters); err != nil {
+	for _, s := range all {
+		if err := s.waitClusterOK(ctx, total); err != nil {
 			tb.Fatalf("redistest: %s: %v\n%s", s.Addr(), err, s.logTail())
 		}
 	}
+	if !co.replicas {
+		n.servers = all
+		return n
+	}
+	n.sortRoles(ctx, all)
 	return n
 }
 
@@ -87,7 +105,8 @@ func (s *Server) waitClusterOK(ctx context.Context, masters int) error {
 	}
 }
 
-// Servers are the cluster's nodes, in the order of their slot ranges.
+// Servers are the cluster's masters as started, in the order of their slot
+// ranges (their replicas: ReplicaOf).
 func (n *Nodes) Servers() []*Server { return n.servers }
 
 // Addrs are the nodes' host:port addresses: the seeds a client is given.

@@ -53,8 +53,9 @@ type options struct {
 	aclUser     string
 	aclPassword string
 	cluster     bool
-	member      bool   // a node of a multi-node cluster: StartCluster assigns its slots
-	replicaOf   string // host:port of the master, for a replica (sentinel.go)
+	member      bool          // a node of a multi-node cluster: StartCluster assigns its slots
+	nodeTimeout time.Duration // cluster-node-timeout, when not the default
+	replicaOf   string        // host:port of the master, for a replica (sentinel.go)
 }
 
 // AppendOnly turns on the append-only file with appendfsync always, so every
