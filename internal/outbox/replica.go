@@ -11,6 +11,7 @@ import (
 
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -64,7 +65,13 @@ func (r *Relay) enqueue(ctx context.Context, batch []job.Envelope) ([]error, []b
 	case r.replica == nil:
 		return r.client.EnqueueMany(ctx, batch), all(true)
 	case r.replica.cluster:
-		errs, confirmed := r.client.EnqueueManyWaitNodes(ctx, batch, r.replica.timeout, r.replica.nodeHasReplica)
+		errs := r.client.EnqueueWith(batch, func(c *rdb.RDB, ts []rdb.Task, at []int) []error {
+			written, ok := c.EnqueueManyWaitNodes(ctx, ts, r.replica.timeout, r.replica.nodeHasReplica)
+			for k, i := range at {
+				confirmed[i] = ok[k]
+			}
+			return written
+		})
 		var queues []string
 		for i, ok := range confirmed {
 			written := errs[i] == nil || errors.Is(errs[i], queue.ErrDuplicate)
@@ -80,7 +87,12 @@ func (r *Relay) enqueue(ctx context.Context, batch []job.Envelope) ([]error, []b
 	case !r.replica.hasReplica(ctx):
 		return r.client.EnqueueMany(ctx, batch), all(true)
 	}
-	errs, acked := r.client.EnqueueManyWait(ctx, batch, r.replica.timeout)
+	var acked int64
+	errs := r.client.EnqueueWith(batch, func(c *rdb.RDB, ts []rdb.Task, _ []int) []error {
+		var written []error
+		written, acked = c.EnqueueManyWait(ctx, ts, r.replica.timeout)
+		return written
+	})
 	if acked > 0 {
 		return errs, all(true)
 	}

@@ -77,42 +77,16 @@ func (c *Client) enqueue(ctx context.Context, e job.Envelope, extra map[string]s
 // EnqueueMany puts prepared envelopes into Redis in one round trip. It
 // returns one error per envelope (nil, ErrDuplicate, or why it failed).
 func (c *Client) EnqueueMany(ctx context.Context, es []job.Envelope) []error {
-	errs, _ := c.EnqueueManyWait(ctx, es, 0)
-	return errs
-}
-
-// EnqueueManyWait is EnqueueMany, then (wait > 0) waits up to wait for a
-// replica to acknowledge the writes (WAIT 1), and returns how many did: the
-// outbox relay keeps its rows until one has them. Not for Redis Cluster.
-func (c *Client) EnqueueManyWait(ctx context.Context, es []job.Envelope, wait time.Duration) ([]error, int64) {
-	var acked int64
-	errs := c.enqueueTasks(es, func(ts []rdb.Task, _ []int) []error {
-		var written []error
-		written, acked = c.rdb.EnqueueManyWait(ctx, ts, wait)
+	return c.EnqueueWith(es, func(r *rdb.RDB, ts []rdb.Task, _ []int) []error {
+		written, _ := r.EnqueueManyWait(ctx, ts, 0)
 		return written
 	})
-	return errs, acked
 }
 
-// EnqueueManyWaitNodes is EnqueueManyWait for Redis Cluster (see
-// rdb.EnqueueManyWaitNodes): it tells per envelope whether the master
-// serving its queue had a replica acknowledge it, or was not waited for
-// (waits false).
-func (c *Client) EnqueueManyWaitNodes(ctx context.Context, es []job.Envelope, wait time.Duration, waits rdb.WaitsFor) ([]error, []bool) {
-	confirmed := make([]bool, len(es))
-	errs := c.enqueueTasks(es, func(ts []rdb.Task, at []int) []error {
-		written, ok := c.rdb.EnqueueManyWaitNodes(ctx, ts, wait, waits)
-		for k, i := range at {
-			confirmed[i] = ok[k]
-		}
-		return written
-	})
-	return errs, confirmed
-}
-
-// enqueueTasks turns es into tasks and writes those that are valid with
-// write, returning one error per envelope.
-func (c *Client) enqueueTasks(es []job.Envelope, write func(ts []rdb.Task, at []int) []error) []error {
+// EnqueueWith turns es into tasks and writes those that are valid with write
+// (at: each task's index in es), returning one error per envelope. The outbox
+// relay writes through it with a wait for replicas.
+func (c *Client) EnqueueWith(es []job.Envelope, write func(r *rdb.RDB, ts []rdb.Task, at []int) []error) []error {
 	errs := make([]error, len(es))
 	ts := make([]rdb.Task, 0, len(es))
 	at := make([]int, 0, len(es)) // es index of each task
@@ -128,7 +102,7 @@ func (c *Client) enqueueTasks(es []job.Envelope, write func(ts []rdb.Task, at []
 	if len(ts) == 0 {
 		return errs
 	}
-	for k, err := range write(ts, at) {
+	for k, err := range write(c.rdb, ts, at) {
 		if err != nil && !errors.Is(err, ErrDuplicate) {
 			err = fmt.Errorf("queue: %w", err)
 		}
