@@ -90,6 +90,7 @@ func TestDashboardOfflineAndTruthfulInChromium(t *testing.T) {
 	if !strings.Contains(rowLinks, "/monitoring/timeline?job="+noopID) {
 		t.Errorf("the completed list's row links are %q, want one to /monitoring/timeline?job=%s", rowLinks, noopID)
 	}
+	t.Logf("completed list: %s", b.screenshot(dir, "dashboard-completed-list.png"))
 	done := b.open(root+"/queues/default/tasks/"+noopID, "Attempts: 1/3", "Result: none")
 	if strings.Contains(done, "non-printable bytes") {
 		t.Errorf("the completed job's page:\n%.2000s", done)
