@@ -67,7 +67,7 @@ func (v *View) correct(r *http.Request, doc map[string]any) error {
 		snaps = append(snaps, s)
 	}
 	stats, _ := doc["stats"].(map[string]any)
-	if _, ok := stats["queue"]; ok {
+	if _, ok := stats["queue"].(string); ok {
 		snaps = append(snaps, stats) // a task list's queue
 	} else {
 		for _, days := range stats { // /api/queue_stats: days per queue
