@@ -235,3 +235,43 @@ echo json_encode($ok);
 		}
 	}
 }
+
+// README's ThinkPHP and Laravel controllers (in "Running in production")
+// are valid PHP that catches the client's own exception class: php -l
+// checks them (the frameworks themselves are not installed here).
+func TestREADMEPHPControllersParse(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err != nil {
+		t.Fatal("php is not installed (scripts/test.sh installs php-cli)")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	start := strings.Index(section, "\n## Running in production\n")
+	if start < 0 {
+		t.Fatal("README has no Running in production section")
+	}
+	section = section[start+1:]
+	section = section[:strings.Index(section, "\n## ")]
+	blocks := strings.Split(section, "```php\n")[1:]
+	if len(blocks) != 2 {
+		t.Fatalf("%d PHP blocks in Running in production, want the ThinkPHP and the Laravel controller", len(blocks))
+	}
+	for i, b := range blocks {
+		code := b[:strings.Index(b, "```")]
+		for _, want := range []string{"use Errand\\Errand;", "use Errand\\InvalidSignature;", "Errand::later(5, 'user:welcome_email'", "Errand::verifyCallback("} {
+			if !strings.Contains(code, want) {
+				t.Errorf("controller %d has no %s", i+1, want)
+			}
+		}
+		path := filepath.Join(t.TempDir(), "controller.php")
+		if err := os.WriteFile(path, []byte(code), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(php, "-l", path).CombinedOutput(); err != nil {
+			t.Errorf("controller %d: php -l: %v\n%s", i+1, err, out)
+		}
+	}
+}
