@@ -538,6 +538,18 @@ func TestComposeFileMatchesErrand(t *testing.T) {
 			t.Errorf("the Dockerfile has no %s, which deploy/compose.yaml relies on", want)
 		}
 	}
+	// The secrets the compose file reads stay out of git and of the image's
+	// build context (the Dockerfile copies the whole context).
+	ignored, _ := os.ReadFile(filepath.Join("../../deploy", svc["serve"].Build.Context, ".dockerignore"))
+	gitignored, _ := os.ReadFile("../../deploy/.gitignore")
+	for _, f := range []string{"errand.env", ".env"} {
+		if !strings.Contains(string(ignored), "\ndeploy/"+f+"\n") {
+			t.Errorf(".dockerignore does not keep deploy/%s out of the build context", f)
+		}
+		if !strings.Contains(string(gitignored), "\n"+f+"\n") {
+			t.Errorf("deploy/.gitignore does not keep %s out of git", f)
+		}
+	}
 	health := svc["serve"].Healthcheck.Test
 	if strings.Join(health, " ") != "CMD /usr/local/bin/errand healthcheck --config /etc/errand/config.toml" {
 		t.Errorf("serve's healthcheck is %q, want errand's own check of /readyz (the image has no shell or curl)", health)
