@@ -33,6 +33,13 @@ func (c *Workers) Collect(ch chan<- prometheus.Metric) {
 		return // errand_metrics_redis_up says Redis did not answer
 	}
 	alive := map[string]int{}
+	// Every known queue is reported, 0 when no worker works it: a queue
+	// whose last worker died must not simply vanish from the scrape.
+	if queues, err := c.ins.Queues(); err == nil {
+		for _, q := range queues {
+			alive[q] = 0
+		}
+	}
 	for _, srv := range servers {
 		for q := range srv.Queues {
 			alive[q]++
