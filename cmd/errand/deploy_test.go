@@ -412,6 +412,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 // has no curl) exits 0 while serve is ready, and fails naming what is down
 // once Redis stops.
 func TestHealthcheckAsksServesReadyz(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	check := func() (string, error) {
 		var out, errOut bytes.Buffer

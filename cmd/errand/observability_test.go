@@ -151,6 +151,7 @@ func promtool(t *testing.T, stdin string, args ...string) string {
 // the dashboard move: HTTP requests are counted per route, workers alive per
 // queue.
 func TestGrafanaAndAlertsUseMetricsErrandExports(t *testing.T) {
+	t.Parallel()
 	promtool(t, "", "check", "rules", "errand-rules.yml")
 	promtool(t, "", "test", "rules", "errand-rules.test.yml")
 	promtool(t, "", "check", "config", "prometheus.yml")

@@ -62,6 +62,7 @@ func runPHP(t *testing.T, php, script string, env ...string) map[string]any {
 // callback and refuses a forged, a tampered and a stale one.
 // scripts/test.sh installs php-cli and php-curl.
 func TestPHPClientAgainstErrandServe(t *testing.T) {
+	t.Parallel()
 	php, err := exec.LookPath("php")
 	if err != nil {
 		t.Fatal("php is not installed (scripts/test.sh installs php-cli): clients/php cannot be checked")
@@ -240,6 +241,7 @@ echo json_encode($ok);
 // are valid PHP that catches the client's own exception class: php -l
 // checks them (the frameworks themselves are not installed here).
 func TestREADMEPHPControllersParse(t *testing.T) {
+	t.Parallel()
 	php, err := exec.LookPath("php")
 	if err != nil {
 		t.Fatal("php is not installed (scripts/test.sh installs php-cli)")
