@@ -39,11 +39,15 @@ func runPHP(t *testing.T, php, script string, env ...string) map[string]any {
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(php, path)
+	// Every notice, warning and deprecation is shown, on stderr: the client
+	// must run clean.
+	cmd := exec.Command(php, "-d", "error_reporting=-1", "-d", "display_errors=stderr", path)
 	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("php %s: %v\n%s", path, err, out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("php %s: %v\n%s%s", path, err, out, stderr.String())
 	}
 	var got map[string]any
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -104,7 +108,7 @@ http_response_code(204);
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	phpServer := exec.Command(php, "-S", addr, filepath.Join(dir, "receiver.php"))
+	phpServer := exec.Command(php, "-d", "error_reporting=-1", "-d", "log_errors=1", "-S", addr, filepath.Join(dir, "receiver.php"))
 	phpServer.Env = append(os.Environ(), "ERRAND_CALLBACK_SECRET="+testCallbackSecret, "RECEIVED_FILE="+received)
 	var phpLog syncBuffer
 	phpServer.Stdout, phpServer.Stderr = &phpLog, &phpLog
@@ -207,6 +211,11 @@ echo json_encode($out);
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s callback: the PHP receiver answered %d, want 401", name, resp.StatusCode)
+		}
+	}
+	for _, bad := range []string{"Warning", "Notice", "Deprecated", "Fatal"} {
+		if strings.Contains(phpLog.String(), bad) {
+			t.Errorf("the PHP receiver logged a %s:\n%s", bad, phpLog.String())
 		}
 	}
 	if raw, _ := os.ReadFile(received); strings.Count(string(raw), "\n") != 1 {
