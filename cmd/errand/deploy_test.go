@@ -247,6 +247,7 @@ concurrency = 2
 		t.Fatalf("the job's owner %s is none of supervisord's workers %v", owner, pids)
 	}
 	s.smtp.SetLatency(0)
+	killedAt := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,8 @@ concurrency = 2
 	if got := len(s.mailTo("killed@shop.test")); got != 1 {
 		t.Fatalf("%d welcome emails to killed@shop.test, want 1", got)
 	}
-	t.Logf("SIGKILL: %s (pid %d) restarted by supervisord as pid %d; job %s completed", victim, pid, sv.running()[victim], id)
+	t.Logf("SIGKILL: %s (pid %d) restarted by supervisord as pid %d; job %s completed %s after the kill",
+		victim, pid, sv.running()[victim], id, time.Since(killedAt).Round(100*time.Millisecond))
 
 	// `supervisorctl stop` with jobs in flight: the workers exit gracefully
 	// (exit status 0, not supervisord's SIGKILL), and nothing is lost.
@@ -271,7 +273,9 @@ concurrency = 2
 		s.enqueue("user:welcome_email", fmt.Sprintf(`{"user_id":%d,"email":"s%d@shop.test","first_name":"S"}`, 100+i, i))
 	}
 	s.waitFor(30*time.Second, "a few emails", func() bool { return len(s.smtp.Messages()) >= 1+4 })
+	stopAt := time.Now()
 	out, err := sv.ctl("stop", "errand-worker:*")
+	stopTook := time.Since(stopAt)
 	if err != nil {
 		t.Fatalf("supervisorctl stop: %v: %s", err, out)
 	}
@@ -305,7 +309,8 @@ concurrency = 2
 	if f := s.failed(); len(f) != 0 {
 		t.Fatalf("failed list: %v", f)
 	}
-	t.Logf("supervisorctl stop: %d of %d emails delivered before it; all %d after start, none twice", delivered, n, n)
+	t.Logf("supervisorctl stop: took %s, %d of %d emails delivered before it; all %d after start, none twice",
+		stopTook.Round(100*time.Millisecond), delivered, n, n)
 }
 
 // waitJobStateWithin is waitJobState with a longer bound, for jobs that wait
