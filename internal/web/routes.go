@@ -32,8 +32,9 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle("GET /readyz", s.handleReady())
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewCollector(s.Redis), newOutboxCollector(s.Store),
+	reg.MustRegister(metrics.NewCollector(s.Redis), newOutboxCollector(s.Store), metrics.NewWorkers(s.Redis),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	httpm := newHTTPMetrics(reg)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	path := "/" + strings.Trim(s.Config.Dashboard.Path, "/")
@@ -55,5 +56,5 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle(path+"/", guarded)
 	mux.Handle(path, http.RedirectHandler(path+"/", http.StatusMovedPermanently))
 
-	return s.logRequests(mux), dash.Close
+	return s.logRequests(httpm.instrument(mux)), dash.Close
 }
