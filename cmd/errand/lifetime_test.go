@@ -136,11 +136,21 @@ func TestWorkerStopWhenEmptyLeavesJobsDueLater(t *testing.T) {
 delay = "0s"
 backoff = ["1h"]
 `})
-	w := s.runWorkerToEnd(30*time.Second, nil, "--stop-when-empty")
-	if w.err != nil || len(w.log.lines("stopping", "--stop-when-empty")) != 1 {
-		t.Fatalf("with nothing queued: %v\n%s", w.err, w.log.String())
+	// The built binary, for its exit status.
+	bin := errandBinary(t)
+	start := time.Now()
+	cmd, log := startBinary(t, bin, "worker", "--config", s.config, "--stop-when-empty")
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil || cmd.ProcessState.ExitCode() != 0 || len(log.lines("stopping", "--stop-when-empty")) != 1 {
+			t.Fatalf("with nothing queued: %v, exit status %d\n%s", err, cmd.ProcessState.ExitCode(), log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("with nothing queued, still running after 30 s:\n%s", log.String())
 	}
-	t.Logf("nothing queued: exited 0 in %s", w.took.Round(time.Millisecond))
+	t.Logf("nothing queued: the binary exited with status 0 in %s", time.Since(start).Round(time.Millisecond))
 
 	s.smtp.RejectRecipients("@retry.test", 451, "mailbox busy")
 	s.enqueue("user:welcome_email", `{"user_id":1,"email":"later@retry.test","first_name":"L"}`)
@@ -149,7 +159,7 @@ backoff = ["1h"]
 		t.Fatalf("enqueue --delay 1h: %v: %s", err, out)
 	}
 	s.welcomeEmails(5)
-	w = s.runWorkerToEnd(60*time.Second, nil, "--stop-when-empty")
+	w := s.runWorkerToEnd(60*time.Second, nil, "--stop-when-empty")
 	if w.err != nil {
 		t.Fatalf("--stop-when-empty: %v\n%s", w.err, w.log.String())
 	}
