@@ -13,7 +13,6 @@ import (
 	"github.com/errandhq/errand/internal/lifetime"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
-	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redact"
 	"github.com/errandhq/errand/internal/redisconn"
 	"github.com/errandhq/errand/jobs"
@@ -27,8 +26,8 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	f.overrides("queues", "worker.queues")
 	f.overrides("concurrency", "worker.concurrency")
 	f.overrides("strict", "worker.strict")
-	maxJobs := f.String("max-jobs", "", "stop after taking N jobs, as gracefully as on SIGTERM, with exit status 0")
-	maxTime := f.String("max-time", "", "stop after D (such as 30m), counted from when the worker starts taking jobs, as gracefully as on SIGTERM, with exit status 0")
+	maxJobs := f.String("max-jobs", "", "stop after taking `N` jobs, as gracefully as on SIGTERM, with exit status 0")
+	maxTime := f.String("max-time", "", "stop after `D` (a duration such as 30m), counted from when the worker starts taking jobs, as gracefully as on SIGTERM, with exit status 0")
 	whenEmpty := f.Bool("stop-when-empty", false, "stop once the worker runs nothing and its queues have nothing due (scheduled jobs and retries due later do not count), as gracefully as on SIGTERM, with exit status 0")
 	if _, err := f.parse(args); err != nil {
 		return err
@@ -99,7 +98,7 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if limits.Any() {
 		life := lifetime.New(limits, a.log.With("shutdown_timeout", cfg.Worker.ShutdownTimeout.String()))
 		w.SetBudget(life)
-		go life.Run(runCtx, stopRun, lifetime.Idle(w.Running, rdb.New(a.rdb), w.Queues().Order))
+		go life.Run(runCtx, stopRun, lifetime.Idle(w.Running, a.rdb, w.Queues().Order))
 	}
 	err = w.Run(runCtx, sigs)
 	if errors.Is(err, queue.ErrForcedExit) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/redis/go-redis/v9"
 )
 
 // Limits are the worker's flags; a zero field is no limit.
@@ -160,9 +161,10 @@ func (lt *Lifetime) stopping(stop func(), reason string) {
 	stop()
 }
 
-// Idle is Run's idle for a worker on Redis: running (queue.Worker.Running)
+// Idle is Run's idle for a worker on Redis c: running (queue.Worker.Running)
 // says it runs no job, and its queues have nothing due (rdb.RDB.Due).
-func Idle(running func() int, r *rdb.RDB, queues []string) func(context.Context) (bool, error) {
+func Idle(running func() int, c redis.UniversalClient, queues []string) func(context.Context) (bool, error) {
+	r := rdb.New(c)
 	return func(ctx context.Context) (bool, error) {
 		if running() > 0 {
 			return false, nil
