@@ -38,6 +38,9 @@ Usage:
   errand serve                                the HTTP API, webhooks, dashboard, /metrics
   errand worker [--queues LIST] [--concurrency N] [--strict]
                                               work jobs (LIST: "a,b" = priority order, "a:3,b:1" = weights)
+        [--max-jobs N] [--max-time D] [--stop-when-empty]
+                                              end the worker (exit 0, as on SIGTERM) after N jobs, after D,
+                                              or once its queues have nothing due
   errand queues [--json]                      each queue's sizes, today's counts and latency
   errand failed list [--queue Q] [--json]     jobs that failed for good
   errand failed retry ID|--all                queue failed jobs again, with their full attempts

@@ -12,6 +12,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redact"
+	"github.com/errandhq/errand/internal/worklog"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -44,6 +45,8 @@ type Policy struct {
 	now      func() time.Time
 	order    *rdb.RDB // nil: ordered types run unordered
 	handle   Handler  // the middlewares around the job's Work
+	// successes decides which jobs done get a line of their own.
+	successes *worklog.Successes
 }
 
 // PolicyConfig is what a Policy works with.
@@ -76,6 +79,7 @@ func NewPolicy(c PolicyConfig) *Policy {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
+	p.successes = worklog.NewSuccesses(p.log)
 	if c.Redis != nil {
 		p.order = rdb.New(c.Redis)
 	}
