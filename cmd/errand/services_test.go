@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/errandhq/errand/internal/web"
 )
 
@@ -85,7 +85,7 @@ func TestHeldServiceIsVisible(t *testing.T) {
 		t.Fatalf("errand queues before the hold: %v\n%s", err, out)
 	}
 	// Slack throttles us: every worker holds its jobs for 20 s.
-	until, err := rdb.New(s.redis.Client()).LimitHold(ctx, "slack", 20*time.Second)
+	until, err := sharedlimit.New(s.redis.Client()).LimitHold(ctx, "slack", 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
