@@ -122,6 +122,10 @@ const (
 	// /metrics. It belongs to no queue and is written by plain HINCRBY
 	// commands, never by a script.
 	MetricsKey = "errand:metrics"
+
+	// SchedulesKey is the sorted set of [[schedule]] entries by the last
+	// tick queued (unix ms), raised only (ZADD GT) by plain commands.
+	SchedulesKey = "errand:schedules"
 )
 
 // ReplicaKey is errand's counter in queue q's hash slot that the relay
