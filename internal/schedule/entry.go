@@ -150,10 +150,35 @@ func Parse(cfg []config.Schedule, reg *job.Registry) ([]*Entry, error) {
 // Next is the entry's first tick after t.
 func (e *Entry) Next(t time.Time) time.Time {
 	if e.cron != nil {
-		return e.cron.Next(t)
+		n := e.cron.Next(t)
+		if e.fixedHour() && e.repeatedWallClock(n) {
+			// The clocks went back and this wall-clock time is here a second
+			// time: a job at a fixed hour runs once a night, as cron runs it.
+			n = e.cron.Next(n)
+		}
+		return n
 	}
 	step := e.Every.Milliseconds()
 	return time.UnixMilli((t.UnixMilli()/step + 1) * step)
+}
+
+// fixedHour reports whether the cron line names its hours (not "*"): its
+// job runs at set wall-clock times.
+func (e *Entry) fixedHour() bool {
+	return !strings.HasPrefix(strings.Fields(e.Cron)[1], "*")
+}
+
+// repeatedWallClock reports whether t's wall-clock time in e's zone was
+// already shown earlier, the clocks having gone back (by an hour, or half an
+// hour where the change is half an hour).
+func (e *Entry) repeatedWallClock(t time.Time) bool {
+	wall := t.In(e.Location).Format("2006-01-02 15:04")
+	for _, back := range []time.Duration{30 * time.Minute, time.Hour} {
+		if t.Add(-back).In(e.Location).Format("2006-01-02 15:04") == wall {
+			return true
+		}
+	}
+	return false
 }
 
 // ticks are the entry's ticks in (from, to], oldest first: at most limit,
