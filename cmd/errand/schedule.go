@@ -36,13 +36,21 @@ func cmdSchedule(ctx context.Context, args, environ []string, stdout, stderr io.
 		f.Usage()
 		return usageError{fmt.Errorf("schedule: want the subcommand list")}
 	}
-	a, err := f.connect(ctx, environ)
+	cfg, err := f.load(environ)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	entries, err := schedule.Parse(a.cfg.Schedule, a.reg)
+	// A bad entry is told before Redis is asked anything.
+	entries, err := schedule.Parse(cfg.Schedule, a.reg)
 	if err != nil {
+		return err
+	}
+	if err := a.pingRedis(ctx); err != nil {
 		return err
 	}
 	last, err := schedule.LastRuns(ctx, a.rdb, entries)

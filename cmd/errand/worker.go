@@ -37,11 +37,11 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	defer a.close()
-	w, err := a.newWorker(ctx)
+	entries, err := schedule.Parse(cfg.Schedule, a.reg)
 	if err != nil {
 		return err
 	}
-	entries, err := schedule.Parse(cfg.Schedule, a.reg)
+	w, err := a.newWorker(ctx)
 	if err != nil {
 		return err
 	}
