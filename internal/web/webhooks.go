@@ -92,11 +92,12 @@ func (s *Server) handleOrdersPaid() http.Handler {
 			return
 		}
 		s.Relay.Kick()
+		// job_id is the first job's: the push to fulfillment by default.
 		answer := map[string]any{"status": "queued", "order_id": id}
 		if len(jobsOut) > 0 {
 			answer["job_id"] = jobsOut[0].ID
 		}
-		s.Log.Info("order paid", "order_id", id, "jobs", len(jobsOut))
+		s.Log.Info("order paid", "order_id", id, "job_id", answer["job_id"], "jobs", len(jobsOut))
 		writeJSON(w, http.StatusOK, answer)
 	})
 }
