@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,18 +28,11 @@ every = "1s"
 	// workers' logs: a tick queued by both would run twice.
 	runs := func() (n int, lastDone bool) {
 		lastTick := end.Truncate(time.Second)
-		for _, log := range []*syncBuffer{s.worker, second} {
-			for _, l := range log.lines("job done", "job_id=heartbeat@") {
-				id := strings.Fields(l[strings.Index(l, "job_id=heartbeat@"):])[0]
-				tick, err := time.Parse(time.RFC3339, strings.TrimPrefix(id, "job_id=heartbeat@"))
-				if err != nil {
-					t.Fatalf("job id %q: %v", id, err)
-				}
-				if tick.After(start) && !tick.After(end) {
-					n++
-				}
-				lastDone = lastDone || tick.Equal(lastTick)
+		for _, tick := range doneTicks(t, s.worker, second) {
+			if tick.After(start) && !tick.After(end) {
+				n++
 			}
+			lastDone = lastDone || tick.Equal(lastTick)
 		}
 		return n, lastDone
 	}
@@ -66,5 +61,65 @@ every = "1s"
 	out, err = s.cli("schedule", "list")
 	if err != nil || !strings.Contains(out, "heartbeat") || !strings.Contains(out, "every 1s") || !strings.Contains(out, "NEXT RUN") {
 		t.Fatalf("errand schedule list: %v\n%s", err, out)
+	}
+}
+
+// doneTicks are the ticks of heartbeat jobs done in logs, in order, with
+// a repeat kept (a tick run twice shows twice).
+func doneTicks(t *testing.T, logs ...*syncBuffer) []time.Time {
+	t.Helper()
+	var ticks []time.Time
+	for _, log := range logs {
+		for _, l := range log.lines("job done", "job_id=heartbeat@") {
+			id := strings.Fields(l[strings.Index(l, "job_id=heartbeat@"):])[0]
+			tick, err := time.Parse(time.RFC3339, strings.TrimPrefix(id, "job_id=heartbeat@"))
+			if err != nil {
+				t.Fatalf("job id %q: %v", id, err)
+			}
+			ticks = append(ticks, tick)
+		}
+	}
+	slices.SortFunc(ticks, func(a, b time.Time) int { return a.Compare(b) })
+	return ticks
+}
+
+// The only worker stops and another starts 3 s later (a deploy): the ticks
+// due meanwhile are queued by the new worker as it starts, so the runs go on
+// second by second with no tick missing and none twice.
+func TestScheduleTicksMissedDuringARestartStillRun(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, toml: `
+[[schedule]]
+name = "heartbeat"
+type = "ops:noop"
+every = "1s"
+`})
+	first := &syncBuffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"worker", "--config", s.config}, nil, first, first) }()
+	s.waitFor(20*time.Second, "three heartbeats", func() bool { return len(doneTicks(t, first)) >= 3 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("first worker: %v", err)
+	}
+	stopped := time.Now()
+	time.Sleep(3 * time.Second)
+	second := &syncBuffer{}
+	s.startWorker(second)
+	restarted := time.Now()
+	s.waitFor(20*time.Second, "a heartbeat after the restart", func() bool {
+		ticks := doneTicks(t, second)
+		return len(ticks) > 0 && ticks[len(ticks)-1].After(restarted)
+	})
+	ticks := doneTicks(t, first, second)
+	t.Logf("runs %s … %s (%d); first worker stopped at %s, second started at %s", ticks[0].Format(time.TimeOnly),
+		ticks[len(ticks)-1].Format(time.TimeOnly), len(ticks), stopped.Format("15:04:05.000"), restarted.Format("15:04:05.000"))
+	for i := 1; i < len(ticks); i++ {
+		if d := ticks[i].Sub(ticks[i-1]); d != time.Second {
+			t.Errorf("run of %s follows %s: %s apart, want 1s", ticks[i].Format(time.TimeOnly), ticks[i-1].Format(time.TimeOnly), d)
+		}
+	}
+	if !ticks[0].Before(stopped) || !ticks[len(ticks)-1].After(restarted) {
+		t.Fatalf("the runs do not span the restart")
 	}
 }
