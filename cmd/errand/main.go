@@ -47,6 +47,7 @@ Usage:
                                               push one job by hand
   errand schedule list [--json]               each [[schedule]] entry with its last and next run
   errand migrate                              create or upgrade the database schema
+  errand healthcheck [--url URL]              exit 0 when the local serve's /readyz answers 200 (containers)
   errand sandbox [--addr 127.0.0.1:8090]      local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
   errand sandbox send-order [--order ID]      send a correctly signed sample Shopify orders/paid webhook
   errand sandbox send-tracking --order ID [--tracking NUMBER]
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdMigrate(ctx, rest, environ, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(ctx, rest, environ, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, rest, environ, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
