@@ -122,9 +122,7 @@ const (
 	// /metrics. It belongs to no queue and is written by plain HINCRBY
 	// commands, never by a script.
 	MetricsKey = "errand:metrics"
-
-	// SchedulesKey is the sorted set of [[schedule]] entries by the last
-	// tick queued (unix ms), raised only (ZADD GT) by plain commands.
+	// SchedulesKey: [[schedule]] entries by the last tick queued (unix ms; ZADD GT, no script).
 	SchedulesKey = "errand:schedules"
 )
 
