@@ -36,6 +36,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 	// Ticks before this instant are another worker's, or, for an entry that
 	// never ran, nobody's: a new entry starts with its next tick.
 	started := time.Now()
+	for _, e := range s.entries {
+		s.log.Info("scheduled", "schedule", e.Name, "type", e.Type, "when", e.When(), "next_run", e.Next(started).UTC().Format(time.RFC3339))
+	}
 	for {
 		now := time.Now()
 		wake := s.entries[0].Next(now)
