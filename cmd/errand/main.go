@@ -48,6 +48,7 @@ Usage:
   errand failed flush                         empty the failed list
   errand enqueue TYPE --payload JSON [--delay 5s] [--queue Q]
                                               push one job by hand
+  errand schedule list [--json]               each [[schedule]] entry with its last and next run
   errand migrate                              create or upgrade the database schema
   errand healthcheck [--url URL]              exit 0 when the local serve's /readyz answers 200 (containers)
   errand sandbox [--addr 127.0.0.1:8090]      local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdFailed(ctx, rest, environ, stdout, stderr)
 	case "enqueue":
 		return cmdEnqueue(ctx, rest, environ, stdout, stderr)
+	case "schedule":
+		return cmdSchedule(ctx, rest, environ, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, environ, stdout, stderr)
 	case "sandbox":

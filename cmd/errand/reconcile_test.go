@@ -15,9 +15,11 @@ import (
 func TestReconcileRequeuesStuckShipmentOnceWithTwoSchedulers(t *testing.T) {
 	s := startStack(t, stackOptions{toml: `
 [reconcile]
-interval = "1s"
 age = "1s"
 max_requeues = 3
+[[schedule]]
+type = "ops:reconcile_shipments"
+every = "1s"
 `})
 	// A second worker: a second scheduler and a second reconciler.
 	second := &syncBuffer{}

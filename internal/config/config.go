@@ -37,6 +37,10 @@ type Config struct {
 	API        API            `koanf:"api"`
 	Log        Log            `koanf:"log"`
 	Reconcile  Reconcile      `koanf:"reconcile"`
+	// Events and Schedule decide which jobs an event queues and which run
+	// periodically; see events.go.
+	Events   map[string]Event `koanf:"events"`
+	Schedule []Schedule       `koanf:"schedule"`
 	// Limits caps the calls to each outbound service, shared by every
 	// worker; see limits.go.
 	Limits map[string]Limit `koanf:"limits"`
@@ -120,10 +124,9 @@ type API struct {
 // 16 random characters are beyond guessing online.
 const MinTokenLength = 16
 
-// Reconcile is the periodic check for shipments whose tracking never reached
-// Shopify.
+// Reconcile is the check for shipments whose tracking never reached Shopify;
+// a [[schedule]] entry runs it.
 type Reconcile struct {
-	Interval    time.Duration `koanf:"interval"`
 	Age         time.Duration `koanf:"age"`
 	MaxRequeues int           `koanf:"max_requeues"`
 }
@@ -161,7 +164,9 @@ func Default() *Config {
 		Dashboard: Dashboard{Path: "/monitoring/", Username: "admin"},
 		API:       API{Tokens: []string{}},
 		Log:       Log{Level: "info", Format: "text"},
-		Reconcile: Reconcile{Interval: 5 * time.Minute, Age: 15 * time.Minute, MaxRequeues: 3},
+		Reconcile: Reconcile{Age: 15 * time.Minute, MaxRequeues: 3},
+		Events:    DefaultEvents(),
+		Schedule:  DefaultSchedule(),
 
 		SMTP:    mail.DefaultConfig(),
 		Notify:  DefaultNotify(),
@@ -181,7 +186,7 @@ const EnvPrefix = "ERRAND_"
 // the user set, keyed by their config key (e.g. "worker.concurrency").
 func Load(path string, mustExist bool, environ []string, flags map[string]any) (*Config, error) {
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(Default().Keys(), "."), nil); err != nil {
+	if err := loadDefaults(k); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
 	if path != "" {
@@ -317,9 +322,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
-	if c.Reconcile.Interval < time.Second {
-		bad("reconcile.interval", "must be at least 1s (got %s)", c.Reconcile.Interval)
-	}
+	c.validateEvents(bad)
 	if c.Reconcile.Age <= 0 {
 		bad("reconcile.age", "must be positive (got %s)", c.Reconcile.Age)
 	}

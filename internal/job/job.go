@@ -90,6 +90,8 @@ type Definition struct {
 	fields []string
 	// reencode checks a payload and returns it encoded from its decoded type.
 	reencode func(payload []byte) ([]byte, error)
+	// sources build the payload from events, by event name (see Sourced).
+	sources map[string]Source
 }
 
 // jsonFields are the json names of struct type t's exported top-level
@@ -241,6 +243,7 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 		return out, nil
 	}
 	def.fields = jsonFields(reflect.TypeFor[A]())
+	def.sources = sourcesOf[A]()
 	if def.OrderBy != "" && !slices.Contains(def.fields, def.OrderBy) {
 		panic(fmt.Sprintf("job: %s orders by %q, which is not a field of its payload", def.Type, def.OrderBy))
 	}
