@@ -145,7 +145,7 @@ func TestClusterOfThreeMasters(t *testing.T) {
 			t.Errorf("errand queues has no %s row:\n%s", q, out)
 		}
 	}
-	if rows["emails"] != nil && rows["emails"][7] != "1" { // DONE TODAY
+	if rows["emails"] != nil && rows["emails"][7] != "1" { // SUCCEEDED TODAY
 		t.Errorf("errand queues: emails row %v, want 1 done today", rows["emails"])
 	}
 	t.Logf("errand queues:\n%s", out)

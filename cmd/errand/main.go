@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command")}
 	}
+	args = hoistConfig(args)
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":

@@ -45,7 +45,7 @@ func TestMetricsAndQueuesTable(t *testing.T) {
 		f := strings.Fields(l)
 		if len(f) > 0 && f[0] == "emails" {
 			found = true
-			if f[7] != "1" { // DONE TODAY
+			if f[7] != "1" { // SUCCEEDED TODAY
 				t.Fatalf("emails row %q: want 1 done today", l)
 			}
 		}
