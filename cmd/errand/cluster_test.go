@@ -33,6 +33,7 @@ var clusterErrors = []string{"CROSSSLOT", "non local key", "MOVED", "ASK ", "TRY
 // retry`, `errand queues`, the dashboard's queue list and /metrics all work,
 // and no node refused a command anywhere.
 func TestClusterOfThreeMasters(t *testing.T) {
+	t.Parallel()
 	started := time.Now()
 	cluster := redistest.StartCluster(t, 3)
 	// Every command any process sends, as the nodes see it.

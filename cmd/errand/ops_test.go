@@ -11,6 +11,7 @@ import (
 // handler-duration histogram and the queue sizes; `errand queues` prints a
 // readable table.
 func TestMetricsAndQueuesTable(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: welcomeAtOnce})
 	if status, body := s.post("/api/users", registration("ada@shop.test"), nil); status != http.StatusCreated {
 		t.Fatalf("register: %d %v", status, body)
@@ -59,6 +60,7 @@ func TestMetricsAndQueuesTable(t *testing.T) {
 // database — /readyz says 503, and the welcome email goes out once Redis is
 // back.
 func TestRegistrationSurvivesRedisOutage(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: `
 [jobs."user:welcome_email"]
 delay = "1s"
