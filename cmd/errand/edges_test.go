@@ -64,7 +64,6 @@ func TestJSONThatIsNotAnObjectGetsAnAnswer(t *testing.T) {
 // With Redis down, /readyz says so without showing where Redis is (an
 // internal address and port is a map of the network); the log has the error.
 func TestReadyzShowsNoAddress(t *testing.T) {
-	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	s.redis.Stop()
 	defer s.redis.Restart()
