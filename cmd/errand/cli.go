@@ -27,8 +27,11 @@ func hoistConfig(args []string) []string {
 		}
 		config, args = append(config, a, args[1]), args[2:]
 	}
-	if len(config) == 0 || len(args) == 0 {
-		return append(config, args...)
+	switch {
+	case len(config) == 0:
+		return args
+	case len(args) == 0:
+		return nil // --config and no command: the usage says what to add
 	}
 	return append(append([]string{args[0]}, config...), args[1:]...)
 }

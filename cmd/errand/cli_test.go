@@ -59,6 +59,10 @@ func TestConfigFlagAnywhere(t *testing.T) {
 			t.Errorf("errand %s: %v, want the file's unknown key", strings.Join(args, " "), err)
 		}
 	}
+	// --config and no command: the usage.
+	if _, stderr, err := runCLI(t, nil, "--config", path); err == nil || err.Error() != "no command" || !strings.Contains(stderr, "Usage:") {
+		t.Errorf("errand --config %s: %v\n%s", path, err, stderr)
+	}
 }
 
 // A bad number names the flag or variable, the value and what was

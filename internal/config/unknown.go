@@ -3,6 +3,7 @@ package config
 import (
 	"encoding"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
@@ -34,7 +35,12 @@ func fields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if name == "" && opts == "squash" && isTable(deref(f.Type)) {
+			// An embedded table's keys are its parent's (mapstructure's squash).
+			maps.Copy(out, fields(deref(f.Type)))
+			continue
+		}
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}

@@ -55,7 +55,11 @@ func TestUnknownKeysFollowTheStruct(t *testing.T) {
 		Every   time.Duration  `koanf:"every"`
 		Payload map[string]any `koanf:"payload"`
 	}
+	type common struct {
+		Enabled bool `koanf:"enabled"`
+	}
 	type cfg struct {
+		common   `koanf:",squash"`
 		Events   map[string]event `koanf:"events"`
 		Schedule []entry          `koanf:"schedule"`
 		History  struct {
@@ -69,7 +73,7 @@ func TestUnknownKeysFollowTheStruct(t *testing.T) {
 		}
 		return m
 	}
-	ok := "[history]\nkeep = \"720h\"\n[events.\"user.registered\"]\njobs = [\"a\"]\n" +
+	ok := "enabled = true\n[history]\nkeep = \"720h\"\n[events.\"user.registered\"]\njobs = [\"a\"]\n" +
 		"[[schedule]]\ntype = \"a\"\nevery = \"1h\"\npayload = {anything = 1, at = {all = 2}}\n[[schedule]]\ntype = \"b\"\n"
 	if bad := unknownKeys(raw(ok), reflect.TypeFor[cfg]()); len(bad) != 0 {
 		t.Fatalf("known keys refused: %v", bad)
