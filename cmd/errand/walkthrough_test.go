@@ -82,6 +82,13 @@ func TestREADMEWalkthroughs(t *testing.T) {
 			t.Fatalf("attempt %d not in the worker log", n+1)
 		}
 	}
+	// The job is in the failed list README names, with its attempts used.
+	if out := w.sh("bin/errand failed list"); !strings.Contains(out, "user:welcome_email") || !strings.Contains(out, "3/3") {
+		t.Fatalf("bin/errand failed list:\n%s", out)
+	}
+	if out := w.sh("bin/errand queues"); !strings.Contains(out, "emails") {
+		t.Fatalf("bin/errand queues:\n%s", out)
+	}
 	// 4. Mended: the escalation to developers@errand.local with 3 of 3; the
 	// failed job queued again and delivered.
 	out := run(first[2])
