@@ -122,14 +122,14 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return printJSON(stdout, stats)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tPENDING\tSCHEDULED\tRETRY\tACTIVE\tFAILED\tDONE TODAY\tFAILED TODAY\tLATENCY\t")
+	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tPENDING\tSCHEDULED\tRETRY\tACTIVE\tFAILED\tSUCCEEDED TODAY\tFAILED ATTEMPTS TODAY\tLATENCY\t")
 	for _, s := range stats {
 		name := termSafe(s.Queue)
 		if s.Paused {
 			name += " (paused)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, s.Weight, s.Pending, s.Scheduled, s.Retry, s.Active, s.Failed,
-			s.ProcessedToday, s.FailedToday, formatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
+			s.SucceededToday, s.FailedToday, formatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -162,15 +162,16 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	if len(pos) == 0 {
-		f.Usage()
-		return usageError{errors.New("failed: missing subcommand")}
+		return f.missing("failed: give a subcommand: list, retry, forget or flush")
 	}
 	sub := pos[0]
 	pos = pos[1:]
 	needID := func() (string, error) {
+		if len(pos) == 0 && sub == "retry" {
+			return "", f.missing("failed retry: give the ID of a failed job (errand failed list shows them), or --all")
+		}
 		if len(pos) != 1 {
-			f.Usage()
-			return "", usageError{fmt.Errorf("failed %s: give exactly one job ID", sub)}
+			return "", f.missing("failed %s: give exactly one job ID (errand failed list shows them)", sub)
 		}
 		return pos[0], nil
 	}
@@ -180,6 +181,11 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		if *all && len(pos) > 0 {
 			f.Usage()
 			return usageError{errors.New("failed retry: give an ID or --all, not both")}
+		}
+		if !*all {
+			if _, err := needID(); err != nil {
+				return err
+			}
 		}
 	default:
 		fmt.Fprintf(stderr, "errand: unknown subcommand %q\nUsage: errand %s\n", sub, synopsis)
@@ -281,8 +287,7 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 		return err
 	}
 	if len(pos) != 1 {
-		f.Usage()
-		return usageError{errors.New("enqueue: give exactly one job TYPE")}
+		return f.missing("enqueue: give exactly one job TYPE (e.g. ops:noop)")
 	}
 	var opts []job.Option
 	if *delay != "" {

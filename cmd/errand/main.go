@@ -63,7 +63,7 @@ ERRAND_SMTP__PASSWORD or ERRAND_REDIS__ADDR.
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	if args = hoistConfig(args); len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command")}
 	}

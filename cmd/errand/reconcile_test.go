@@ -13,6 +13,7 @@ import (
 // A shipment whose sync job was lost is queued again by the reconciler —
 // exactly once, although two workers (two schedulers) run the check.
 func TestReconcileRequeuesStuckShipmentOnceWithTwoSchedulers(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: `
 [reconcile]
 age = "1s"

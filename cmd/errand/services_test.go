@@ -23,6 +23,7 @@ import (
 // on the dashboard (a banner over asynqmon, in a real Chromium); once the
 // hold has passed, all three show it not held.
 func TestHeldServiceIsVisible(t *testing.T) {
+	t.Parallel()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed; scripts/test.sh installs it (apt-get install chromium)")

@@ -17,9 +17,7 @@ import (
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/tidio"
-	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
-	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 )
 
@@ -191,25 +189,16 @@ func Load(path string, mustExist bool, environ []string, flags map[string]any) (
 	}
 	if path != "" {
 		if _, err := os.Stat(path); err == nil {
-			if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
-				return nil, fmt.Errorf("config: %s: %w", path, err)
+			if err := loadFile(k, path); err != nil {
+				return nil, err
 			}
 		} else if mustExist || !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	envVals := map[string]any{}
-	for _, kv := range environ {
-		key, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(key, EnvPrefix) {
-			continue
-		}
-		name := strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
-		name = strings.ReplaceAll(name, "__", ".")
-		if name == "" {
-			continue
-		}
-		envVals[name] = envValue(k, name, val)
+	envVals, envNames, err := fromEnv(k, environ)
+	if err != nil {
+		return nil, err
 	}
 	if err := k.Load(confmap.Provider(envVals, "."), nil); err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
@@ -218,6 +207,10 @@ func Load(path string, mustExist bool, environ []string, flags map[string]any) (
 		if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
 			return nil, fmt.Errorf("config: flags: %w", err)
 		}
+	}
+	// The decoder would turn true into 1 and 30 into 30ns without a word.
+	if bad := badValues(k, envNames); len(bad) > 0 {
+		return nil, fmt.Errorf("config: %s", strings.Join(bad, "; "))
 	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
@@ -249,12 +242,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func cleanDecodeError(err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):\n\n")
-	return errors.New(strings.TrimSpace(msg))
 }
 
 // Validate checks the settings that would otherwise fail later, far from

@@ -292,7 +292,9 @@ func decode[A Args](payload []byte) (A, error) {
 	}
 	if v, ok := any(args).(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return args, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+			// errors.Join puts each problem on a line of its own: one line
+			// reads better in a terminal, a log and a 422.
+			return args, fmt.Errorf("%w: %s", ErrInvalidPayload, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
 	return args, nil
@@ -301,6 +303,9 @@ func decode[A Args](payload []byte) (A, error) {
 func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Sprintf("must be a JSON object, not %s", te.Value)
+		}
 		return fmt.Sprintf("field %q must be %s, not %s", te.Field, te.Type.String(), te.Value)
 	}
 	return err.Error()
