@@ -183,21 +183,30 @@ func (s *Sandbox) handle(fake Fake, pattern string, h func(w http.ResponseWriter
 			rec := &discard{header: http.Header{}}
 			call.Status, call.Note = h(rec, r, body)
 			call.Note = strings.TrimSpace(call.Note + " (response dropped)")
+			// Recorded before the connection closes: a caller that sees the
+			// drop and looks at the calls finds this one.
+			s.record(call)
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
 					_ = conn.Close()
 				}
 			}
+			return
 		default:
 			call.Status, call.Note = h(w, r, body)
 		}
-		s.mu.Lock()
-		s.calls = append(s.calls, call)
-		if len(s.calls) > 1000 {
-			s.calls = s.calls[len(s.calls)-1000:]
-		}
-		s.mu.Unlock()
+		s.record(call)
 	})
+}
+
+// record appends call to the call log, keeping the last 1000.
+func (s *Sandbox) record(call Call) {
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	if len(s.calls) > 1000 {
+		s.calls = s.calls[len(s.calls)-1000:]
+	}
+	s.mu.Unlock()
 }
 
 // AddFault injects f.
