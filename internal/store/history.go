@@ -128,7 +128,9 @@ type TimelineJob struct {
 
 // redactor masks what the history keeps; set once at start, read by every
 // insert.
-type redactor struct{ r atomic.Pointer[redact.Redactor] }
+type redactor struct {
+	r atomic.Pointer[redact.Redactor]
+}
 
 // payload is p as the history keeps it. A nil Redactor masks redact's own
 // words.
