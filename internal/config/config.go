@@ -37,6 +37,7 @@ type Config struct {
 	API        API            `koanf:"api"`
 	Log        Log            `koanf:"log"`
 	Reconcile  Reconcile      `koanf:"reconcile"`
+	History    History        `koanf:"history"`
 	// Limits caps the calls to each outbound service, shared by every
 	// worker; see limits.go.
 	Limits map[string]Limit `koanf:"limits"`
@@ -162,6 +163,7 @@ func Default() *Config {
 		API:       API{Tokens: []string{}},
 		Log:       Log{Level: "info", Format: "text"},
 		Reconcile: Reconcile{Interval: 5 * time.Minute, Age: 15 * time.Minute, MaxRequeues: 3},
+		History:   DefaultHistory(),
 
 		SMTP:    mail.DefaultConfig(),
 		Notify:  DefaultNotify(),
@@ -263,6 +265,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
 	}
 	errs = append(errs, c.Redis.validate()...)
+	errs = append(errs, c.History.validate()...)
 	if c.Worker.Concurrency < 1 {
 		bad("worker.concurrency", "must be at least 1 (got %d)", c.Worker.Concurrency)
 	}

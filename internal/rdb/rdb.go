@@ -41,9 +41,10 @@ const (
 	LeaseDuration = 10 * time.Second
 	// statsTTL is how long a day's counters are kept (asynq's statsTTL).
 	statsTTL = 90 * 24 * time.Hour
-	// The failed list (asynq's archive) is trimmed as asynq trims it
-	// (maxArchiveSize, archivedExpirationInDays).
-	maxArchived = 10000
+	// The failed list (asynq's archive) is trimmed by age as asynq trims it
+	// (archivedExpirationInDays), but not by size (asynq's maxArchiveSize):
+	// the database's failed list keeps every failure, and the archive
+	// agrees with it.
 	archivedFor = 90 * 24 * time.Hour
 )
 

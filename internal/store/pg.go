@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/store/historysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,7 +45,7 @@ type pgStore struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	shown redactor // masks the payloads kept in the history
+	shown historysql.Masker // masks the payloads kept in the history
 }
 
 // openPostgres connects to the database at url and checks that it answers;

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/store/historysql"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -92,6 +93,7 @@ func (s *pgStore) saveBatch(batch []*saveReq) {
 		}
 		n := new(int)
 		written[i] = n
+		hEntity, hPayload, hState := historysql.PGQueuedArgs(&s.shown, e)
 		b.Queue(`WITH k AS (
 				INSERT INTO idempotency (token_hash, key, body_hash, status, response, created_at)
 				VALUES ($1, $2, $3, $4, $5, $6)
@@ -108,7 +110,7 @@ func (s *pgStore) saveBatch(batch []*saveReq) {
 			SELECT count(*)::int FROM k`,
 			j.TokenHash, j.Key, j.BodyHash, j.Status, j.Response, now.UnixMilli(), expired,
 			e.ID, j.CallbackURL, j.CallbackToken, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback,
-			e.Entity, s.shown.payload(e.Payload), queuedState(e)).
+			hEntity, hPayload, hState).
 			QueryRow(func(row pgx.Row) error { return row.Scan(n) })
 	}
 	b.Queue(`SELECT pg_notify($1, '')`, outboxChannel)

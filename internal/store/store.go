@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/store/historysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -110,7 +111,7 @@ type sqliteStore struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	shown redactor // masks the payloads kept in the history
+	shown historysql.Masker // masks the payloads kept in the history
 }
 
 // openSQLite opens the SQLite database named by url ("file:errand.db", or a

@@ -1,0 +1,229 @@
+package historysql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/errandhq/errand/internal/job"
+)
+
+// SQLite's statements: writes within the caller's transaction (the store
+// holds SQLite's one write lock), reads on its database.
+
+// Queued writes e's "queued" into its history.
+func Queued(ctx context.Context, tx *sql.Tx, m *Masker, e job.Envelope) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO history_jobs (id, entity, type, queue, state, queued_at_ms, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`,
+		e.ID, e.Entity, e.Type, e.Queue, queuedState(e), e.QueuedAt.UnixMilli(), m.payload(e.Payload)); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+// RecordOutcomes writes attempts and final failures; each failed job's
+// History is read back from its attempts, these included.
+func RecordOutcomes(ctx context.Context, tx *sql.Tx, m *Masker, attempts []Attempt, failed []FailedJob) error {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO history_attempts (job_id, number, at_ms, outcome, error) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	upd, err := tx.PrepareContext(ctx, `UPDATE history_jobs SET state = ? WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	for _, a := range attempts {
+		if _, err := ins.ExecContext(ctx, a.JobID, a.Number, a.At.UnixMilli(), a.Outcome, m.text(a.Error)); err != nil {
+			return err
+		}
+		if _, err := upd.ExecContext(ctx, stateAfter(a.Outcome), a.JobID); err != nil {
+			return err
+		}
+	}
+	for _, f := range failed {
+		if f.History, err = attemptsOf(ctx, tx, f.ID); err != nil {
+			return err
+		}
+		if _, err := putFailed(ctx, tx, m, f, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func attemptsOf(ctx context.Context, tx *sql.Tx, id string) ([]AttemptAt, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT at_ms, error FROM history_attempts WHERE job_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AttemptAt
+	for rows.Next() {
+		var at int64
+		var a AttemptAt
+		if err := rows.Scan(&at, &a.Error); err != nil {
+			return nil, err
+		}
+		a.At = time.UnixMilli(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// conflictReplace replaces a failed job's row by a new failure of the same
+// job (one retried from the list that failed again).
+const conflictReplace = `DO UPDATE SET type = excluded.type, queue = excluded.queue, entity = excluded.entity, payload = excluded.payload,
+	run_payload = excluded.run_payload, attempts = excluded.attempts, max_attempts = excluded.max_attempts,
+	error = excluded.error, history = excluded.history, queued_at_ms = excluded.queued_at_ms,
+	failed_at_ms = excluded.failed_at_ms, callback = excluded.callback`
+
+// putFailed writes f into the failed list: replacing a row of the same job,
+// or, when replace is false, only if there is none. It returns the rows
+// written.
+func putFailed(ctx context.Context, tx *sql.Tx, m *Masker, f FailedJob, replace bool) (int64, error) {
+	hist, err := json.Marshal(orEmpty(f.History))
+	if err != nil {
+		return 0, err
+	}
+	conflict := `DO NOTHING`
+	if replace {
+		conflict = conflictReplace
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO failed_jobs (`+failedColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) `+conflict,
+		f.ID, f.Type, f.Queue, f.Entity, m.payload(f.RunPayload), f.RunPayload, f.Attempts, f.MaxAttempts,
+		m.text(f.Error), string(hist), f.QueuedAt.UnixMilli(), f.FailedAt.UnixMilli(), f.Callback)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Adopt writes the failed jobs the list does not hold yet, with the attempts
+// the history has of them, and returns how many those were.
+func Adopt(ctx context.Context, tx *sql.Tx, m *Masker, jobs []FailedJob) (int, error) {
+	n := 0
+	for _, f := range jobs {
+		if len(f.History) == 0 {
+			hist, err := attemptsOf(ctx, tx, f.ID)
+			if err != nil {
+				return 0, err
+			}
+			f.History = hist
+		}
+		k, err := putFailed(ctx, tx, m, f, false)
+		if err != nil {
+			return 0, err
+		}
+		n += int(k)
+	}
+	return n, nil
+}
+
+// FailedJobs lists the failed list, oldest failure first.
+func FailedJobs(ctx context.Context, db *sql.DB, f FailedFilter) ([]FailedJob, error) {
+	where, args := failedWhere(f)
+	rows, err := db.QueryContext(ctx, `SELECT `+failedColumns+` FROM failed_jobs`+where+` ORDER BY failed_at_ms, id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []FailedJob
+	for rows.Next() {
+		j, err := scanFailed(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// GetFailed returns one job of the failed list, or ErrNotFound.
+func GetFailed(ctx context.Context, db *sql.DB, id string) (*FailedJob, error) {
+	j, err := scanFailed(db.QueryRowContext(ctx, `SELECT `+failedColumns+` FROM failed_jobs WHERE id = ?`, id).Scan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// removeChunk is how many ids one statement removes: SQLite allows 32,766
+// parameters.
+const removeChunk = 1000
+
+// Remove takes jobs off the failed list; requeued marks them queued again.
+func Remove(ctx context.Context, tx *sql.Tx, ids []string, requeued bool) error {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), removeChunk)]
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		in := `(?` + strings.Repeat(",?", len(chunk)-1) + `)`
+		if _, err := tx.ExecContext(ctx, `DELETE FROM failed_jobs WHERE id IN `+in, args...); err != nil {
+			return err
+		}
+		if requeued {
+			if _, err := tx.ExecContext(ctx, `UPDATE history_jobs SET state = 'pending' WHERE id IN `+in, args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Timeline returns every job kept for entity, oldest first.
+func Timeline(ctx context.Context, db *sql.DB, entity string) ([]TimelineJob, error) {
+	rows, err := db.QueryContext(ctx, timelineSQL("?"), entity)
+	if err != nil {
+		return nil, fmt.Errorf("timeline: %w", err)
+	}
+	defer rows.Close()
+	return scanTimeline(rows.Next, rows.Scan, rows.Err)
+}
+
+// timelineSQL reads an entity's jobs with their attempts; param is the
+// placeholder of the entity.
+func timelineSQL(param string) string {
+	return `SELECT j.id, j.type, j.queue, j.state, j.queued_at_ms, a.at_ms, a.error
+		FROM history_jobs j LEFT JOIN history_attempts a ON a.job_id = j.id
+		WHERE j.entity = ` + param + ` ORDER BY j.queued_at_ms, j.id, a.seq`
+}
+
+// JobEntity returns the entity job id was queued for, or ErrNotFound.
+func JobEntity(ctx context.Context, db *sql.DB, id string) (string, error) {
+	var entity string
+	err := db.QueryRowContext(ctx, `SELECT entity FROM history_jobs WHERE id = ?`, id).Scan(&entity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return entity, err
+}
+
+// pruneSQL delete the history (not the failed list) older than a cut-off.
+var pruneSQL = []string{`DELETE FROM history_attempts WHERE at_ms < ?`, `DELETE FROM history_jobs WHERE queued_at_ms < ?`}
+
+// Prune deletes the history older than before and returns the rows deleted.
+func Prune(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+	var n int64
+	for _, q := range pruneSQL {
+		res, err := tx.ExecContext(ctx, q, before.UnixMilli())
+		if err != nil {
+			return n, err
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	return n, nil
+}
