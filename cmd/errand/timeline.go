@@ -44,13 +44,6 @@ func (a *app) startHistory(ctx context.Context) (*history.Writer, func()) {
 	return w, func() { cancel(); w.Close() }
 }
 
-// Timeline is an entity's timeline: GET /api/timeline's answer and
-// `errand timeline --json`.
-type Timeline struct {
-	Entity string              `json:"entity"`
-	Jobs   []store.TimelineJob `json:"jobs"`
-}
-
 func cmdTimeline(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	f := newFlags("timeline", "timeline ENTITY [--json]   (ENTITY: user:42, order:1001)", stderr)
 	asJSON := f.Bool("json", false, "print JSON (as GET /api/timeline answers)")
@@ -78,14 +71,14 @@ func cmdTimeline(ctx context.Context, args, environ []string, stdout, stderr io.
 	if err := a.openHistory(ctx); err != nil {
 		return err
 	}
-	jobs, err := a.st.Timeline(ctx, entity)
+	tl, err := history.Of(ctx, a.st, entity)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, Timeline{Entity: entity, Jobs: jobs})
+		return printJSON(stdout, tl)
 	}
-	return printTimeline(stdout, entity, jobs)
+	return printTimeline(stdout, entity, tl.Jobs)
 }
 
 // printTimeline writes an entity's jobs as a table, oldest first, each job's

@@ -26,6 +26,12 @@ const (
 	// failedWait is how long a final failure waits for the database before
 	// the job is archived in Redis regardless (see Failed).
 	failedWait = 10 * time.Second
+	// buffered is how many records wait for the writer before a runner
+	// does: a burst of jobs (a queue drained at tens of thousands a second,
+	// faster than SQLite takes rows) is written just after it, not during
+	// it; only a sustained rate above the database's slows the worker to
+	// its pace. About 130 bytes each.
+	buffered = 32 * maxBatch
 )
 
 // headerQueued is the header internal/queue stamps a job's first queuing in
@@ -55,7 +61,7 @@ type Writer struct {
 
 // NewWriter starts a writer into st; Close flushes and stops it.
 func NewWriter(st store.History, reg *job.Registry, log *slog.Logger) *Writer {
-	w := &Writer{st: st, reg: reg, log: log, in: make(chan record, 4*maxBatch), gone: make(chan struct{}), now: time.Now}
+	w := &Writer{st: st, reg: reg, log: log, in: make(chan record, buffered), gone: make(chan struct{}), now: time.Now}
 	go w.loop()
 	return w
 }

@@ -25,6 +25,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle("POST /webhooks/fulfillment/tracking", s.handleTrackingCallback())
 	mux.Handle("POST /api/jobs", s.requireToken(s.handleEnqueue()))
 	mux.Handle("GET /api/jobs/{id}", s.requireToken(s.handleJobStatus()))
+	mux.Handle("GET /api/timeline", s.requireToken(s.handleTimeline()))
 
 	mux.Handle("GET /healthz", handleHealth())
 	mux.Handle("GET /readyz", s.handleReady())
@@ -40,7 +41,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 		RedisConnOpt: redisconn.ConnOpt(s.Config.Redis),
 		ReadOnly:     s.Config.Dashboard.ReadOnly,
 	})
-	guarded := s.dashboardAuth(s.withServiceBanner(dash, path))
+	guarded := s.dashboardAuth(s.withTimeline(path, s.withServiceBanner(dash, path)))
 	mux.Handle(path+"/", guarded)
 	mux.Handle(path, http.RedirectHandler(path+"/", http.StatusMovedPermanently))
 

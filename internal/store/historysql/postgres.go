@@ -33,14 +33,24 @@ func PGQueuedArgs(m *Masker, e job.Envelope) (entity, payload, state string) {
 }
 
 // PGRecordOutcomes writes attempts and final failures within tx: the
-// attempts and states in one round trip, then each failed job.
+// attempts and each job's last state as arrays, in one round trip, then each
+// failed job.
 func PGRecordOutcomes(ctx context.Context, tx pgx.Tx, m *Masker, attempts []Attempt, failed []FailedJob) error {
-	b := &pgx.Batch{}
-	for _, a := range attempts {
-		b.Queue(`INSERT INTO history_attempts (job_id, number, at_ms, outcome, error) VALUES ($1, $2, $3, $4, $5)`,
-			a.JobID, a.Number, a.At.UnixMilli(), a.Outcome, m.text(a.Error))
-		b.Queue(`UPDATE history_jobs SET state = $1 WHERE id = $2`, stateAfter(a.Outcome), a.JobID)
+	n := len(attempts)
+	ids, numbers, ats, outcomes, errs := make([]string, n), make([]int32, n), make([]int64, n), make([]string, n), make([]string, n)
+	for i, a := range attempts {
+		ids[i], numbers[i], ats[i], outcomes[i], errs[i] = a.JobID, int32(a.Number), a.At.UnixMilli(), a.Outcome, m.text(a.Error)
 	}
+	var sids, states []string
+	for _, g := range lastStates(attempts) {
+		for _, id := range g.ids {
+			sids, states = append(sids, id), append(states, g.state)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO history_attempts (job_id, number, at_ms, outcome, error)
+		SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[])`, ids, numbers, ats, outcomes, errs)
+	b.Queue(`UPDATE history_jobs h SET state = u.state FROM unnest($1::text[], $2::text[]) AS u(id, state) WHERE h.id = u.id`, sids, states)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}

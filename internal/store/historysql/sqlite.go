@@ -26,26 +26,39 @@ func Queued(ctx context.Context, tx *sql.Tx, m *Masker, e job.Envelope) error {
 }
 
 // RecordOutcomes writes attempts and final failures; each failed job's
-// History is read back from its attempts, these included.
+// History is read back from its attempts, these included. Rows go in
+// statements of many (a statement per row is most of the cost in SQLite):
+// the attempts, then each job's last state, grouped by state.
 func RecordOutcomes(ctx context.Context, tx *sql.Tx, m *Masker, attempts []Attempt, failed []FailedJob) error {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO history_attempts (job_id, number, at_ms, outcome, error) VALUES (?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
-	upd, err := tx.PrepareContext(ctx, `UPDATE history_jobs SET state = ? WHERE id = ?`)
-	if err != nil {
-		return err
-	}
-	defer upd.Close()
-	for _, a := range attempts {
-		if _, err := ins.ExecContext(ctx, a.JobID, a.Number, a.At.UnixMilli(), a.Outcome, m.text(a.Error)); err != nil {
-			return err
+	for rest := attempts; len(rest) > 0; {
+		part := rest[:min(len(rest), rowsPerInsert)]
+		rest = rest[len(part):]
+		args := make([]any, 0, 5*len(part))
+		for _, a := range part {
+			args = append(args, a.JobID, a.Number, a.At.UnixMilli(), a.Outcome, m.text(a.Error))
 		}
-		if _, err := upd.ExecContext(ctx, stateAfter(a.Outcome), a.JobID); err != nil {
+		q := `INSERT INTO history_attempts (job_id, number, at_ms, outcome, error) VALUES (?, ?, ?, ?, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, ?)`, len(part)-1)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return err
 		}
 	}
+	for _, g := range lastStates(attempts) {
+		for rest := g.ids; len(rest) > 0; {
+			part := rest[:min(len(rest), removeChunk)]
+			rest = rest[len(part):]
+			args := make([]any, 0, len(part)+1)
+			args = append(args, g.state)
+			for _, id := range part {
+				args = append(args, id)
+			}
+			q := `UPDATE history_jobs SET state = ? WHERE id IN (?` + strings.Repeat(",?", len(part)-1) + `)`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+	}
+	var err error
 	for _, f := range failed {
 		if f.History, err = attemptsOf(ctx, tx, f.ID); err != nil {
 			return err
@@ -56,6 +69,10 @@ func RecordOutcomes(ctx context.Context, tx *sql.Tx, m *Masker, attempts []Attem
 	}
 	return nil
 }
+
+// rowsPerInsert is how many attempts one INSERT writes (5 parameters each;
+// SQLite allows 32,766).
+const rowsPerInsert = 500
 
 func attemptsOf(ctx context.Context, tx *sql.Tx, id string) ([]AttemptAt, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT at_ms, error FROM history_attempts WHERE job_id = ? ORDER BY seq`, id)

@@ -194,3 +194,30 @@ func orEmpty(h []AttemptAt) []AttemptAt {
 	}
 	return h
 }
+
+// stateGroup is the jobs whose last attempt left them in one state.
+type stateGroup struct {
+	state string
+	ids   []string
+}
+
+// lastStates groups the jobs of attempts by the state their last attempt
+// (in order) left them in.
+func lastStates(attempts []Attempt) []stateGroup {
+	last := make(map[string]string, len(attempts))
+	for _, a := range attempts {
+		last[a.JobID] = stateAfter(a.Outcome)
+	}
+	var groups []stateGroup
+	at := map[string]int{}
+	for id, state := range last {
+		i, ok := at[state]
+		if !ok {
+			i = len(groups)
+			at[state] = i
+			groups = append(groups, stateGroup{state: state})
+		}
+		groups[i].ids = append(groups[i].ids, id)
+	}
+	return groups
+}
