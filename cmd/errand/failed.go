@@ -92,7 +92,7 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%d failed job(s) queued again, each with its own id and its full attempts.\n", n)
+			fmt.Fprintf(stdout, "%d failed job(s) queued again, under the same ids, with their full attempts.\n", n)
 			return nil
 		}
 		id, err := needID()

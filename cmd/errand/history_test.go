@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"reflect"
 	"strings"
 	"sync"
@@ -248,5 +249,59 @@ func TestFinalFailureSurvivesAnUnwritableDatabase(t *testing.T) {
 	}
 	if _, err := s.inspector().GetTaskInfo("default", info.ID); err == nil {
 		t.Fatal("a forgotten job is still in Redis's archive")
+	}
+}
+
+// `errand failed retry --all` and `errand failed prune` on many jobs show
+// their progress on a terminal (here a pseudo-terminal made by script(1),
+// which every Debian has), and nothing when stderr is not one, or with
+// --json.
+func TestLongFailedCommandsShowProgressOnATerminal(t *testing.T) {
+	const n = 1200
+	bin := errandBinary(t)
+	s := startStack(t, stackOptions{})
+	foreign := s.foreignClient()
+	for range n {
+		if _, err := foreign.Enqueue(asynq.NewTask("ops:noop", []byte(`"not an object"`)), asynq.Queue("default")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	count := func() int {
+		l, err := s.db().FailedJobs(ctx, store.FailedFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l)
+	}
+	s.waitFor(60*time.Second, "the jobs in the failed list", func() bool { return count() == n })
+	onTerminal := func(args string) string {
+		t.Helper()
+		out, err := exec.Command("script", "-qec", bin+" "+args+" --config "+s.config, "/dev/null").CombinedOutput()
+		if err != nil {
+			t.Fatalf("errand %s on a terminal: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	out := onTerminal("failed retry --all")
+	if !strings.Contains(out, "\rqueued again 500/1200 (41%)") || !strings.Contains(out, "\rqueued again 1200/1200 (100%)") {
+		t.Fatalf("failed retry --all on a terminal shows no progress:\n%q", out)
+	}
+	s.waitFor(60*time.Second, "the retried jobs back in the failed list", func() bool { return count() == n })
+	// Not a terminal: the result line only, nothing on stderr.
+	cmd := exec.Command(bin, "failed", "retry", "--all", "--json", "--config", s.config)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() != 0 || strings.Contains(stdout.String(), "\r") {
+		t.Fatalf("failed retry --all in a script: %v\nstdout %q\nstderr %q", err, stdout.String(), stderr.String())
+	}
+	s.waitFor(60*time.Second, "the retried jobs back in the failed list", func() bool { return count() == n })
+	if out := onTerminal("failed retry --all --json"); strings.Contains(out, "\rqueued again") {
+		t.Fatalf("failed retry --all --json shows progress:\n%q", out)
+	}
+	s.waitFor(60*time.Second, "the retried jobs back in the failed list", func() bool { return count() == n })
+	out = onTerminal("failed prune --older-than 0s")
+	if !strings.Contains(out, "\rpruned 1200/1200 (100%)") || !strings.Contains(out, "1200 failed job(s) older than 0s removed") || count() != 0 {
+		t.Fatalf("failed prune on a terminal:\n%q", out)
 	}
 }
