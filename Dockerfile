@@ -13,6 +13,11 @@
 # defaults to file:errand.db in the working directory, which goes away with
 # the container: keep it on a volume writable by nonroot (uid 65532), e.g.
 # -v errand-data:/data -e ERRAND_DATABASE__URL=file:/data/errand.db.
+#
+# The image has no shell or curl: a serve container's healthcheck is
+#   errand healthcheck --config /etc/errand/config.toml   (GET /readyz)
+# It is not a HEALTHCHECK here because the same image runs the workers, which
+# serve no HTTP. deploy/compose.yaml runs the whole stack from this file.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

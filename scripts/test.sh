@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check errand's CI runs: gofmt, go vet, staticcheck and the whole
 # test suite with the race detector. Installs what the tests need and is
-# missing: redis-server, postgresql, chromium and php-cli (Debian packages), a C
+# missing: redis-server, postgresql, chromium, php-cli and php-curl, supervisor,
+# prometheus (promtool) and systemd (systemd-analyze) (Debian packages), a C
 # compiler for -race, and staticcheck. Works from any directory; needs Go 1.26 on PATH.
 #
 #   scripts/test.sh
@@ -60,6 +61,26 @@ if ! command -v php >/dev/null 2>&1; then
 	apt_install php-cli
 fi
 php --version | head -n 1
+
+# deploy/ and clients/php are run by tests too: supervisord runs the shipped
+# supervisor config, promtool checks the alerts, systemd-analyze verifies the
+# units, and the PHP client needs ext-curl.
+if ! php -r 'exit(extension_loaded("curl") ? 0 : 1);'; then
+	echo "php's curl extension is missing; installing php-curl (clients/php is tested)"
+	apt_install php-curl
+fi
+if ! command -v supervisord >/dev/null 2>&1 || ! command -v supervisorctl >/dev/null 2>&1; then
+	echo "supervisord is missing; installing supervisor (deploy/supervisor is tested)"
+	apt_install supervisor
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+	echo "promtool is missing; installing prometheus (deploy/prometheus is tested)"
+	apt_install prometheus
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+	echo "systemd-analyze is missing; installing systemd (deploy/systemd is verified)"
+	apt_install systemd
+fi
 
 # The store, relay and scale-out tests start a real PostgreSQL 15 of their own
 # (internal/store/pgtest): initdb and postgres from the Debian package, run as

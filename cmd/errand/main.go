@@ -38,6 +38,9 @@ Usage:
   errand serve                                the HTTP API, webhooks, dashboard, /metrics
   errand worker [--queues LIST] [--concurrency N] [--strict]
                                               work jobs (LIST: "a,b" = priority order, "a:3,b:1" = weights)
+        [--max-jobs N] [--max-time D] [--stop-when-empty]
+                                              end the worker (exit 0, as on SIGTERM) after N jobs, after D,
+                                              or once its queues have nothing due
   errand queues [--json]                      each queue's sizes, today's counts and latency
   errand failed list [--queue Q] [--json]     jobs that failed for good (kept in the database)
   errand failed retry ID|--all                queue failed jobs again, same ids, full attempts
@@ -48,6 +51,7 @@ Usage:
   errand enqueue TYPE --payload JSON [--delay 5s] [--queue Q]
                                               push one job by hand
   errand migrate                              create or upgrade the database schema
+  errand healthcheck [--url URL]              exit 0 when the local serve's /readyz answers 200 (containers)
   errand sandbox [--addr 127.0.0.1:8090]      local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
   errand sandbox send-order [--order ID]      send a correctly signed sample Shopify orders/paid webhook
   errand sandbox send-tracking --order ID [--tracking NUMBER]
@@ -82,6 +86,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdMigrate(ctx, rest, environ, stdout, stderr)
 	case "sandbox":
 		return cmdSandbox(ctx, rest, environ, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, rest, environ, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -132,6 +132,9 @@ type stackOptions struct {
 	// processes of the built binary, all on the one database and Redis,
 	// instead of one of each in this process.
 	serves, workers int
+	// configOnly writes the config and starts no errand process: the test
+	// runs them itself (under supervisord, deploy_test.go).
+	configOnly bool
 }
 
 // escalationTo is escalation.to: the developers' address, where final
@@ -196,6 +199,9 @@ level = "debug"
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if o.configOnly {
+		return s
 	}
 	if o.serves > 0 || o.workers > 0 {
 		s.startProcesses(httpAddr, o)

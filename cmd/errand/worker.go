@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/errandhq/errand/internal/lifetime"
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redact"
@@ -18,14 +19,21 @@ import (
 )
 
 func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	f := newFlags("worker", "worker [--queues LIST] [--concurrency N] [--strict]", stderr)
+	f := newFlags("worker", "worker [--queues LIST] [--concurrency N] [--strict] [--max-jobs N] [--max-time D] [--stop-when-empty]", stderr)
 	f.String("queues", "", `queues to work: "emails,crm" in that order of priority, or "emails:3,crm:1" by weight (default: every queue of [queues] with its weight, and every job type's queue)`)
 	f.Int("concurrency", 0, "jobs run at once (overrides worker.concurrency)")
 	f.Bool("strict", false, "strict priority: always drain higher-weighted queues first")
 	f.overrides("queues", "worker.queues")
 	f.overrides("concurrency", "worker.concurrency")
 	f.overrides("strict", "worker.strict")
+	maxJobs := f.String("max-jobs", "", "stop after taking `N` jobs, as gracefully as on SIGTERM, with exit status 0")
+	maxTime := f.String("max-time", "", "stop after `D` (a duration such as 30m), counted from when the worker starts taking jobs, as gracefully as on SIGTERM, with exit status 0")
+	whenEmpty := f.Bool("stop-when-empty", false, "stop once the worker runs nothing and its queues have nothing due (scheduled jobs and retries due later do not count), as gracefully as on SIGTERM, with exit status 0")
 	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	limits, err := lifetime.Parse(*maxJobs, *maxTime, *whenEmpty)
+	if err != nil {
 		return err
 	}
 	cfg, err := f.load(environ)
@@ -84,7 +92,15 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	err = w.Run(ctx, sigs)
+	// A limit stops the worker as the first signal would: by ending runCtx.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	if limits.Any() {
+		life := lifetime.New(limits, a.log.With("shutdown_timeout", cfg.Worker.ShutdownTimeout.String()))
+		w.SetBudget(life)
+		go life.Run(runCtx, stopRun, lifetime.Idle(w.Running, a.rdb, w.Queues().Order))
+	}
+	err = w.Run(runCtx, sigs)
 	if errors.Is(err, queue.ErrForcedExit) {
 		// At once means at once: the fetchers are still running, so nothing
 		// is closed under them; jobs in flight come back when their lease

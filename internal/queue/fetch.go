@@ -67,6 +67,7 @@ type fetcher struct {
 	jobs    chan *rdb.Fetched // to the runners, one per slot
 	jobsCtx context.Context   // cancelled when running jobs must stop
 	stopJob context.CancelFunc
+	budget  Budget // nil: no limit
 
 	mu      sync.Mutex
 	running map[string]string // id → queue
@@ -142,7 +143,7 @@ func (f *fetcher) loop(ctx context.Context) {
 				break more
 			}
 		}
-		jobs, err := f.fetch(ctx, n)
+		jobs, err := f.fetchWithin(ctx, n)
 		for range n - len(jobs) {
 			<-f.slots
 		}
@@ -221,6 +222,25 @@ func (f *fetcher) fetch(ctx context.Context, n int) ([]*rdb.Fetched, error) {
 		}
 	}
 	return out, nil
+}
+
+// Budget bounds the jobs a worker takes (--max-jobs): asked before each batch, so none is leased past it.
+type Budget interface {
+	Take(n int) int          // how many of n more jobs may be fetched now
+	Taken(reserved, got int) // got of the reserved jobs were fetched
+}
+
+// fetchWithin fetches up to n jobs, within the budget when there is one.
+func (f *fetcher) fetchWithin(ctx context.Context, n int) ([]*rdb.Fetched, error) {
+	if f.budget == nil {
+		return f.fetch(ctx, n)
+	}
+	if n = f.budget.Take(n); n == 0 {
+		return nil, nil
+	}
+	jobs, err := f.fetch(ctx, n)
+	f.budget.Taken(n, len(jobs))
+	return jobs, err
 }
 
 // depths is what the fetch loops know of how many jobs are pending on each

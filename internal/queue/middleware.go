@@ -117,20 +117,22 @@ func (p *Policy) classified(next Handler) Handler {
 	}
 }
 
-// logged writes how the attempt went: at DEBUG when done (at thousands of jobs
-// a second a line per success is the bottleneck), WARN when it will run
-// again, ERROR when it failed for good.
+// logged writes how the attempt went: done at INFO while few are done a
+// second, else counted in a summary line (see worklog.Successes); WARN when
+// it will run again, ERROR when it failed for good.
 func (p *Policy) logged(next Handler) Handler {
 	return func(ctx context.Context, a *Attempt) error {
 		err := next(ctx, a)
 		v := verdictOf(err)
 		switch {
 		case err == nil:
-			if p.log.Enabled(ctx, slog.LevelDebug) {
-				a.Log().Debug("job done", "took", a.Took.Round(time.Millisecond))
+			if level, ok := p.successes.Line(); ok {
+				a.Log().Log(ctx, level, "job done", "took", a.Took.Round(time.Millisecond))
 			}
 		case v == nil:
 			a.Log().Warn("job interrupted by shutdown", "error", err)
+		case !v.final && a.Def.Unbounded: // its error's class decides nothing: it must go out
+			a.Log().Warn("job failed, will retry until it succeeds (attempts not counted; gives up after policy.throttle_deadline)", "retry_in", v.wait.Round(time.Millisecond), "error", v.Error())
 		case !v.final:
 			// The fetcher puts the job in the retry set at its exact time (a
 			// throttled service's wait is respected to the millisecond).

@@ -12,6 +12,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redact"
+	"github.com/errandhq/errand/internal/worklog"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -44,7 +45,9 @@ type Policy struct {
 	now      func() time.Time
 	order    *rdb.RDB // nil: ordered types run unordered
 	handle   Handler  // the middlewares around the job's Work
-	history  Recorder // nil: no history
+	// successes decides which jobs done get a line of their own.
+	successes *worklog.Successes
+	history   Recorder // nil: no history
 }
 
 // PolicyConfig is what a Policy works with.
@@ -88,6 +91,7 @@ func NewPolicy(c PolicyConfig) *Policy {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
+	p.successes = worklog.NewSuccesses(p.log)
 	if c.Redis != nil {
 		p.order = rdb.New(c.Redis)
 	}

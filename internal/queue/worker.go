@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,7 +52,7 @@ func ParseQueues(spec string, configured map[string]int, strict bool) (QueueSet,
 				return qs, fmt.Errorf("--queues %q: empty queue name", spec)
 			}
 			if _, ok := configured[name]; !ok {
-				return qs, fmt.Errorf("--queues: queue %q is not configured (configured: %s)", name, strings.Join(sortedKeys(configured), ", "))
+				return qs, fmt.Errorf("--queues: queue %q is not configured (configured: %s)", name, strings.Join(slices.Sorted(maps.Keys(configured)), ", "))
 			}
 			if _, dup := qs.Weights[name]; dup {
 				return qs, fmt.Errorf("--queues: queue %q named twice", name)
@@ -75,19 +77,10 @@ func ParseQueues(spec string, configured map[string]int, strict bool) (QueueSet,
 		}
 	}
 	if len(qs.Order) == 0 {
-		qs.Order = sortedKeys(qs.Weights)
+		qs.Order = slices.Sorted(maps.Keys(qs.Weights))
 	}
 	sort.SliceStable(qs.Order, func(i, j int) bool { return qs.Weights[qs.Order[i]] > qs.Weights[qs.Order[j]] })
 	return qs, nil
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (qs QueueSet) String() string {
@@ -150,7 +143,7 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 		due:   newDueForwarder(r, qs.Order, dueCheck, log),
 		fetch: newFetcher(r.AsWorker(id), policy, qs, cfg.Worker.Concurrency, cfg.Worker.Fetchers, cfg.Worker.PollInterval, log),
 	}
-	engineRedis, closeEngine := engineClient(cfg.Redis, c)
+	engineRedis, closeEngine := redisconn.EngineClient(cfg.Redis, c)
 	// Whatever the client, the engine's processor takes no job: errand's
 	// fetcher takes them all.
 	rdb.SilenceAsynqDequeue(engineRedis)
@@ -178,34 +171,14 @@ func NewWorker(cfg *config.Config, c redis.UniversalClient, log *slog.Logger, op
 	return w, nil
 }
 
-// engineClient returns the client the asynq server runs on: a small pool of
-// its own where c's kind can be copied, so its background traffic never
-// waits behind the fetcher's; else c itself, shared. In sentinel mode it is a
-// failover client of its own: a copy of c's options would dial through c's
-// sentinels, but c closes only its own pool's connections to a demoted
-// master, and the copy would stop dialing once c is closed.
-func engineClient(rc config.Redis, c redis.UniversalClient) (redis.UniversalClient, func() error) {
-	if rc.Mode == config.RedisSentinel {
-		e := redisconn.NewPool(rc, 4)
-		return e, e.Close
-	}
-	switch c := c.(type) {
-	case *redis.Client:
-		o := *c.Options()
-		o.PoolSize = 4
-		e := redis.NewClient(&o)
-		return e, e.Close
-	case *redis.ClusterClient:
-		o := *c.Options()
-		o.PoolSize = 4
-		e := redis.NewClusterClient(&o)
-		return e, e.Close
-	}
-	return c, func() error { return nil }
-}
-
 // Queues returns what the worker works.
 func (w *Worker) Queues() QueueSet { return w.queues }
+
+// SetBudget makes w take no more jobs than b allows; call it before Run.
+func (w *Worker) SetBudget(b Budget) { w.fetch.budget = b }
+
+// Running returns how many jobs w is running.
+func (w *Worker) Running() int { return w.fetch.count() }
 
 // ErrForcedExit is returned when a second signal cut the graceful stop short.
 var ErrForcedExit = errors.New("stopped at once by a second signal; unfinished jobs return to their queues when their lease expires")
@@ -282,6 +255,7 @@ func (w *Worker) Run(ctx context.Context, sigs <-chan os.Signal) error {
 	stopBG()
 	bgwg.Wait()
 	_ = w.closeEngine()
+	w.policy.successes.Flush()
 	w.log.Info("worker stopped")
 	return nil
 }

@@ -59,9 +59,8 @@ func (r *RDB) Retry(ctx context.Context, j *Fetched, errMsg string, counts bool,
 var archiveLua string
 
 // archiveScript moves a job that failed for good to the archive (errand's
-// failed list) and trims it by age (not by size, as asynq does): asynq
-// v0.26.0's archiveCmd. Its KEYS and ARGV are
-// listed in lua/archive.lua.
+// failed list), trimmed by age only: asynq v0.26.0's archiveCmd. Its KEYS and
+// ARGV are listed in lua/archive.lua.
 var archiveScript = redis.NewScript(luaCountFailure + luaRelease + archiveLua)
 
 // Archive moves j, failed for good with errMsg, to the failed list. Its

@@ -42,9 +42,7 @@ const (
 	// statsTTL is how long a day's counters are kept (asynq's statsTTL).
 	statsTTL = 90 * 24 * time.Hour
 	// The failed list (asynq's archive) is trimmed by age as asynq trims it
-	// (archivedExpirationInDays), but not by size (asynq's maxArchiveSize):
-	// the database's failed list keeps every failure, and the archive
-	// agrees with it.
+	// (archivedExpirationInDays), not by size: the database's list keeps all.
 	archivedFor = 90 * 24 * time.Hour
 )
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -15,6 +16,11 @@ func handleHealth() http.Handler {
 	})
 }
 
+// readyBudget is how long /readyz waits for each dependency: each is asked
+// with a deadline of its own, all at once, so the answer comes within it
+// whatever hangs, and names only what did not answer.
+const readyBudget = 2 * time.Second
+
 // handleReady answers 200 when Redis and the database both answer, else 503
 // naming what is down. Requests are still taken while Redis is down (jobs wait
 // in the outbox), but a load balancer should know. /readyz is public, so the
@@ -22,20 +28,50 @@ func handleHealth() http.Handler {
 // paths, goes to the log.
 func (s *Server) handleReady() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status := http.StatusOK
-		out := map[string]string{"redis": "ok", "database": "ok"}
-		if err := s.Redis.Ping(ctx).Err(); err != nil {
-			status, out["redis"] = http.StatusServiceUnavailable, "unreachable"
-			s.Log.Warn("readyz: Redis does not answer", "error", err.Error())
+		checks := map[string]func(context.Context) error{
+			"redis":    func(ctx context.Context) error { return s.Redis.Ping(ctx).Err() },
+			"database": s.Store.Ping,
 		}
-		if err := s.Store.Ping(ctx); err != nil {
-			status, out["database"] = http.StatusServiceUnavailable, "unreachable"
-			s.Log.Warn("readyz: the database does not answer", "error", err.Error())
+		type asked struct {
+			ctx context.Context
+			err chan error
+		}
+		all := make(map[string]asked, len(checks))
+		for name, check := range checks {
+			ctx, cancel := context.WithTimeout(r.Context(), readyBudget)
+			defer cancel()
+			a := asked{ctx, make(chan error, 1)}
+			all[name] = a
+			go func() { a.err <- check(ctx) }()
+		}
+		status, out := http.StatusOK, map[string]string{}
+		for name, a := range all {
+			out[name] = "ok"
+			if err := answer(a.ctx, a.err); err != nil {
+				status, out[name] = http.StatusServiceUnavailable, "unreachable"
+				s.Log.Warn("readyz: "+name+" does not answer", "error", err.Error())
+			}
 		}
 		writeJSON(w, status, out)
 	})
+}
+
+// answer is a check's outcome, or an error once ctx's deadline has passed
+// without one: a client that does not give up at its context's deadline
+// (go-redis waits for its own read timeout on a connection that hangs) does
+// not hold the answer. An outcome already there is taken, however late.
+func answer(ctx context.Context, errc <-chan error) error {
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return fmt.Errorf("no answer within %s: %w", readyBudget, ctx.Err())
+		}
+	}
 }
 
 // outboxCollector reports the jobs waiting in the database for Redis.

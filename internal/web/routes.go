@@ -5,7 +5,9 @@ import (
 	"strings"
 
 	"github.com/errandhq/errand/internal/metrics"
+	"github.com/errandhq/errand/internal/rdb"
 	"github.com/errandhq/errand/internal/redisconn"
+	"github.com/errandhq/errand/internal/web/dashview"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,8 +33,9 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle("GET /readyz", s.handleReady())
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewCollector(s.Redis), newOutboxCollector(s.Store),
+	reg.MustRegister(metrics.NewCollector(s.Redis), newOutboxCollector(s.Store), metrics.NewWorkers(s.Redis),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	httpm := newHTTPMetrics(reg)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	path := "/" + strings.Trim(s.Config.Dashboard.Path, "/")
@@ -40,10 +43,19 @@ func (s *Server) routes() (http.Handler, func() error) {
 		RootPath:     path,
 		RedisConnOpt: redisconn.ConnOpt(s.Config.Redis),
 		ReadOnly:     s.Config.Dashboard.ReadOnly,
+		// errand stores no result: asynqmon would call every one "non-printable bytes".
+		ResultFormatter: asynqmon.ResultFormatterFunc(dashview.Result),
 	})
-	guarded := s.dashboardAuth(s.withTimeline(path, s.withServiceBanner(dash, path)))
+	ins := rdb.NewInspector(s.Redis, nil)
+	view, err := dashview.New(s.withServiceBanner(dash, path), dashview.Options{
+		Path: path, Asynqmon: dash, Registry: s.Registry, FailedOnDays: ins.FailedOnDays})
+	if err != nil {
+		// The dashboard still works, with asynqmon's own labels.
+		s.Log.Error(err.Error())
+	}
+	guarded := s.dashboardAuth(s.withTimeline(path, view))
 	mux.Handle(path+"/", guarded)
 	mux.Handle(path, http.RedirectHandler(path+"/", http.StatusMovedPermanently))
 
-	return s.logRequests(mux), dash.Close
+	return s.logRequests(httpm.instrument(mux)), dash.Close
 }
