@@ -155,12 +155,12 @@ func (l *List) inChunks(jobs []store.FailedJob, progress Progress, do func([]sto
 
 // retry queues jobs again under their own ids: each is first taken out of
 // Redis's archive (an id can be queued only once), then queued from the
-// database's copy, then taken off the database's list. A crash in between
-// leaves the job on the database's list, from which a retry queues it.
+// database's copy, then taken off the database's list — as it was read, so a
+// job that already failed again stays listed. A crash in between leaves the
+// job on the database's list, from which a retry queues it.
 func (l *List) retry(ctx context.Context, jobs []store.FailedJob) error {
 	now := time.Now()
 	es := make([]job.Envelope, len(jobs))
-	ids := make([]string, len(jobs))
 	for i, f := range jobs {
 		if err := l.unarchive(ctx, f); err != nil {
 			return err
@@ -168,7 +168,6 @@ func (l *List) retry(ctx context.Context, jobs []store.FailedJob) error {
 		// Queued now: the throttle deadline counts from the retry.
 		es[i] = job.Envelope{ID: f.ID, Type: f.Type, Queue: f.Queue, Payload: f.RunPayload, QueuedAt: now, DueAt: now,
 			Callback: f.Callback, Entity: f.Entity}
-		ids[i] = f.ID
 	}
 	for i, err := range l.client.EnqueueMany(ctx, es) {
 		// A duplicate is a job already queued again: what a retry wants.
@@ -176,7 +175,7 @@ func (l *List) retry(ctx context.Context, jobs []store.FailedJob) error {
 			return fmt.Errorf("retry %s: %w", es[i].ID, err)
 		}
 	}
-	return l.st.RemoveFailed(ctx, ids, true)
+	return l.st.RemoveFailed(ctx, jobs, true)
 }
 
 // unarchive removes f from Redis's archive; one that is not there (Redis
@@ -201,7 +200,7 @@ func (l *List) Forget(ctx context.Context, id string) error {
 	if err := l.unarchive(ctx, *f); err != nil {
 		return err
 	}
-	return l.st.RemoveFailed(ctx, []string{f.ID}, false)
+	return l.st.RemoveFailed(ctx, []store.FailedJob{*f}, false)
 }
 
 // Flush empties the failed list, and Redis's archive, and returns how many
@@ -220,11 +219,7 @@ func (l *List) Flush(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	ids := make([]string, len(jobs))
-	for i, f := range jobs {
-		ids[i] = f.ID
-	}
-	return len(ids), l.st.RemoveFailed(ctx, ids, false)
+	return len(jobs), l.st.RemoveFailed(ctx, jobs, false)
 }
 
 // Prune takes off the list (and out of Redis's archive) every job that
@@ -238,13 +233,11 @@ func (l *List) Prune(ctx context.Context, olderThan time.Duration, progress Prog
 		return 0, err
 	}
 	return l.inChunks(jobs, progress, func(part []store.FailedJob) error {
-		ids := make([]string, len(part))
-		for i, f := range part {
+		for _, f := range part {
 			if err := l.unarchive(ctx, f); err != nil {
 				return err
 			}
-			ids[i] = f.ID
 		}
-		return l.st.RemoveFailed(ctx, ids, false)
+		return l.st.RemoveFailed(ctx, part, false)
 	})
 }

@@ -35,9 +35,10 @@ type History interface {
 	FailedJobs(ctx context.Context, f FailedFilter) ([]FailedJob, error)
 	// FailedJob returns one job of the failed list, or ErrNotFound.
 	FailedJob(ctx context.Context, id string) (*FailedJob, error)
-	// RemoveFailed takes jobs off the failed list; requeued marks them
-	// queued again in their history.
-	RemoveFailed(ctx context.Context, ids []string, requeued bool) error
+	// RemoveFailed takes jobs off the failed list, each only as it was read
+	// (a job that failed again since stays); requeued marks them queued
+	// again in their history.
+	RemoveFailed(ctx context.Context, jobs []FailedJob, requeued bool) error
 	// Timeline returns every job kept for entity, oldest first.
 	Timeline(ctx context.Context, entity string) ([]TimelineJob, error)
 	// JobEntity returns the entity job id was queued for ("" for none), or
@@ -113,9 +114,9 @@ func (s *sqliteStore) FailedJob(ctx context.Context, id string) (*FailedJob, err
 	return j, historyErr("failed job", err)
 }
 
-func (s *sqliteStore) RemoveFailed(ctx context.Context, ids []string, requeued bool) error {
+func (s *sqliteStore) RemoveFailed(ctx context.Context, jobs []FailedJob, requeued bool) error {
 	return historyErr("remove from the failed list", s.tx(ctx, func(tx *sql.Tx) error {
-		return historysql.Remove(ctx, tx, ids, requeued)
+		return historysql.Remove(ctx, tx, jobs, requeued)
 	}))
 }
 
@@ -172,9 +173,9 @@ func (s *pgStore) FailedJob(ctx context.Context, id string) (*FailedJob, error) 
 	return j, historyErr("failed job", err)
 }
 
-func (s *pgStore) RemoveFailed(ctx context.Context, ids []string, requeued bool) error {
+func (s *pgStore) RemoveFailed(ctx context.Context, jobs []FailedJob, requeued bool) error {
 	return historyErr("remove from the failed list", s.tx(ctx, func(tx pgx.Tx) error {
-		return historysql.PGRemove(ctx, tx, ids, requeued)
+		return historysql.PGRemove(ctx, tx, jobs, requeued)
 	}))
 }
 

@@ -132,7 +132,23 @@ func TestHistoryRecordsQueuedAttemptsAndFailures(t *testing.T) {
 			t.Fatalf("adopting replaced the recorded failure: %+v %v", got, err)
 		}
 
-		if err := st.RemoveFailed(ctx, []string{welcome}, true); err != nil {
+		// A removal of the failure as read leaves a newer failure of the
+		// same job (retried, and failed again before the retry took it off).
+		again := failed
+		again.FailedAt = t2.Add(time.Second)
+		if err := st.RecordOutcomes(ctx, nil, []store.FailedJob{again}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RemoveFailed(ctx, []store.FailedJob{list[0]}, true); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.FailedJob(ctx, welcome); err != nil || !got.FailedAt.Equal(again.FailedAt.Truncate(time.Millisecond)) {
+			t.Fatalf("the newer failure was removed with the old: %+v %v", got, err)
+		}
+		if tl, _ := st.Timeline(ctx, entity); tl[0].State != "failed" {
+			t.Fatalf("a job that failed again is shown %q", tl[0].State)
+		}
+		if err := st.RemoveFailed(ctx, []store.FailedJob{again}, true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := st.FailedJob(ctx, welcome); !errors.Is(err, store.ErrNotFound) {

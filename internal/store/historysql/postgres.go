@@ -146,16 +146,22 @@ func PGGetFailed(ctx context.Context, pool *pgxpool.Pool, id string) (*FailedJob
 	return &j, nil
 }
 
-// PGRemove takes jobs off the failed list; requeued marks them queued again.
-func PGRemove(ctx context.Context, tx pgx.Tx, ids []string, requeued bool) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM failed_jobs WHERE id = ANY($1)`, ids); err != nil {
-		return err
+// PGRemove takes jobs off the failed list, each only as it was read (see
+// Remove); requeued marks the removed ones queued again.
+func PGRemove(ctx context.Context, tx pgx.Tx, jobs []FailedJob, requeued bool) error {
+	ids, at := make([]string, len(jobs)), make([]int64, len(jobs))
+	for i, f := range jobs {
+		ids[i], at[i] = f.ID, f.FailedAt.UnixMilli()
 	}
+	state := `SELECT 1`
 	if requeued {
-		_, err := tx.Exec(ctx, `UPDATE history_jobs SET state = 'pending' WHERE id = ANY($1)`, ids)
-		return err
+		state = `UPDATE history_jobs SET state = 'pending' WHERE id IN (SELECT id FROM gone)`
 	}
-	return nil
+	_, err := tx.Exec(ctx, `WITH gone AS (
+			DELETE FROM failed_jobs f USING unnest($1::text[], $2::bigint[]) AS r(id, at)
+			WHERE f.id = r.id AND f.failed_at_ms = r.at RETURNING f.id)
+		`+state, ids, at)
+	return err
 }
 
 // PGTimeline returns every job kept for entity, oldest first.

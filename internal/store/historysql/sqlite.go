@@ -174,25 +174,43 @@ func GetFailed(ctx context.Context, db *sql.DB, id string) (*FailedJob, error) {
 	return &j, nil
 }
 
-// removeChunk is how many ids one statement removes: SQLite allows 32,766
-// parameters.
+// removeChunk is how many jobs one statement removes or updates: SQLite
+// allows 32,766 parameters.
 const removeChunk = 1000
 
-// Remove takes jobs off the failed list; requeued marks them queued again.
-func Remove(ctx context.Context, tx *sql.Tx, ids []string, requeued bool) error {
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), removeChunk)]
-		ids = ids[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
+// Remove takes jobs off the failed list — each only as it was read (its
+// failed_at): a job that failed again meanwhile (retried, and failed before
+// the retry took it off) stays, as the new failure it is. requeued marks
+// the removed ones queued again.
+func Remove(ctx context.Context, tx *sql.Tx, jobs []FailedJob, requeued bool) error {
+	for len(jobs) > 0 {
+		chunk := jobs[:min(len(jobs), removeChunk)]
+		jobs = jobs[len(chunk):]
+		args := make([]any, 0, 2*len(chunk))
+		for _, f := range chunk {
+			args = append(args, f.ID, f.FailedAt.UnixMilli())
 		}
-		in := `(?` + strings.Repeat(",?", len(chunk)-1) + `)`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM failed_jobs WHERE id IN `+in, args...); err != nil {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM failed_jobs WHERE (id = ? AND failed_at_ms = ?)`+
+			strings.Repeat(` OR (id = ? AND failed_at_ms = ?)`, len(chunk)-1)+` RETURNING id`, args...)
+		if err != nil {
 			return err
 		}
-		if requeued {
-			if _, err := tx.ExecContext(ctx, `UPDATE history_jobs SET state = 'pending' WHERE id IN `+in, args...); err != nil {
+		var gone []any
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			gone = append(gone, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if requeued && len(gone) > 0 {
+			q := `UPDATE history_jobs SET state = 'pending' WHERE id IN (?` + strings.Repeat(",?", len(gone)-1) + `)`
+			if _, err := tx.ExecContext(ctx, q, gone...); err != nil {
 				return err
 			}
 		}
