@@ -305,3 +305,53 @@ func TestLongFailedCommandsShowProgressOnATerminal(t *testing.T) {
 		t.Fatalf("failed prune on a terminal:\n%q", out)
 	}
 }
+
+// A job queued through the API that failed for good keeps its id through
+// everything: after FLUSHALL, GET /api/jobs/{id} still answers from the
+// database's failed list; `errand failed retry` queues it from there under
+// the same id, and the same status URL then reports it completed.
+func TestAPIJobFailedForGoodKeepsItsIDAcrossFlushAllAndRetry(t *testing.T) {
+	s := startStack(t, stackOptions{toml: welcomeAtOnce + apiTOML})
+	s.smtp.RejectPermanently(550, "5.1.1 mailbox unavailable")
+	code, acc, _ := s.api("POST", "/api/jobs", firstToken,
+		`{"type":"user:welcome_email","payload":{"user_id":7,"email":"grace@shop.test","first_name":"Grace"}}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /api/jobs: %d %v", code, acc)
+	}
+	id := acc["id"].(string)
+	s.waitJobState(firstToken, id, "failed")
+	s.waitFor(15*time.Second, "the failure in the database", func() bool {
+		_, err := s.db().FailedJob(context.Background(), id)
+		return err == nil
+	})
+	if err := s.redis.Client().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, st := s.jobStatus(firstToken, id)
+	if code != http.StatusOK || st["state"] != "failed" || st["attempts"] != 1.0 || !strings.Contains(fmt.Sprint(st["last_error"]), "550") {
+		t.Fatalf("GET /api/jobs/%s after FLUSHALL: %d %v", id, code, st)
+	}
+	if code, _ := s.jobStatus(secondToken, id); code != http.StatusNotFound {
+		t.Fatalf("another token reads the failed job: %d", code)
+	}
+	s.smtp.Accept()
+	if out, err := s.cli("failed", "retry", id); err != nil || !strings.Contains(out, "queued again, with the same id") {
+		t.Fatalf("errand failed retry: %v %s", err, out)
+	}
+	s.waitJobState(firstToken, id, "completed")
+	if len(s.mailTo("grace@shop.test")) != 1 {
+		t.Fatal("the retried welcome email was not sent once")
+	}
+	var tl struct {
+		Jobs []store.TimelineJob `json:"jobs"`
+	}
+	// The history is written in batches, just after the job's state.
+	var out string
+	s.waitFor(15*time.Second, "both attempts on the timeline", func() bool {
+		out, _ = s.cli("timeline", "user:7", "--json")
+		return json.Unmarshal([]byte(out), &tl) == nil && len(tl.Jobs) == 1 && len(tl.Jobs[0].Attempts) == 2 && tl.Jobs[0].State == "completed"
+	})
+	if tl.Jobs[0].ID != id || !strings.Contains(tl.Jobs[0].Attempts[0].Error, "550") || tl.Jobs[0].Attempts[1].Error != "" {
+		t.Fatalf("the timeline of user:7: %s", out)
+	}
+}
