@@ -36,13 +36,18 @@ func PGQueuedArgs(m *Masker, e job.Envelope) (entity, payload, state string) {
 // attempts and each job's last state as arrays, in one round trip, then each
 // failed job.
 func PGRecordOutcomes(ctx context.Context, tx pgx.Tx, m *Masker, attempts []Attempt, failed []FailedJob) error {
-	n := len(attempts)
+	failures, done := splitDone(attempts)
+	n := len(failures)
 	ids, numbers, ats, outcomes, errs := make([]string, n), make([]int32, n), make([]int64, n), make([]string, n), make([]string, n)
-	for i, a := range attempts {
+	for i, a := range failures {
 		ids[i], numbers[i], ats[i], outcomes[i], errs[i] = a.JobID, int32(a.Number), a.At.UnixMilli(), a.Outcome, m.text(a.Error)
 	}
+	dids, dats := make([]string, len(done)), make([]int64, len(done))
+	for i, a := range done {
+		dids[i], dats[i] = a.JobID, a.At.UnixMilli()
+	}
 	var sids, states []string
-	for _, g := range lastStates(attempts) {
+	for _, g := range lastStates(failures) {
 		for _, id := range g.ids {
 			sids, states = append(sids, id), append(states, g.state)
 		}
@@ -51,6 +56,8 @@ func PGRecordOutcomes(ctx context.Context, tx pgx.Tx, m *Masker, attempts []Atte
 	b.Queue(`INSERT INTO history_attempts (job_id, number, at_ms, outcome, error)
 		SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[])`, ids, numbers, ats, outcomes, errs)
 	b.Queue(`UPDATE history_jobs h SET state = u.state FROM unnest($1::text[], $2::text[]) AS u(id, state) WHERE h.id = u.id`, sids, states)
+	// Last: a job that failed and then completed in one batch is completed.
+	b.Queue(`UPDATE history_jobs h SET state = 'completed', done_at_ms = d.at FROM unnest($1::text[], $2::bigint[]) AS d(id, at) WHERE h.id = d.id`, dids, dats)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}

@@ -30,7 +30,8 @@ func Queued(ctx context.Context, tx *sql.Tx, m *Masker, e job.Envelope) error {
 // statements of many (a statement per row is most of the cost in SQLite):
 // the attempts, then each job's last state, grouped by state.
 func RecordOutcomes(ctx context.Context, tx *sql.Tx, m *Masker, attempts []Attempt, failed []FailedJob) error {
-	for rest := attempts; len(rest) > 0; {
+	failures, done := splitDone(attempts)
+	for rest := failures; len(rest) > 0; {
 		part := rest[:min(len(rest), rowsPerInsert)]
 		rest = rest[len(part):]
 		args := make([]any, 0, 5*len(part))
@@ -43,7 +44,7 @@ func RecordOutcomes(ctx context.Context, tx *sql.Tx, m *Masker, attempts []Attem
 			return err
 		}
 	}
-	for _, g := range lastStates(attempts) {
+	for _, g := range lastStates(failures) {
 		for rest := g.ids; len(rest) > 0; {
 			part := rest[:min(len(rest), removeChunk)]
 			rest = rest[len(part):]
@@ -56,6 +57,20 @@ func RecordOutcomes(ctx context.Context, tx *sql.Tx, m *Masker, attempts []Attem
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return err
 			}
+		}
+	}
+	// Last: a job that failed and then completed in one batch is completed.
+	for rest := done; len(rest) > 0; {
+		part := rest[:min(len(rest), rowsPerInsert)]
+		rest = rest[len(part):]
+		args := make([]any, 0, 2*len(part))
+		for _, a := range part {
+			args = append(args, a.JobID, a.At.UnixMilli())
+		}
+		q := `UPDATE history_jobs SET state = 'completed', done_at_ms = d.at FROM (SELECT column1 AS id, column2 AS at FROM (VALUES (?, ?)` +
+			strings.Repeat(`, (?, ?)`, len(part)-1) + `)) AS d WHERE history_jobs.id = d.id`
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return err
 		}
 	}
 	var err error
@@ -228,10 +243,10 @@ func Timeline(ctx context.Context, db *sql.DB, entity string) ([]TimelineJob, er
 	return scanTimeline(rows.Next, rows.Scan, rows.Err)
 }
 
-// timelineSQL reads an entity's jobs with their attempts; param is the
-// placeholder of the entity.
+// timelineSQL reads an entity's jobs with their failed attempts and when an
+// attempt completed them; param is the placeholder of the entity.
 func timelineSQL(param string) string {
-	return `SELECT j.id, j.type, j.queue, j.state, j.queued_at_ms, a.at_ms, a.error
+	return `SELECT j.id, j.type, j.queue, j.state, j.queued_at_ms, j.done_at_ms, a.at_ms, a.error
 		FROM history_jobs j LEFT JOIN history_attempts a ON a.job_id = j.id
 		WHERE j.entity = ` + param + ` ORDER BY j.queued_at_ms, j.id, a.seq`
 }

@@ -156,22 +156,25 @@ func failedWhere(f FailedFilter) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// scanTimeline folds rows of (job, attempt or NULLs), ordered by job, into
-// timeline jobs.
+// scanTimeline folds rows of (job, when it completed or NULL, failed attempt
+// or NULLs), ordered by job, into timeline jobs: the failed attempts, then
+// the one that completed it.
 func scanTimeline(next func() bool, scan func(...any) error, rowsErr func() error) ([]TimelineJob, error) {
 	out := []TimelineJob{}
+	var doneAt []*int64 // of each job in out
 	for next() {
 		var j TimelineJob
 		var queued int64
-		var at *int64
+		var done, at *int64
 		var errText *string
-		if err := scan(&j.ID, &j.Type, &j.Queue, &j.State, &queued, &at, &errText); err != nil {
+		if err := scan(&j.ID, &j.Type, &j.Queue, &j.State, &queued, &done, &at, &errText); err != nil {
 			return nil, fmt.Errorf("timeline: %w", err)
 		}
 		if n := len(out); n == 0 || out[n-1].ID != j.ID {
 			j.QueuedAt = time.UnixMilli(queued)
 			j.Attempts = []AttemptAt{}
 			out = append(out, j)
+			doneAt = append(doneAt, done)
 		}
 		if at != nil {
 			a := AttemptAt{At: time.UnixMilli(*at)}
@@ -185,7 +188,25 @@ func scanTimeline(next func() bool, scan func(...any) error, rowsErr func() erro
 	if err := rowsErr(); err != nil {
 		return nil, fmt.Errorf("timeline: %w", err)
 	}
+	for i, d := range doneAt {
+		if d != nil {
+			out[i].Attempts = append(out[i].Attempts, AttemptAt{At: time.UnixMilli(*d)})
+		}
+	}
 	return out, nil
+}
+
+// splitDone parts attempts into the failed ones (a row each) and those that
+// completed their job (a time on the job's row).
+func splitDone(attempts []Attempt) (failures, done []Attempt) {
+	for _, a := range attempts {
+		if a.Outcome == OutcomeDone {
+			done = append(done, a)
+		} else {
+			failures = append(failures, a)
+		}
+	}
+	return failures, done
 }
 
 func orEmpty(h []AttemptAt) []AttemptAt {

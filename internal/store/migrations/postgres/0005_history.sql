@@ -7,7 +7,8 @@ CREATE TABLE history_jobs (
     queue        TEXT    NOT NULL,
     state        TEXT    NOT NULL,
     queued_at_ms BIGINT  NOT NULL,
-    payload      TEXT    NOT NULL -- redacted
+    payload      TEXT    NOT NULL, -- redacted
+    done_at_ms   BIGINT             -- when an attempt completed it: a success is no attempts row
 );
 CREATE INDEX history_jobs_entity ON history_jobs (entity, queued_at_ms) WHERE entity <> '';
 CREATE INDEX history_jobs_queued ON history_jobs (queued_at_ms);
