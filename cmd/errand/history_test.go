@@ -355,3 +355,32 @@ func TestAPIJobFailedForGoodKeepsItsIDAcrossFlushAllAndRetry(t *testing.T) {
 		t.Fatalf("the timeline of user:7: %s", out)
 	}
 }
+
+// "Did order 4400000002's tracking reach Shopify?": the order's timeline
+// holds the fulfillment push and the tracking sync, each completed.
+func TestTimelineOfAnOrder(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	s.sandbox.Shopify.AutoCreateOrders(true)
+	if out, err := s.cli("sandbox", "send-order", "--order", "4400000002", "--to", s.base); err != nil || !strings.Contains(out, "200 OK") {
+		t.Fatalf("send-order: %v %s", err, out)
+	}
+	s.waitFor(15*time.Second, "the push to the fulfillment platform", func() bool { return len(s.sandbox.Fulfillment.Orders()) == 1 })
+	if out, err := s.cli("sandbox", "send-tracking", "--order", "4400000002", "--tracking", "1ZTRACK0002", "--to", s.base); err != nil || !strings.Contains(out, "200 OK") {
+		t.Fatalf("send-tracking: %v %s", err, out)
+	}
+	var tl struct {
+		Entity string              `json:"entity"`
+		Jobs   []store.TimelineJob `json:"jobs"`
+	}
+	var out string
+	s.waitFor(20*time.Second, "both jobs completed on the order's timeline", func() bool {
+		out, _ = s.cli("timeline", "order:4400000002", "--json")
+		if json.Unmarshal([]byte(out), &tl) != nil || len(tl.Jobs) != 2 {
+			return false
+		}
+		return tl.Jobs[0].State == "completed" && tl.Jobs[1].State == "completed"
+	})
+	if tl.Jobs[0].Type != "order:push_fulfillment" || tl.Jobs[1].Type != "order:sync_tracking" || len(tl.Jobs[1].Attempts) != 1 {
+		t.Fatalf("the order's timeline: %s", out)
+	}
+}
