@@ -304,6 +304,30 @@ func TestLongFailedCommandsShowProgressOnATerminal(t *testing.T) {
 	if !strings.Contains(out, "\rpruned 1200/1200 (100%)") || !strings.Contains(out, "1200 failed job(s) older than 0s removed") || count() != 0 {
 		t.Fatalf("failed prune on a terminal:\n%q", out)
 	}
+	if info, err := s.inspector().GetQueueInfo("default"); err != nil || info.Archived != 0 {
+		t.Fatalf("pruned jobs are still in Redis's archive: %v %v", info, err)
+	}
+}
+
+// `errand failed flush` empties both the database's list and Redis's
+// archive (the dashboard's failed view).
+func TestFailedFlushEmptiesBothLists(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	for range 3 {
+		if _, err := s.foreignClient().Enqueue(asynq.NewTask("ops:noop", []byte(`"not an object"`)), asynq.Queue("default")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitFor(20*time.Second, "3 failed jobs", func() bool { return len(s.failed()) == 3 })
+	if out, err := s.cli("failed", "flush"); err != nil || !strings.Contains(out, "3 failed job(s) removed") {
+		t.Fatalf("errand failed flush: %v %s", err, out)
+	}
+	if l, err := s.db().FailedJobs(context.Background(), store.FailedFilter{}); err != nil || len(l) != 0 {
+		t.Fatalf("the database's list after flush: %v %v", l, err)
+	}
+	if info, err := s.inspector().GetQueueInfo("default"); err != nil || info.Archived != 0 {
+		t.Fatalf("Redis's archive after flush: %v %v", info, err)
+	}
 }
 
 // A job queued through the API that failed for good keeps its id through
