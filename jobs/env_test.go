@@ -17,7 +17,7 @@ import (
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/limit"
 	"github.com/errandhq/errand/internal/mail"
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/errandhq/errand/internal/redistest"
 	"github.com/errandhq/errand/internal/sandbox"
 	"github.com/errandhq/errand/internal/shopify"
@@ -190,7 +190,7 @@ func (b *logBuffer) String() string {
 // of the service's hold).
 func (e *env) timePasses(service string) {
 	e.t.Helper()
-	if err := e.redis.Client().Del(context.Background(), rdb.LimitKey(service)).Err(); err != nil {
+	if err := e.redis.Client().Del(context.Background(), sharedlimit.LimitKey(service)).Err(); err != nil {
 		e.t.Fatal(err)
 	}
 	e.reg = registry(e.t, e.cfg)

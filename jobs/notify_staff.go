@@ -34,6 +34,14 @@ func (NotifyStaff) Defaults() job.Defaults {
 	return job.Defaults{Queue: "notifications"}
 }
 
+// Sources implements job.Sourced: the rep hears of a new user.
+func (NotifyStaff) Sources() []job.Source {
+	return []job.Source{job.From(func(e UserRegistered) (NotifyStaff, bool) {
+		u := e.User
+		return NotifyStaff{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName, SalesRep: u.SalesRep}, true
+	})}
+}
+
 // Validate implements job.Validator.
 func (n NotifyStaff) Validate() error {
 	if n.Email == "" {

@@ -29,6 +29,13 @@ func (PushFulfillment) Defaults() job.Defaults {
 	return job.Defaults{Queue: "fulfillment"}
 }
 
+// Sources implements job.Sourced: a paid order is pushed.
+func (PushFulfillment) Sources() []job.Source {
+	return []job.Source{job.From(func(e OrderPaid) (PushFulfillment, bool) {
+		return PushFulfillment{OrderID: e.Order.ID}, true
+	})}
+}
+
 // Validate implements job.Validator.
 func (p PushFulfillment) Validate() error {
 	if p.OrderID <= 0 {

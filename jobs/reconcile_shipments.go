@@ -15,8 +15,8 @@ import (
 // ReconcileShipments finds shipments whose tracking has not reached Shopify
 // reconcile.age after the callback and whose sync job is no longer alive
 // (failed for good, or lost), and queues the sync again: the backfill the
-// seed's author had to do by hand, made automatic. It runs every
-// reconcile.interval.
+// seed's author had to do by hand, made automatic. It runs at the ticks of
+// its [[schedule]] entry (every 5 minutes by default).
 type ReconcileShipments struct{}
 
 // Kind implements job.Args.

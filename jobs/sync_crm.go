@@ -11,6 +11,7 @@ import (
 
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbound"
+	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/internal/tidio"
 )
 
@@ -40,6 +41,34 @@ func (SyncCRM) Defaults() job.Defaults {
 	// One user's changes reach the CRM one at a time, in the order made: a
 	// later change is never overwritten by an earlier one.
 	return job.Defaults{Queue: "crm", OrderBy: "user_id"}
+}
+
+// Sources implements job.Sourced: a new user's whole contact, or on a
+// profile change only the contact's fields that changed (the CRM gets what
+// changed, not the whole record); no job when none did.
+func (SyncCRM) Sources() []job.Source {
+	return []job.Source{
+		job.From(func(e UserRegistered) (SyncCRM, bool) {
+			contact := contactOf(e.User)
+			return SyncCRM{UserID: e.User.ID, Email: e.User.Email, Changed: contact, Contact: maps.Clone(contact)}, true
+		}),
+		job.From(func(e UserUpdated) (SyncCRM, bool) {
+			before, after := contactOf(e.Before), contactOf(e.After)
+			changed := map[string]string{}
+			for k, v := range after {
+				if before[k] != v {
+					changed[k] = v
+				}
+			}
+			// Known in the CRM under the address before the change.
+			return SyncCRM{UserID: e.After.ID, Email: e.Before.Email, Changed: changed, Contact: after}, len(changed) > 0
+		}),
+	}
+}
+
+// contactOf is the part of a user the CRM holds.
+func contactOf(u store.User) map[string]string {
+	return map[string]string{"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName}
 }
 
 // Validate implements job.Validator.

@@ -32,6 +32,14 @@ func (SyncTracking) Defaults() job.Defaults {
 	return job.Defaults{Queue: "shopify"}
 }
 
+// Sources implements job.Sourced: a shipment's tracking goes to its order.
+func (SyncTracking) Sources() []job.Source {
+	return []job.Source{job.From(func(e ShipmentShipped) (SyncTracking, bool) {
+		sh := e.Shipment
+		return SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL}, true
+	})}
+}
+
 // Validate implements job.Validator.
 func (s SyncTracking) Validate() error {
 	var errs []error

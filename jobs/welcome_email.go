@@ -31,6 +31,14 @@ func (WelcomeEmail) Defaults() job.Defaults {
 	return job.Defaults{Queue: "emails", Delay: 5 * time.Second}
 }
 
+// Sources implements job.Sourced: a new user is greeted.
+func (WelcomeEmail) Sources() []job.Source {
+	return []job.Source{job.From(func(e UserRegistered) (WelcomeEmail, bool) {
+		u := e.User
+		return WelcomeEmail{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName}, true
+	})}
+}
+
 // Validate implements job.Validator.
 func (w WelcomeEmail) Validate() error {
 	var errs []error

@@ -388,9 +388,10 @@ errand is up. Press Ctrl-C to stop everything this script started.
   Metrics        http://localhost:$HTTP_PORT/metrics
 EOF
 if ((has_sandbox)); then
-	echo "  Sandbox        $sandbox_url   (Slack/Telegram, Tidio, fulfillment, Shopify)"
+	echo "  Sandbox        $sandbox_url/_sandbox/   (every call to Slack/Telegram, Tidio, fulfillment, Shopify)"
 fi
 cat <<EOF
+  API token      $API_TOKEN   (Authorization: Bearer; in .dev/errand.env as ERRAND_API__TOKENS)
   Redis          127.0.0.1:$REDIS_PORT
   Logs           .dev/logs/{$(
 	IFS=,
@@ -420,6 +421,9 @@ mend it and the escalation email to developers@errand.local arrives in the mail 
 
   curl -sS -X PUT localhost:$MAILPIT_UI_PORT/api/v1/chaos -H 'Content-Type: application/json' -d '{"Sender":{"ErrorCode":451,"Probability":100}}'
   curl -sS -X PUT localhost:$MAILPIT_UI_PORT/api/v1/chaos -H 'Content-Type: application/json' -d '{}'
+
+Everything lives on in .dev/ (Redis, the database, caught mail) when this script stops, so
+registering ada again answers 409. To start over: stop this script, then rm -rf .dev
 
 EOF
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -122,14 +121,14 @@ func cmdQueues(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return printJSON(stdout, stats)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tPENDING\tSCHEDULED\tRETRY\tACTIVE\tFAILED\tDONE TODAY\tFAILED TODAY\tLATENCY\t")
+	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tPENDING\tSCHEDULED\tRETRY\tACTIVE\tFAILED\tSUCCEEDED TODAY\tFAILED ATTEMPTS TODAY\tLATENCY\t")
 	for _, s := range stats {
 		name := termSafe(s.Queue)
 		if s.Paused {
 			name += " (paused)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", name, s.Weight, s.Pending, s.Scheduled, s.Retry, s.Active, s.Failed,
-			s.ProcessedToday, s.FailedToday, formatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
+			s.SucceededToday, s.FailedToday, formatAge(time.Duration(s.LatencySeconds*float64(time.Second))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -172,8 +171,7 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 		return err
 	}
 	if len(pos) != 1 {
-		f.Usage()
-		return usageError{errors.New("enqueue: give exactly one job TYPE")}
+		return f.missing("enqueue: give exactly one job TYPE (e.g. ops:noop)")
 	}
 	var opts []job.Option
 	if *delay != "" {

@@ -32,6 +32,7 @@ var forgedAuthorizations = map[string]string{
 // every user (a no-op change answers the record) and rewrote their email,
 // which was pushed to the CRM.
 func TestAttackPatchUserWithoutValidToken(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
 	if code, _ := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("registration: %d", code)
@@ -76,6 +77,7 @@ func TestAttackPatchUserWithoutValidToken(t *testing.T) {
 
 // The same forged headers get nothing from the job API either.
 func TestAttackJobAPIWithForgedToken(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
 	for what, auth := range forgedAuthorizations {
 		if code, out, _ := s.api("POST", "/api/jobs", "", `{"type":"ops:noop","payload":{}}`, "Authorization", auth); code != http.StatusUnauthorized {
@@ -90,6 +92,7 @@ func TestAttackJobAPIWithForgedToken(t *testing.T) {
 // Token B guesses or learns token A's job id; errand's own jobs (a
 // registration's emails, the callback jobs) are no client's.
 func TestAttackReadJobOfAnotherToken(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML})
 	sink := startReceiver(t, nil)
 	code, acc, _ := s.api("POST", "/api/jobs", firstToken,
@@ -150,6 +153,7 @@ func TestAttackReadJobOfAnotherToken(t *testing.T) {
 // critical carries the developers' escalation emails: a client filling it
 // would hold them up.
 func TestAttackQueueOnCritical(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, toml: apiTOML + `
 [jobs."user:notify_staff"]
 queue = "critical"

@@ -19,6 +19,7 @@ import (
 // literal in every spelling: refused at enqueue, naming callback_url, and
 // nothing is queued.
 func TestAttackCallbackAimedInwardIsRefusedAtEnqueue(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true, publicCallbacksOnly: true})
 	port := strings.TrimPrefix(s.base, "http://127.0.0.1:")
 	for _, target := range []string{
@@ -62,6 +63,7 @@ func TestAttackCallbackAimedInwardIsRefusedAtEnqueue(t *testing.T) {
 // With no api.callback_secret a callback could not be signed: refused at
 // enqueue, saying what the server needs.
 func TestAttackCallbackWithoutServerSecretIsRefused(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true, noCallbackSecret: true})
 	code, out, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"https://hooks.example.com/x"}`)
 	fields, _ := out["fields"].(map[string]any)
@@ -91,6 +93,7 @@ func (s *stack) waitFailedUnlessReached(id string, mustNotBeReached *receiver) m
 // check, as a row from an older errand would be) is refused when connecting:
 // the loopback listener receives nothing, and the error names the host only.
 func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, publicCallbacksOnly: true})
 	inner := startReceiver(t, nil)
 	_, port, _ := net.SplitHostPort(inner.Listener.Addr().String())
@@ -122,6 +125,7 @@ func TestAttackCallbackNameResolvingToLoopbackIsRefusedWhenConnecting(t *testing
 // The receiver answers 307 towards an internal address: errand does not
 // follow (307 would replay the POST there); a 3xx is a failed callback.
 func TestAttackCallbackRedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML})
 	inner := startReceiver(t, nil)
 	outer := startReceiver(t, func(w http.ResponseWriter, r *http.Request) {
@@ -141,6 +145,7 @@ func TestAttackCallbackRedirectIsNotFollowed(t *testing.T) {
 // say): the callback job's error keeps the status only; no part of the body
 // reaches GET /api/jobs, Redis, the logs or an email.
 func TestAttackCallbackAnswerNeverComesBack(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML})
 	const marker = "INTERNAL-ANSWER-7f3a"
 	sink := startReceiver(t, func(w http.ResponseWriter, r *http.Request) {
@@ -191,6 +196,7 @@ func TestAttackCallbackAnswerNeverComesBack(t *testing.T) {
 // checks X-Errand-Signature with api.callback_secret, which the token holder
 // does not have, so a signature keyed by the token does not pass.
 func TestAttackCallbackSignatureIsKeyedByTheServerSecret(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML})
 	sink := startReceiver(t, nil)
 	_, acc, _ := s.api("POST", "/api/jobs", firstToken, `{"type":"ops:noop","payload":{},"callback_url":"`+sink.URL+`/cb","callback_token":"cb-token"}`)

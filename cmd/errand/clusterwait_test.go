@@ -18,6 +18,7 @@ import (
 // The relay kept their rows (no replica of that master acknowledged them)
 // and relays them again: none is lost, and each runs once.
 func TestClusterFailoverLosesNoUnreplicatedJob(t *testing.T) {
+	t.Parallel()
 	nodes := redistest.StartCluster(t, 3, redistest.WithReplicas(), redistest.NodeTimeout(2*time.Second))
 	s := startStack(t, stackOptions{cluster: nodes, noWorker: true, toml: welcomeAtOnce})
 	master := nodes.Server(nodes.NodeOf(rdb.PendingKey("emails")))

@@ -117,6 +117,7 @@ func (e sideEffect) permanent(t *testing.T) {
 }
 
 func TestSlackTellsTheSalesRep(t *testing.T) {
+	t.Parallel()
 	s := slackSide.start(t)
 	bob := s.enqueue("user:notify_staff", newCustomer)
 	alice := s.enqueue("user:notify_staff", `{"user_id":8,"email":"grace@shop.test","first_name":"Grace","last_name":"<!channel> Hopper"}`)
@@ -137,11 +138,12 @@ func TestSlackTellsTheSalesRep(t *testing.T) {
 	s.noSecrets()
 }
 
-func TestSlackThrottleUsesNoAttempt(t *testing.T)             { slackSide.throttled(t) }
-func TestSlackOutageThreeAttemptsThenEscalation(t *testing.T) { slackSide.transient(t) }
-func TestSlackRefusalEscalatesAfterOneAttempt(t *testing.T)   { slackSide.permanent(t) }
+func TestSlackThrottleUsesNoAttempt(t *testing.T)             { t.Parallel(); slackSide.throttled(t) }
+func TestSlackOutageThreeAttemptsThenEscalation(t *testing.T) { t.Parallel(); slackSide.transient(t) }
+func TestSlackRefusalEscalatesAfterOneAttempt(t *testing.T)   { t.Parallel(); slackSide.permanent(t) }
 
 func TestTelegramTellsTheSalesRep(t *testing.T) {
+	t.Parallel()
 	s := telegramSide.start(t)
 	s.waitDone(s.enqueue("user:notify_staff", newCustomer))
 	msgs := s.sandbox.Telegram.Messages()
@@ -154,12 +156,19 @@ func TestTelegramTellsTheSalesRep(t *testing.T) {
 	s.noSecrets()
 }
 
-func TestTelegramThrottleUsesNoAttempt(t *testing.T)             { telegramSide.throttled(t) }
-func TestTelegramOutageThreeAttemptsThenEscalation(t *testing.T) { telegramSide.transient(t) }
-func TestTelegramRefusalEscalatesAfterOneAttempt(t *testing.T)   { telegramSide.permanent(t) }
+func TestTelegramThrottleUsesNoAttempt(t *testing.T) { t.Parallel(); telegramSide.throttled(t) }
+func TestTelegramOutageThreeAttemptsThenEscalation(t *testing.T) {
+	t.Parallel()
+	telegramSide.transient(t)
+}
+func TestTelegramRefusalEscalatesAfterOneAttempt(t *testing.T) {
+	t.Parallel()
+	telegramSide.permanent(t)
+}
 
 // A rep errand does not know can never be told: one attempt, no call.
 func TestNotifyUnknownRepFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	s := slackSide.start(t)
 	id := s.enqueue("user:notify_staff", `{"user_id":9,"email":"ada@shop.test","first_name":"Ada","sales_rep":"carol"}`)
 	s.waitEscalated(id, 1, "permanent", `unknown sales rep "carol"`)
@@ -169,6 +178,7 @@ func TestNotifyUnknownRepFailsAtOnce(t *testing.T) {
 }
 
 func TestTidioCreatesTheContact(t *testing.T) {
+	t.Parallel()
 	s := tidioSide.start(t)
 	s.waitDone(s.enqueue("user:sync_crm", tidioSide.payload))
 	contacts := s.sandbox.Tidio.Contacts()
@@ -185,13 +195,14 @@ func TestTidioCreatesTheContact(t *testing.T) {
 	s.noSecrets()
 }
 
-func TestTidioThrottleUsesNoAttempt(t *testing.T)             { tidioSide.throttled(t) }
-func TestTidioOutageThreeAttemptsThenEscalation(t *testing.T) { tidioSide.transient(t) }
-func TestTidioRefusalEscalatesAfterOneAttempt(t *testing.T)   { tidioSide.permanent(t) }
+func TestTidioThrottleUsesNoAttempt(t *testing.T)             { t.Parallel(); tidioSide.throttled(t) }
+func TestTidioOutageThreeAttemptsThenEscalation(t *testing.T) { t.Parallel(); tidioSide.transient(t) }
+func TestTidioRefusalEscalatesAfterOneAttempt(t *testing.T)   { t.Parallel(); tidioSide.permanent(t) }
 
 // The create is done but its answer lost: the retry finds the contact by
 // email and updates it instead of creating a second one.
 func TestTidioCreateIsNotDuplicatedWhenTheResponseIsLost(t *testing.T) {
+	t.Parallel()
 	s := tidioSide.start(t)
 	// The first call (the look-up) passes, only delayed a little; the second,
 	// the create, is done and its answer dropped.
@@ -215,6 +226,7 @@ func TestTidioCreateIsNotDuplicatedWhenTheResponseIsLost(t *testing.T) {
 
 // A profile change sends Tidio only what changed.
 func TestCRMPatchCarriesOnlyChangedFields(t *testing.T) {
+	t.Parallel()
 	s := tidioSide.start(t)
 	cid := s.sandbox.Tidio.AddContact(map[string]string{"email": "ada@shop.test", "first_name": "Ada", "last_name": "Lovelace"})
 	s.waitDone(s.enqueue("user:sync_crm",
@@ -247,6 +259,7 @@ func TestCRMPatchCarriesOnlyChangedFields(t *testing.T) {
 // contact under the old address, finds it under the new one and does not
 // create a second contact.
 func TestCRMEmailChangeIsNotDuplicatedWhenTheResponseIsLost(t *testing.T) {
+	t.Parallel()
 	s := tidioSide.start(t)
 	cid := s.sandbox.Tidio.AddContact(map[string]string{"email": "ada@shop.test", "first_name": "Ada"})
 	s.sandbox.AddFault(sandbox.Fault{Service: tidiotest.Service, Latency: time.Millisecond, Count: 1})

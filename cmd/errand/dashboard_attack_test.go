@@ -11,6 +11,7 @@ import (
 // reads the dashboard, which trusts loopback when no password is set. The
 // browser sends Host: evil.example; errand must refuse it and show no queue.
 func TestDashboardRefusesDNSRebinding(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	s.enqueue("user:welcome_email", `{"user_id":1,"email":"ada@shop.test","first_name":"Ada"}`)
 	port := s.base[strings.LastIndex(s.base, ":")+1:]
@@ -39,6 +40,7 @@ func TestDashboardRefusesDNSRebinding(t *testing.T) {
 // credentials (or, without a password, the dashboard trusts loopback).
 // errand must refuse every cross-origin change and change nothing.
 func TestDashboardRefusesCrossSiteActions(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []struct {
 		name, password string
 	}{{"basic auth", "dash-secret"}, {"loopback, no password", ""}} {
@@ -98,6 +100,7 @@ func TestDashboardRefusesCrossSiteActions(t *testing.T) {
 // minute, that address is locked out — the right password included — and
 // told when to come back.
 func TestDashboardLocksOutPasswordGuessing(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, dashboardPW: "dash-secret"})
 	for i := range 10 {
 		if code, _, _ := s.dashboardRequest("GET", "/monitoring/api/queues", "", "admin", "guess-"+strconv.Itoa(i)); code != http.StatusUnauthorized {

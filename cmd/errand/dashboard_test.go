@@ -12,6 +12,7 @@ import (
 )
 
 func TestDashboardRequiresCredentials(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, dashboardPW: "dash-secret"})
 	get := func(user, pass string) int {
 		code, _, _ := s.dashboardRequest("GET", "/monitoring/", "", user, pass)
@@ -37,6 +38,7 @@ func TestDashboardRequiresCredentials(t *testing.T) {
 
 // The dashboard, rendered in a real headless Chromium, shows errand's queues.
 func TestDashboardRendersQueuesInChromium(t *testing.T) {
+	t.Parallel()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed; scripts/test.sh installs it (apt-get install chromium)")

@@ -17,6 +17,7 @@ import (
 // errand's user only: they hold bcrypt hashes, personal data and callback
 // tokens, which another account on the machine must not read.
 func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
+	t.Parallel()
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
 	ownerOnly := func(paths ...string) {

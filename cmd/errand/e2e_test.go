@@ -72,6 +72,7 @@ func TestRegistrationSendsWelcomeEmailAfterFiveSeconds(t *testing.T) {
 
 // Bad input gets a clear error and changes nothing: no user stored, no job queued.
 func TestRegistrationRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	if status, body := s.post("/api/users", registration("first@shop.test"), nil); status != http.StatusCreated {
 		t.Fatalf("first registration: %d %v", status, body)

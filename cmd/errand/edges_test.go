@@ -21,6 +21,7 @@ import (
 // signed or authorised where it has to be. Each answers 400/422 with a JSON
 // error, and nothing is stored.
 func TestJSONThatIsNotAnObjectGetsAnAnswer(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, toml: apiTOML})
 	if code, out := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("register: %d %v", code, out)
@@ -89,6 +90,7 @@ func TestReadyzShowsNoAddress(t *testing.T) {
 // new unpaid orders), sent to the orders-paid URL: 400 naming the topic,
 // nothing stored, nothing queued. Before, a refund became a paid order.
 func TestOrdersPaidWebhookOfAnotherTopicIsRefused(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	secret := s.services.Shopify.WebhookSecret
 	const orderID = 820982911946154508
@@ -135,6 +137,7 @@ func TestOrdersPaidWebhookOfAnotherTopicIsRefused(t *testing.T) {
 // `errand failed list` and `errand queues` as visible escapes only. Here a
 // plain asynq server writes them, as anyone with Redis access could.
 func TestCLIShowsNoTerminalEscapes(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	const attack = "\x1b]0;pwned\x07\x1b[2J\r\u202e\u009b31m"
 	typ, qname, failure := "ops:x"+attack, "q"+attack, "boom"+attack+"\nsecond line"
@@ -189,6 +192,7 @@ func TestCLIShowsNoTerminalEscapes(t *testing.T) {
 // stops with one line naming the setting to fix, instead of waiting or
 // printing a stack trace.
 func TestRedisACLUserAndClientCertificate(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{
 		redis:       []redistest.Option{redistest.ACLUser("errand", "errand-acl-pass"), redistest.ClientCerts()},
 		dashboardPW: "dash-secret",
@@ -235,6 +239,7 @@ func TestRedisACLUserAndClientCertificate(t *testing.T) {
 }
 
 func TestTermSafe(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"user:welcome_email":          "user:welcome_email",
 		"héllo ✓ 日本":                  "héllo ✓ 日本",

@@ -26,15 +26,16 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	if len(pos) == 0 {
-		f.Usage()
-		return usageError{errors.New("failed: missing subcommand")}
+		return f.missing("failed: give a subcommand: list, retry, forget, flush or prune")
 	}
 	sub := pos[0]
 	pos = pos[1:]
 	needID := func() (string, error) {
+		if len(pos) == 0 && sub == "retry" {
+			return "", f.missing("failed retry: give the ID of a failed job (errand failed list shows them), or --all")
+		}
 		if len(pos) != 1 {
-			f.Usage()
-			return "", usageError{fmt.Errorf("failed %s: give exactly one job ID", sub)}
+			return "", f.missing("failed %s: give exactly one job ID (errand failed list shows them)", sub)
 		}
 		return pos[0], nil
 	}
@@ -46,14 +47,14 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			f.Usage()
 			return usageError{errors.New("failed retry: give an ID or --all, not both")}
 		}
-		if !*all && len(pos) == 0 {
-			f.Usage()
-			return usageError{errors.New("failed retry: give the job ID to retry, or --all")}
+		if !*all {
+			if _, err := needID(); err != nil {
+				return err
+			}
 		}
 	case "prune":
 		if *olderThan == "" {
-			f.Usage()
-			return usageError{errors.New("failed prune: give --older-than, e.g. --older-than 720h")}
+			return f.missing("failed prune: give --older-than, e.g. --older-than 720h")
 		}
 		if age, err = time.ParseDuration(*olderThan); err != nil || age < 0 {
 			return fmt.Errorf("failed prune: --older-than %q is not a duration like 720h or 30m", *olderThan)
@@ -92,7 +93,7 @@ func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%d failed job(s) queued again, under the same ids, with their full attempts.\n", n)
+			fmt.Fprintf(stdout, "%d failed job(s) queued again.\n", n)
 			return nil
 		}
 		id, err := needID()

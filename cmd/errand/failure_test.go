@@ -12,6 +12,7 @@ import (
 
 // An SMTP 5xx is permanent: one attempt, then the developers' email.
 func TestSMTPRefusalEscalatesAfterOneAttempt(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: fastRetries})
 	s.smtp.RejectRecipients("@bounce.test", 550, "5.1.1 mailbox unavailable")
 	if status, body := s.post("/api/users", registration("gone@bounce.test"), nil); status != http.StatusCreated {
@@ -52,6 +53,7 @@ func TestSMTPRefusalEscalatesAfterOneAttempt(t *testing.T) {
 // SMTP unreachable: exactly 3 attempts, then one escalation, delivered as
 // soon as SMTP is back; the failed job stays in the failed list.
 func TestSMTPDownThreeAttemptsThenEscalation(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: fastRetries})
 	s.smtp.Down()
 	if status, body := s.post("/api/users", registration("ada@shop.test"), nil); status != http.StatusCreated {
@@ -108,6 +110,7 @@ func TestSMTPDownThreeAttemptsThenEscalation(t *testing.T) {
 // Thirty final failures within the window go out as one digest, not thirty
 // emails.
 func TestFailuresWithinWindowGoOutAsOneDigest(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: fastRetries})
 	s.smtp.RejectRecipients("@bounce.test", 550, "5.1.1 mailbox unavailable")
 	for i := range 30 {
@@ -135,6 +138,7 @@ func TestFailuresWithinWindowGoOutAsOneDigest(t *testing.T) {
 // checks, e.g. by an older version or by hand) is permanent: one attempt,
 // never retried, escalated.
 func TestUndecodablePayloadIsPermanent(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: fastRetries})
 	client := s.foreignClient()
 	for _, p := range []string{`{"email": 42}`, `not json`, `{"user_id":1,"email":"","first_name":""}`} {

@@ -18,6 +18,7 @@ var noCRM = []string{"ERRAND_CRM__CLIENT_ID=", "ERRAND_CRM__CLIENT_SECRET="}
 // job per registration, found later. A worker on other queues starts without
 // those settings, and serve and the CLI, which only queue, need none.
 func TestWorkerStopsAtStartWithoutTheSettingsOfItsJobs(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 
 	var out bytes.Buffer

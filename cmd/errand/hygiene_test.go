@@ -18,6 +18,7 @@ import (
 // spelling, queued by another program), as a payload that is not JSON, and in
 // the error text, where a service echoed what it was sent.
 func TestEscalationEmailShowsNoSecrets(t *testing.T) {
+	t.Parallel()
 	echoed := []string{"echoed-client-secret-1", "echoed-bearer-token-2", "echoed-password-3", "pw-in-userinfo-4"}
 	s := startStack(t, stackOptions{toml: fastRetries, wrapFakes: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +106,7 @@ func TestEscalationEmailShowsNoSecrets(t *testing.T) {
 // A client of POST /api/jobs puts a password beside the fields its job type
 // knows: the job is accepted and runs, but the password is stored nowhere.
 func TestAPIPayloadCannotSmuggleFieldsIntoRedis(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML + welcomeAtOnce})
 	body := `{"type":"user:welcome_email","payload":{"user_id":7,"email":"ada@shop.test","first_name":"Ada",` +
 		`"password":"smuggled-secret-value","nested":{"token":"smuggled-secret-value"}}}`
@@ -134,6 +136,7 @@ func TestAPIPayloadCannotSmuggleFieldsIntoRedis(t *testing.T) {
 // client refuses to, others need not) and a queue name that is not either:
 // /metrics keeps answering with every valid series, and the process lives.
 func TestMetricsSurviveInvalidUTF8Labels(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	ctx := context.Background()
 	rdb := s.redis.Client()

@@ -8,6 +8,7 @@ import (
 )
 
 func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML})
 	noop := `{"type":"ops:noop","payload":{}}`
 	if code, _, _ := s.api("POST", "/api/jobs", "", noop); code != 401 {
@@ -75,6 +76,7 @@ func TestJobAPIEnqueueStatusAndRefusals(t *testing.T) {
 }
 
 func TestJobAPIIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
 	body := `{"type":"ops:noop","payload":{}}`
 	code, first, _ := s.api("POST", "/api/jobs", firstToken, body, "Idempotency-Key", "order-1001")
@@ -121,6 +123,7 @@ func TestJobAPIIdempotencyKey(t *testing.T) {
 // With callback_url, errand POSTs the outcome, signed, on completion and on
 // final failure.
 func TestJobAPICallbacks(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML + fastRetries})
 	sink := startReceiver(t, nil)
 	s.smtp.RejectRecipients("@bounce.test", 550, "no such mailbox")

@@ -19,6 +19,7 @@ import (
 // reach Slack, both workers sending, and in no 1 s window of Slack's call log
 // are there more than 5×1 + 1 calls.
 func TestSlackRateLimitShared(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: "\n[limits.slack]\nrate = \"5/1s\"\n"})
 	s.startWorker(&syncBuffer{})
 	ids := make([]string, 30)
@@ -62,6 +63,7 @@ func TestSlackRateLimitShared(t *testing.T) {
 // A malformed rate or an unknown service in [limits] stops errand at start,
 // before it touches Redis, with one line naming the key.
 func TestLimitsConfigErrorsStopErrand(t *testing.T) {
+	t.Parallel()
 	bin := errandBinary(t)
 	dir := t.TempDir()
 	for _, c := range []struct {
@@ -93,6 +95,7 @@ func TestLimitsConfigErrorsStopErrand(t *testing.T) {
 // worker calls Slack for those 3 s, while Tidio's calls go on; afterwards
 // every notification and every contact is delivered, no attempt used.
 func TestSlackHoldSharedByWorkers(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{})
 	s.startWorker(&syncBuffer{})
 	s.sandbox.AddFault(sandbox.Fault{Service: slacktest.Service, Status: http.StatusTooManyRequests, RetryAfter: 3, Count: 1})
@@ -140,6 +143,7 @@ func TestSlackHoldSharedByWorkers(t *testing.T) {
 // workers, the jobs queued after that 429 wait for the window instead of
 // calling: the fake answers one 429 in all, not one per job.
 func TestTidioThrottleHoldsQueuedJobsForTheWindow(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{wrapFakes: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Date", time.Now().UTC().Truncate(time.Minute).Add(57*time.Second).Format(http.TimeFormat))

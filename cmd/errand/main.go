@@ -50,6 +50,7 @@ Usage:
   errand timeline ENTITY [--json]             every job of user:42 or order:1001, each attempt
   errand enqueue TYPE --payload JSON [--delay 5s] [--queue Q]
                                               push one job by hand
+  errand schedule list [--json]               each [[schedule]] entry with its last and next run
   errand migrate                              create or upgrade the database schema
   errand healthcheck [--url URL]              exit 0 when the local serve's /readyz answers 200 (containers)
   errand sandbox [--addr 127.0.0.1:8090]      local fakes of Slack, Telegram, Tidio, fulfillment, Shopify
@@ -64,7 +65,7 @@ ERRAND_SMTP__PASSWORD or ERRAND_REDIS__ADDR.
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	if args = hoistConfig(args); len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command")}
 	}
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdTimeline(ctx, rest, environ, stdout, stderr)
 	case "enqueue":
 		return cmdEnqueue(ctx, rest, environ, stdout, stderr)
+	case "schedule":
+		return cmdSchedule(ctx, rest, environ, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, environ, stdout, stderr)
 	case "sandbox":

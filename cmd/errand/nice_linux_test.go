@@ -14,6 +14,7 @@ import (
 // thread of it, so that on a shared machine the web process gets the CPU
 // first.
 func TestWorkerRunsAtLowerPriority(t *testing.T) {
+	t.Parallel()
 	bin := errandBinary(t)
 	s := startStack(t, stackOptions{noWorker: true})
 	cmd, log := startBinary(t, bin, "worker", "--config", s.config)

@@ -11,6 +11,7 @@ import (
 // handler-duration histogram and the queue sizes; `errand queues` prints a
 // readable table.
 func TestMetricsAndQueuesTable(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: welcomeAtOnce})
 	if status, body := s.post("/api/users", registration("ada@shop.test"), nil); status != http.StatusCreated {
 		t.Fatalf("register: %d %v", status, body)
@@ -45,7 +46,7 @@ func TestMetricsAndQueuesTable(t *testing.T) {
 		f := strings.Fields(l)
 		if len(f) > 0 && f[0] == "emails" {
 			found = true
-			if f[7] != "1" { // DONE TODAY
+			if f[7] != "1" { // SUCCEEDED TODAY
 				t.Fatalf("emails row %q: want 1 done today", l)
 			}
 		}
@@ -59,6 +60,7 @@ func TestMetricsAndQueuesTable(t *testing.T) {
 // database — /readyz says 503, and the welcome email goes out once Redis is
 // back.
 func TestRegistrationSurvivesRedisOutage(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: `
 [jobs."user:welcome_email"]
 delay = "1s"

@@ -16,6 +16,7 @@ import (
 // even with two workers free to run them all at once and a slow CRM (300 ms
 // a call); another user's change is not held back by them.
 func TestProfileChangesReachTheCRMInOrder(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML + "\n[worker]\nconcurrency = 8\n"})
 	s.startWorker(&syncBuffer{})
 	userOf := func(email string) (int, string) {

@@ -12,6 +12,7 @@ import (
 // tracking number on the Shopify order, and the shipment marked synced. The
 // webhooks are sent with `errand sandbox send-order` / `send-tracking`.
 func TestOrderFlowEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{})
 	s.sandbox.Shopify.AutoCreateOrders(true)
 	out, err := s.cli("sandbox", "send-order", "--order", "4400000001", "--to", s.base)

@@ -77,6 +77,7 @@ const paidOrder = 5123456789
 // A paid order reaches the fulfillment platform, signed and complete, with
 // its Shopify id as platformOrderId.
 func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
 	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
@@ -100,6 +101,7 @@ func TestPushFulfillmentSendsThePaidOrder(t *testing.T) {
 // The platform took the order but its answer was lost: the retry is
 // recognised as the same order, and the warehouse gets it once.
 func TestPushFulfillmentLostAnswerIsNotPushedTwice(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, DropResponse: true, Count: 1})
@@ -118,6 +120,7 @@ func TestPushFulfillmentLostAnswerIsNotPushedTwice(t *testing.T) {
 // The gateway rate-limits twice (429, Retry-After 1 s, then 2 s): the push
 // waits as told each time and completes on its first attempt.
 func TestPushFulfillmentThrottledUsesNoAttempt(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Throttle: true, Count: 1})
@@ -132,6 +135,7 @@ func TestPushFulfillmentThrottledUsesNoAttempt(t *testing.T) {
 // The gateway answers 500 to every call: exactly 3 attempts, then one
 // escalation email.
 func TestPushFulfillmentOutageThreeAttemptsThenEscalation(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, nil)
 	o.sandbox.AddFault(sandbox.Fault{Service: fulfillmenttest.Service, Status: http.StatusInternalServerError})
@@ -145,6 +149,7 @@ func TestPushFulfillmentOutageThreeAttemptsThenEscalation(t *testing.T) {
 // The gateway refuses the order's data (no shipping address): permanent, one
 // attempt, one escalation carrying the gateway's code and words.
 func TestPushFulfillmentRefusalEscalatesAfterOneAttempt(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.saveOrder(paidOrder, func(m map[string]any) { delete(m, "shipping_address") })
 	id := o.enqueue("order:push_fulfillment", fmt.Sprintf(`{"order_id":%d}`, paidOrder))
@@ -158,6 +163,7 @@ func TestPushFulfillmentRefusalEscalatesAfterOneAttempt(t *testing.T) {
 // synced. A shipment whose number Shopify already has (an earlier attempt got
 // through, its answer lost) is only marked synced.
 func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.sandbox.Shopify.AddOrder(paidOrder, 2)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
@@ -208,6 +214,7 @@ func TestSyncTrackingMarksShipmentSynced(t *testing.T) {
 // points short at 100 points/s: 1 s), then with HTTP 429 and Retry-After 2 —
 // and the sync waits as told each time, completing on its first attempt.
 func TestSyncTrackingThrottledUsesNoAttempt(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
@@ -229,6 +236,7 @@ func TestSyncTrackingThrottledUsesNoAttempt(t *testing.T) {
 // Shopify answers 500 to every call: exactly 3 attempts, one escalation, and
 // the shipment stays pending.
 func TestSyncTrackingOutageThreeAttemptsThenEscalation(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	sh, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")
@@ -247,6 +255,7 @@ func TestSyncTrackingOutageThreeAttemptsThenEscalation(t *testing.T) {
 // which is permanent — one attempt, one escalation with Shopify's words, and
 // the shipment stays pending.
 func TestSyncTrackingUserErrorsEscalateAfterOneAttempt(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	o.sandbox.Shopify.HoldOrder(paidOrder)
@@ -266,6 +275,7 @@ func TestSyncTrackingUserErrorsEscalateAfterOneAttempt(t *testing.T) {
 
 // Shopify refuses errand's credentials (HTTP 401): permanent, one attempt.
 func TestSyncTrackingRefusedCredentialsEscalateAfterOneAttempt(t *testing.T) {
+	t.Parallel()
 	o := startOrderStack(t)
 	o.sandbox.Shopify.AddOrder(paidOrder, 1)
 	_, payload := o.saveShipment(paidOrder, "1Z999AA10123456784")

@@ -37,6 +37,7 @@ func readmePHPReceiver(t *testing.T) string {
 // refuses forged or stale ones: the documentation is run, not just read.
 // scripts/test.sh installs php-cli.
 func TestREADMEPHPReceiverVerifiesCallbacks(t *testing.T) {
+	t.Parallel()
 	php, err := exec.LookPath("php")
 	if err != nil {
 		t.Fatal("php is not installed (scripts/test.sh installs php-cli): the README's PHP receiver cannot be checked")

@@ -18,9 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// One PostgreSQL server for the package's tests, stopped when they end.
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
 // Scale-out on PostgreSQL: two `errand serve` and two `errand worker`
 // processes on one database and one Redis. 2,000 registrations and webhooks,
 // each delivered to both serves at once — the same email (in another case),
@@ -30,6 +27,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // order. The dedupe holds across the two serves, and the two relays and two
 // workers run each job once.
 func TestTwoServesTwoWorkersShareOnePostgres(t *testing.T) {
+	t.Parallel()
 	t0 := time.Now()
 	s := startStack(t, stackOptions{postgres: true, serves: 2, workers: 2, toml: welcomeAtOnce})
 	s.sandbox.Shopify.AutoCreateOrders(true)
@@ -251,6 +249,7 @@ func mustJSON(v any) []byte {
 // database.poll_only, errand serve keeps no LISTEN session, and a
 // registration's jobs still reach the worker. Without it, serve listens.
 func TestPollOnlyServeHoldsNoListenAndStillRelays(t *testing.T) {
+	t.Parallel()
 	for _, pollOnly := range []bool{false, true} {
 		t.Run(fmt.Sprint("poll_only=", pollOnly), func(t *testing.T) {
 			s := startStack(t, stackOptions{postgres: true, pollOnly: pollOnly, toml: welcomeAtOnce})
@@ -285,6 +284,7 @@ func TestPollOnlyServeHoldsNoListenAndStillRelays(t *testing.T) {
 // An unreachable PostgreSQL stops serve, worker and migrate at start with
 // one line naming database.url, its password masked.
 func TestUnreachablePostgresIsOneLineNamingTheSetting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	config := dir + "/config.toml"
 	if err := os.WriteFile(config, []byte(servicesTOML(t, testServices("http://127.0.0.1:1"))+"\n[api]\ntokens = [\""+firstToken+"\"]\n"), 0o600); err != nil {

@@ -13,11 +13,14 @@ import (
 // A shipment whose sync job was lost is queued again by the reconciler —
 // exactly once, although two workers (two schedulers) run the check.
 func TestReconcileRequeuesStuckShipmentOnceWithTwoSchedulers(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: `
 [reconcile]
-interval = "1s"
 age = "1s"
 max_requeues = 3
+[[schedule]]
+type = "ops:reconcile_shipments"
+every = "1s"
 `})
 	// A second worker: a second scheduler and a second reconciler.
 	second := &syncBuffer{}

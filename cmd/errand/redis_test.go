@@ -42,6 +42,7 @@ func runFor(d time.Duration, args ...string) (string, error) {
 // A setting that keeps errand from its Redis gets one line naming it: the
 // CLI stops with it, `errand serve` warns and takes requests meanwhile.
 func TestUnreachableSentinelsAndSeedsAreNamed(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, toml, want string }{
 		{"sentinels", fmt.Sprintf("mode = \"sentinel\"\nmaster_name = \"errand\"\naddrs = [%q, %q]\n", closedAddr(t), closedAddr(t)),
 			"cannot reach any sentinel in redis.addrs"},
@@ -64,6 +65,7 @@ func TestUnreachableSentinelsAndSeedsAreNamed(t *testing.T) {
 // redis.master_name (waiting would not help, and serve would pile jobs up in
 // the outbox for nobody).
 func TestWrongMasterNameIsNamed(t *testing.T) {
+	t.Parallel()
 	d := redistest.StartSentinel(t)
 	cfg := redisConfig(t, fmt.Sprintf("mode = \"sentinel\"\nmaster_name = \"nope\"\naddrs = [\"%s\"]\n", strings.Join(d.Addrs(), `", "`)))
 	for _, cmd := range [][]string{{"queues"}, {"worker", "--queues", "critical"}, {"serve"}} {
@@ -79,6 +81,7 @@ func TestWrongMasterNameIsNamed(t *testing.T) {
 // Unreachable sentinels are Redis being down: serve warns, naming
 // redis.addrs, and takes registrations into the outbox meanwhile.
 func TestServeWithSentinelsDownTakesRegistrations(t *testing.T) {
+	t.Parallel()
 	cfg := redisConfig(t, fmt.Sprintf("mode = \"sentinel\"\nmaster_name = \"errand\"\naddrs = [%q]\n", closedAddr(t)))
 	log := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,6 +110,7 @@ func TestServeWithSentinelsDownTakesRegistrations(t *testing.T) {
 
 // A Redis that may evict keys is reported at start.
 func TestEvictingRedisIsReported(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	if err := rs.Client().ConfigSet(t.Context(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 // "Ada<U+202E>txt.exe" read "Adaexe.txt"). Each is refused naming the field,
 // and nothing is stored, queued or sent on.
 func TestRegistrationRefusesNamesWithControlOrBidiCharacters(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, toml: apiTOML})
 	attacks := []string{"Ada\r\nInjected: yes", "Ada\nInjected", "Ada\u202Etxt.exe", "Ada\u2066Injected\u2069", "Ada\x00Injected"}
 	for _, field := range []string{"first_name", "last_name", "sales_rep"} {

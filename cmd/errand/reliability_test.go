@@ -41,6 +41,7 @@ func TestWorkerSIGKILLMidJobRecovers(t *testing.T) {
 
 // Redis restarted (appendonly yes) while delayed jobs wait: every one runs.
 func TestRedisRestartKeepsDelayedJobs(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.AppendOnly()}, toml: `
 [jobs."user:welcome_email"]
 delay = "4s"
@@ -64,6 +65,7 @@ delay = "4s"
 // Redis stopped during a burst of registrations: every one is answered 201,
 // and every welcome email goes out once Redis is back.
 func TestRegistrationBurstWhileRedisDown(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.AppendOnly()}, toml: `
 [jobs."user:welcome_email"]
 delay = "1s"
@@ -113,6 +115,7 @@ delay = "1s"
 // worker counts an attempt, and once they are used the job fails for good
 // with one escalation, without running again.
 func TestJobThatKeepsKillingWorkersFailsOnce(t *testing.T) {
+	t.Parallel()
 	s, w, _ := slowJobInFlight(t, time.Minute, "max_attempts = 2\n")
 	for kill := 1; kill <= 2; kill++ {
 		s.waitFor(40*time.Second, fmt.Sprintf("attempt %d to start", kill), func() bool { return s.smtp.Attempts() >= kill })

@@ -52,8 +52,7 @@ func cmdSandboxSend(ctx context.Context, what string, args, environ []string, st
 		path = "/webhooks/shopify/orders-paid"
 	default:
 		if *order == 0 {
-			f.Usage()
-			return usageError{errors.New("send-tracking: --order is required (the id of an order sent with send-order)")}
+			return f.missing("sandbox send-tracking: --order is required (the id of an order sent with send-order)")
 		}
 		if *tracking == "" {
 			*tracking = fmt.Sprintf("1Z%012d", *order%1_000_000_000_000)

@@ -14,6 +14,7 @@ import (
 // line, no email, no metrics label and no third party. Redis here requires a
 // password, which errand must use.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	const password = "Tr0ub4dor&3-never-leak"
 	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.Password("redis-pass-never-leak")}, toml: apiTOML + welcomeAtOnce})
 	// A signed callback, so what a callback carries is scanned too.
@@ -71,6 +72,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 // against redis.tls_ca_file and every part (serve, relay, worker, the CLI)
 // works through it.
 func TestRedisOverTLS(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{redis: []redistest.Option{redistest.TLS(), redistest.Password("tls-redis-pass")}, toml: welcomeAtOnce})
 	if code, _ := s.post("/api/users", registration("ada@shop.test"), nil); code != http.StatusCreated {
 		t.Fatalf("register: %d", code)

@@ -80,6 +80,7 @@ func logTimes(log *syncBuffer, sub string) []time.Time {
 // sentinels promote the replica, errand follows by itself, and every
 // registration answered 201 has all its side effects.
 func TestSentinelFailoverDuringBurstLosesNothing(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{sentinel: true, toml: welcomeAtOnce})
 	reg := &registered{at: map[string]time.Time{}}
 	stop := make(chan struct{})
@@ -197,6 +198,7 @@ func TestSentinelFailoverDuringBurstLosesNothing(t *testing.T) {
 // over without them. The relay kept their rows (no replica acknowledged them)
 // and relays them again: none is lost, and each runs once.
 func TestSentinelFailoverLosesNoUnreplicatedJob(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{sentinel: true, noWorker: true, toml: welcomeAtOnce})
 	// Paused, the replica would still find the master's writes in its
 	// socket's buffer when it resumes; the master dropping it (after

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/errandhq/errand/internal/config"
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redact"
@@ -36,6 +37,12 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		return err
 	}
 	defer a.close()
+	// [events] names job types: one unknown, or not built from its event,
+	// stops serve here rather than failing each request.
+	events, err := job.NewEvents(a.reg, cfg.Events)
+	if err != nil {
+		return err
+	}
 
 	st, err := store.Open(cfg.Database.URL)
 	if err != nil {
@@ -80,7 +87,7 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	}
 	defer func() { stopRelay(); wg.Wait(); client.Close() }()
 
-	h, closeDash := web.New(&web.Server{Config: cfg, Store: st, Registry: a.reg, Relay: relay, Redis: a.rdb, Log: a.log})
+	h, closeDash := web.New(&web.Server{Config: cfg, Store: st, Registry: a.reg, Events: events, Relay: relay, Redis: a.rdb, Log: a.log})
 	defer closeDash()
 	return web.Serve(ctx, cfg.HTTP.Addr, h, a.log, func(addr string) {
 		a.log.Info("serving", "addr", addr, "dashboard", cfg.Dashboard.Path)

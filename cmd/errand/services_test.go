@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/errandhq/errand/internal/web"
 )
 
@@ -23,6 +23,7 @@ import (
 // on the dashboard (a banner over asynqmon, in a real Chromium); once the
 // hold has passed, all three show it not held.
 func TestHeldServiceIsVisible(t *testing.T) {
+	t.Parallel()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed; scripts/test.sh installs it (apt-get install chromium)")
@@ -85,7 +86,7 @@ func TestHeldServiceIsVisible(t *testing.T) {
 		t.Fatalf("errand queues before the hold: %v\n%s", err, out)
 	}
 	// Slack throttles us: every worker holds its jobs for 20 s.
-	until, err := rdb.New(s.redis.Client()).LimitHold(ctx, "slack", 20*time.Second)
+	until, err := sharedlimit.New(s.redis.Client()).LimitHold(ctx, "slack", 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

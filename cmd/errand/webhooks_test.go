@@ -12,6 +12,7 @@ import (
 )
 
 func TestShopifyOrdersPaidWebhook(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	secret := s.services.Shopify.WebhookSecret
 	body := orderPaidBody(820982911946154508)
@@ -75,6 +76,7 @@ func TestShopifyOrdersPaidWebhook(t *testing.T) {
 }
 
 func TestFulfillmentTrackingCallback(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	secret := s.services.Fulfill.CallbackSecret
 	body := []byte(`{"order_no":"820982911946154508","tracking_number":"1Z999AA10123456784","carrier":"UPS","tracking_url":"https://ups.test/1Z999AA10123456784","shipped_at":"2026-11-23T10:00:00Z"}`)
@@ -125,6 +127,7 @@ func TestFulfillmentTrackingCallback(t *testing.T) {
 
 // PATCH /api/users/{id} queues user:sync_crm carrying only what changed.
 func TestProfileChangeQueuesOnlyChangedFields(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: apiTOML, noWorker: true})
 	_, created := s.post("/api/users", registration("ada@shop.test"), nil)
 	id := int(created["id"].(float64))

@@ -14,7 +14,7 @@ import (
 	"github.com/errandhq/errand/internal/metrics"
 	"github.com/errandhq/errand/internal/queue"
 	"github.com/errandhq/errand/internal/redact"
-	"github.com/errandhq/errand/internal/redisconn"
+	"github.com/errandhq/errand/internal/schedule"
 	"github.com/errandhq/errand/jobs"
 )
 
@@ -45,6 +45,10 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	defer a.close()
+	entries, err := schedule.Parse(cfg.Schedule, a.reg)
+	if err != nil {
+		return err
+	}
 	w, err := a.newWorker(ctx)
 	if err != nil {
 		return err
@@ -75,15 +79,11 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		}
 	}
 	a.warnIfEvicting(ctx)
-	// Periodic jobs: every worker schedules them; see queue.Periodic.
-	periodic := queue.NewPeriodic(redisconn.ConnOpt(cfg.Redis), a.log)
-	if err := periodic.Every(a.reg, cfg.Reconcile.Interval, jobs.ReconcileShipments{}); err != nil {
-		return err
-	}
-	if err := periodic.Start(); err != nil {
-		return fmt.Errorf("scheduler: %w", err)
-	}
-	defer periodic.Shutdown()
+	// [[schedule]]: every worker runs the scheduler; each tick is queued once.
+	sctx, stopScheduler := context.WithCancel(ctx)
+	scheduled := make(chan struct{})
+	go func() { defer close(scheduled); schedule.New(entries, a.reg, a.rdb, a.log).Run(sctx) }()
+	defer func() { stopScheduler(); <-scheduled }()
 	if _, ok := w.Queues().Weights["critical"]; !ok {
 		a.log.Warn("this worker does not work the critical queue: escalation emails need a worker that does")
 	}

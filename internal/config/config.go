@@ -17,9 +17,7 @@ import (
 	"github.com/errandhq/errand/internal/mail"
 	"github.com/errandhq/errand/internal/shopify"
 	"github.com/errandhq/errand/internal/tidio"
-	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/confmap"
-	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 )
 
@@ -38,6 +36,10 @@ type Config struct {
 	Log        Log            `koanf:"log"`
 	Reconcile  Reconcile      `koanf:"reconcile"`
 	History    History        `koanf:"history"`
+	// Events and Schedule decide which jobs an event queues and which run
+	// periodically; see events.go.
+	Events   map[string]Event `koanf:"events"`
+	Schedule []Schedule       `koanf:"schedule"`
 	// Limits caps the calls to each outbound service, shared by every
 	// worker; see limits.go.
 	Limits map[string]Limit `koanf:"limits"`
@@ -121,10 +123,9 @@ type API struct {
 // 16 random characters are beyond guessing online.
 const MinTokenLength = 16
 
-// Reconcile is the periodic check for shipments whose tracking never reached
-// Shopify.
+// Reconcile is the check for shipments whose tracking never reached Shopify;
+// a [[schedule]] entry runs it.
 type Reconcile struct {
-	Interval    time.Duration `koanf:"interval"`
 	Age         time.Duration `koanf:"age"`
 	MaxRequeues int           `koanf:"max_requeues"`
 }
@@ -162,8 +163,10 @@ func Default() *Config {
 		Dashboard: Dashboard{Path: "/monitoring/", Username: "admin"},
 		API:       API{Tokens: []string{}},
 		Log:       Log{Level: "info", Format: "text"},
-		Reconcile: Reconcile{Interval: 5 * time.Minute, Age: 15 * time.Minute, MaxRequeues: 3},
 		History:   DefaultHistory(),
+		Reconcile: Reconcile{Age: 15 * time.Minute, MaxRequeues: 3},
+		Events:    DefaultEvents(),
+		Schedule:  DefaultSchedule(),
 
 		SMTP:    mail.DefaultConfig(),
 		Notify:  DefaultNotify(),
@@ -183,30 +186,21 @@ const EnvPrefix = "ERRAND_"
 // the user set, keyed by their config key (e.g. "worker.concurrency").
 func Load(path string, mustExist bool, environ []string, flags map[string]any) (*Config, error) {
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(Default().Keys(), "."), nil); err != nil {
+	if err := loadDefaults(k); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
 	if path != "" {
 		if _, err := os.Stat(path); err == nil {
-			if err := k.Load(file.Provider(path), toml.Parser()); err != nil {
-				return nil, fmt.Errorf("config: %s: %w", path, err)
+			if err := loadFile(k, path); err != nil {
+				return nil, err
 			}
 		} else if mustExist || !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	envVals := map[string]any{}
-	for _, kv := range environ {
-		key, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(key, EnvPrefix) {
-			continue
-		}
-		name := strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
-		name = strings.ReplaceAll(name, "__", ".")
-		if name == "" {
-			continue
-		}
-		envVals[name] = envValue(k, name, val)
+	envVals, envNames, err := fromEnv(k, environ)
+	if err != nil {
+		return nil, err
 	}
 	if err := k.Load(confmap.Provider(envVals, "."), nil); err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
@@ -215,6 +209,10 @@ func Load(path string, mustExist bool, environ []string, flags map[string]any) (
 		if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
 			return nil, fmt.Errorf("config: flags: %w", err)
 		}
+	}
+	// The decoder would turn true into 1 and 30 into 30ns without a word.
+	if bad := badValues(k, envNames); len(bad) > 0 {
+		return nil, fmt.Errorf("config: %s", strings.Join(bad, "; "))
 	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
@@ -246,12 +244,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func cleanDecodeError(err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):\n\n")
-	return errors.New(strings.TrimSpace(msg))
 }
 
 // Validate checks the settings that would otherwise fail later, far from
@@ -320,9 +312,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
-	if c.Reconcile.Interval < time.Second {
-		bad("reconcile.interval", "must be at least 1s (got %s)", c.Reconcile.Interval)
-	}
+	c.validateEvents(bad)
 	if c.Reconcile.Age <= 0 {
 		bad("reconcile.age", "must be positive (got %s)", c.Reconcile.Age)
 	}

@@ -93,6 +93,8 @@ type Definition struct {
 	// entity names the entity of a payload (see Entitied); nil for a type
 	// whose payloads name none.
 	entity func(payload []byte) string
+	// sources build the payload from events, by event name (see Sourced).
+	sources map[string]Source
 }
 
 // jsonFields are the json names of struct type t's exported top-level
@@ -253,6 +255,7 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 		}
 	}
 	def.fields = jsonFields(reflect.TypeFor[A]())
+	def.sources = sourcesOf[A]()
 	if def.OrderBy != "" && !slices.Contains(def.fields, def.OrderBy) {
 		panic(fmt.Sprintf("job: %s orders by %q, which is not a field of its payload", def.Type, def.OrderBy))
 	}
@@ -301,7 +304,9 @@ func decode[A Args](payload []byte) (A, error) {
 	}
 	if v, ok := any(args).(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return args, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+			// errors.Join puts each problem on a line of its own: one line
+			// reads better in a terminal, a log and a 422.
+			return args, fmt.Errorf("%w: %s", ErrInvalidPayload, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
 	return args, nil
@@ -310,6 +315,9 @@ func decode[A Args](payload []byte) (A, error) {
 func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Sprintf("must be a JSON object, not %s", te.Value)
+		}
 		return fmt.Sprintf("field %q must be %s, not %s", te.Field, te.Type.String(), te.Value)
 	}
 	return err.Error()

@@ -6,7 +6,7 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/outbound"
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 )
 
 // The Gate is an outbound.CostGate: Shopify's client keeps the shop's cost
@@ -38,9 +38,9 @@ func (g *Gate) Spent(ctx context.Context, service, op string, reservation int64,
 	if g == nil {
 		return
 	}
-	var f *rdb.CostFigures
+	var f *sharedlimit.CostFigures
 	if c != nil {
-		f = &rdb.CostFigures{Requested: c.Requested, Maximum: c.Maximum, Available: c.Available, RestoreRate: c.RestoreRate}
+		f = &sharedlimit.CostFigures{Requested: c.Requested, Maximum: c.Maximum, Available: c.Available, RestoreRate: c.RestoreRate}
 	}
 	// A record that cannot be made only leaves the bucket's reckoning as it
 	// was; the service's own answer still classes the call.

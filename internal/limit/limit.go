@@ -14,7 +14,8 @@ import (
 
 	"github.com/errandhq/errand"
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/rdb"
+
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,11 +24,11 @@ import (
 // Asking Redis before every call would cost a job a round trip (measured: a
 // drain of no-op jobs each asking the gate ran at 0.58× the plain drain), so
 // the worker keeps what it knows of each service: holds are told to every
-// worker as they are recorded (rdb.LimitHoldChannel), and read from Redis
+// worker as they are recorded (sharedlimit.LimitHoldChannel), and read from Redis
 // at least every holdRecheck in case one was missed; a service with a fast
 // rate is taken from a few tokens at a time (see bucket.ahead).
 type Gate struct {
-	r       *rdb.RDB
+	r       *sharedlimit.Store
 	buckets map[string]bucket
 	known   map[string]*known // per config.Services; fixed after New
 	// watching is set while the worker hears every hold recorded.
@@ -72,7 +73,7 @@ func New(c redis.UniversalClient, limits map[string]config.Limit) (*Gate, error)
 	if c == nil {
 		return nil, nil
 	}
-	g := &Gate{r: rdb.New(c), buckets: map[string]bucket{}, known: map[string]*known{}}
+	g := &Gate{r: sharedlimit.New(c), buckets: map[string]bucket{}, known: map[string]*known{}}
 	for name, l := range limits {
 		per, burst, err := l.Bucket()
 		if err != nil {

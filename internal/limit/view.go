@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/config"
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -26,7 +26,7 @@ func (s Status) Held(now time.Time) bool { return s.HeldUntil.After(now) }
 // (limits, as configured) or are held at now, in config.Services' order. It
 // only reads.
 func Statuses(ctx context.Context, c redis.UniversalClient, limits map[string]config.Limit, now time.Time) ([]Status, error) {
-	holds, err := rdb.New(c).LimitHolds(ctx, config.Services)
+	holds, err := sharedlimit.New(c).LimitHolds(ctx, config.Services)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/errandhq/errand/internal/config"
 	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -305,7 +306,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		case len(parts) == 2 && parts[0] == "duration_sum":
 			h(parts[1]).sum = v
-		case len(parts) == 2 && field == rdb.ThrottledField(parts[1]):
+		case len(parts) == 2 && field == sharedlimit.ThrottledField(parts[1]):
 			send(prometheus.NewConstMetric(c.throttled, prometheus.CounterValue, v, parts[1]))
 		case len(parts) == 2 && parts[0] == "duration_count":
 			h(parts[1]).count = uint64(v)
@@ -322,7 +323,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		send(prometheus.NewConstHistogram(c.duration, hs.count, hs.sum, cum, typ))
 	}
-	if holds, err := rdb.New(c.rdb).LimitHolds(ctx, config.Services); err == nil {
+	if holds, err := sharedlimit.New(c.rdb).LimitHolds(ctx, config.Services); err == nil {
 		now := time.Now()
 		for _, svc := range config.Services {
 			end := 0.0

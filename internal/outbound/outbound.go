@@ -1,7 +1,7 @@
 // Package outbound is the one HTTP client setup errand uses for every service
 // it calls (Slack, Telegram, Tidio, the fulfillment gateway, Shopify): timeouts
 // from config, a User-Agent, no client-level retries (they would hide attempts
-// from the failure policy), and the one place where an HTTP status becomes an
+// from the failure policy; not even net/http's own re-send, see once.go), and the one place where an HTTP status becomes an
 // error class and a Retry-After header becomes a wait. URLs that a caller of
 // errand chose (callbacks) go through NewGuarded instead (guard.go).
 package outbound
@@ -37,7 +37,7 @@ func New(baseURL string, timeout time.Duration) *resty.Client {
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
-	c := resty.NewWithClient(&http.Client{Transport: transport}).
+	c := resty.NewWithClient(&http.Client{Transport: sendOnce{transport}}).
 		SetBaseURL(strings.TrimRight(baseURL, "/")).
 		SetTimeout(timeout).
 		SetRetryCount(0).

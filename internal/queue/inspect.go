@@ -38,8 +38,8 @@ type QueueStats struct {
 	Active         int     `json:"active"`
 	Failed         int     `json:"failed"`
 	Aggregating    int     `json:"aggregating"`
-	ProcessedToday int     `json:"processed_today"`
-	FailedToday    int     `json:"failed_today"`
+	SucceededToday int     `json:"succeeded_today"`       // jobs completed today; asynq's processed counts failures too
+	FailedToday    int     `json:"failed_attempts_today"` // attempts that failed today, retried or final
 	LatencySeconds float64 `json:"latency_seconds"`
 	Paused         bool    `json:"paused"`
 }
@@ -68,7 +68,7 @@ func (i *Inspector) Queues(ctx context.Context) ([]QueueStats, error) {
 			}
 			s.Pending, s.Scheduled, s.Retry, s.Active = st.Pending, st.Scheduled, st.Retry, st.Active
 			s.Failed, s.Aggregating = st.Failed, st.Aggregating
-			s.ProcessedToday, s.FailedToday = st.ProcessedToday, st.FailedToday
+			s.SucceededToday, s.FailedToday = st.ProcessedToday-st.FailedToday, st.FailedToday
 			s.LatencySeconds = st.Latency.Seconds()
 			s.Paused = st.Paused
 		}

@@ -122,6 +122,8 @@ const (
 	// /metrics. It belongs to no queue and is written by plain HINCRBY
 	// commands, never by a script.
 	MetricsKey = "errand:metrics"
+	// SchedulesKey: [[schedule]] entries by the last tick queued (unix ms; ZADD GT, no script).
+	SchedulesKey = "errand:schedules"
 )
 
 // ReplicaKey is errand's counter in queue q's hash slot that the relay

@@ -47,6 +47,10 @@ type throttler interface {
 // Fault is a failure injected into one service's next calls.
 type Fault struct {
 	Service string `json:"service"`
+	// Call limits the fault to one kind of call: a method ("POST"), a
+	// method and path ("POST /contacts"), or a route as the fake names it
+	// ("PATCH /contacts/{id}"); empty = every call to the service.
+	Call string `json:"call,omitempty"`
 	// Status answers with this HTTP status instead of doing the work (e.g.
 	// 500, 429, 401). With Status 429 or 503, RetryAfter (seconds) is sent as
 	// the Retry-After header when set.
@@ -162,7 +166,7 @@ func (s *Sandbox) handle(fake Fake, pattern string, h func(w http.ResponseWriter
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 		call := Call{At: time.Now(), Service: service, Method: r.Method, Path: r.URL.Path, Request: trim(string(body), 2000)}
-		f := s.takeFault(service)
+		f := s.takeFault(service, r.Method, r.Method+" "+r.URL.Path, pattern)
 		if f != nil && f.Latency > 0 {
 			time.Sleep(f.Latency)
 		}
@@ -210,13 +214,15 @@ func (s *Sandbox) ClearFaults() {
 	s.faults = nil
 }
 
-func (s *Sandbox) takeFault(service string) *Fault {
+// takeFault returns the first fault of service whose Call is empty or one of
+// calls (the request's method, method and path, and route), counting it.
+func (s *Sandbox) takeFault(service string, calls ...string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
 	s.faults = slices.DeleteFunc(s.faults, func(f *Fault) bool { return !f.until.IsZero() && !now.Before(f.until) })
 	for i, f := range s.faults {
-		if f.Service != service {
+		if f.Service != service || f.Call != "" && !slices.Contains(calls, f.Call) {
 			continue
 		}
 		if f.For > 0 && f.until.IsZero() {
@@ -311,7 +317,7 @@ td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-alig
 <code>curl -X POST localhost:8090/_sandbox/faults -d '{"service":"tidio","status":500,"count":3}'</code>;
 clear them: <code>curl -X DELETE localhost:8090/_sandbox/faults</code>.</p>
 <h2>Active faults</h2>
-{{if .Faults}}<ul>{{range .Faults}}<li>{{.Service}}: {{if .Status}}HTTP {{.Status}}{{end}}{{if .Throttle}}throttle{{end}}{{if .DropResponse}}drop response{{end}}{{if .Latency}} +{{.Latency}}{{end}}{{if .Count}} × {{.Count}}{{else if .For}} for {{.For}}{{else}} until cleared{{end}}</li>{{end}}</ul>{{else}}<p>none</p>{{end}}
+{{if .Faults}}<ul>{{range .Faults}}<li>{{.Service}}{{if .Call}} {{.Call}}{{end}}: {{if .Status}}HTTP {{.Status}}{{end}}{{if .Throttle}}throttle{{end}}{{if .DropResponse}}drop response{{end}}{{if .Latency}} +{{.Latency}}{{end}}{{if .Count}} × {{.Count}}{{else if .For}} for {{.For}}{{else}} until cleared{{end}}</li>{{end}}</ul>{{else}}<p>none</p>{{end}}
 <h2>Calls received ({{len .Calls}})</h2>
 <table><tr><th>time</th><th>service</th><th>request</th><th>status</th><th>body</th></tr>
 {{range .Calls}}<tr><td>{{.At.Format "15:04:05.000"}}</td><td>{{.Service}}</td><td>{{.Method}} {{.Path}}</td>

@@ -162,3 +162,20 @@ func TestRefusalsArePermanent(t *testing.T) {
 		}
 	})
 }
+
+// A look-up whose answer is lost is not sent again by the HTTP client: the
+// job sees a transient failure and its retry is an attempt the policy
+// counts. The sandbox sees each request once.
+func TestLostLookupIsNotResent(t *testing.T) {
+	sb, c := fake(t, clientSecret, nil)
+	ctx := context.Background()
+	if _, err := c.FindByEmail(ctx, "ada@shop.test"); err != nil { // leaves a connection to reuse
+		t.Fatal(err)
+	}
+	sb.AddFault(sandbox.Fault{Service: tidiotest.Service, Call: "GET /contacts", DropResponse: true, Count: 1})
+	_, err := c.FindByEmail(ctx, "ada@shop.test")
+	wantClass(t, err, errand.Transient)
+	if n := len(sb.Calls(tidiotest.Service)); n != 2 {
+		t.Fatalf("%d calls, want 2: the lost look-up was sent again", n)
+	}
+}

@@ -205,7 +205,10 @@ func (s *Server) handleEnqueue() http.Handler {
 		}
 		in.reg = s.Registry
 		in.cfg = s.Config
-		if f := in.Valid(); len(f) > 0 {
+		unknown := unknownFields(body, &in)
+		if f := in.Valid(); len(f)+len(unknown) > 0 {
+			f = maps.Collect(maps.All(f))
+			maps.Copy(f, unknown)
 			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: f}).send(w)
 			return
 		}

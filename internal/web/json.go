@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 )
@@ -72,7 +73,10 @@ func decode[T validator](w http.ResponseWriter, r *http.Request) (T, []byte, *pr
 		}
 		return v, nil, &problem{Status: http.StatusBadRequest, Error: "malformed JSON: " + err.Error()}
 	}
-	if fields := v.Valid(); len(fields) > 0 {
+	unknown := unknownFields(body, v)
+	if fields := v.Valid(); len(fields)+len(unknown) > 0 {
+		fields = maps.Collect(maps.All(fields))
+		maps.Copy(fields, unknown)
 		return v, nil, &problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: fields}
 	}
 	return v, body, nil

@@ -20,9 +20,12 @@ type Server struct {
 	Config   *config.Config
 	Store    store.Store
 	Registry *job.Registry
-	Relay    *outbox.Relay
-	Redis    redis.UniversalClient
-	Log      *slog.Logger
+	// Events queues each event's jobs ([events]); New builds it from
+	// Config when nil, so serve checks it first (job.NewEvents).
+	Events *job.Events
+	Relay  *outbox.Relay
+	Redis  redis.UniversalClient
+	Log    *slog.Logger
 
 	// hash turns a password into its stored form (bcrypt); a field so tests
 	// and benchmarks can see its cost apart from the rest.
@@ -38,6 +41,13 @@ func New(s *Server) (http.Handler, func() error) {
 	}
 	if s.hashGate == nil {
 		s.hashGate = newHashGate()
+	}
+	if s.Events == nil {
+		ev, err := job.NewEvents(s.Registry, s.Config.Events)
+		if err != nil {
+			panic("web: " + err.Error()) // serve reports this at start, before New
+		}
+		s.Events = ev
 	}
 	return s.routes()
 }

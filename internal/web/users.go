@@ -136,8 +136,8 @@ func (g *hashGate) acquire(ctx context.Context) (release func(), ok bool) {
 
 var emailTaken = &problem{Status: http.StatusConflict, Error: "email already registered", Fields: map[string]string{"email": "is already registered"}}
 
-// handleRegister saves the user and, in the same transaction, the side effects
-// as jobs; the relay moves them to Redis. The answer never waits on SMTP, the
+// handleRegister saves the user and, in the same transaction, the jobs
+// user.registered queues ([events]); the relay moves them to Redis. The answer never waits on SMTP, the
 // CRM, or even Redis.
 func (s *Server) handleRegister() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -173,12 +173,7 @@ func (s *Server) handleRegister() http.Handler {
 		}
 		u := &store.User{Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, PasswordHash: hash, SalesRep: in.SalesRep}
 		err = s.Store.CreateUser(r.Context(), u, func(u *store.User) ([]job.Envelope, error) {
-			contact := map[string]string{"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName}
-			return s.prepare(
-				jobs.WelcomeEmail{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName},
-				jobs.NotifyStaff{UserID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName, SalesRep: u.SalesRep},
-				jobs.SyncCRM{UserID: u.ID, Email: u.Email, Changed: contact, Contact: contact},
-			)
+			return s.Events.Raise(jobs.UserRegistered{User: *u})
 		})
 		switch {
 		case errors.Is(err, store.ErrEmailTaken):
@@ -193,19 +188,6 @@ func (s *Server) handleRegister() http.Handler {
 		s.Log.Info("user registered", "user_id", u.ID)
 		writeJSON(w, http.StatusCreated, u)
 	})
-}
-
-// prepare builds the envelopes of jobs, to be saved with the change.
-func (s *Server) prepare(args ...job.Args) ([]job.Envelope, error) {
-	out := make([]job.Envelope, 0, len(args))
-	for _, a := range args {
-		e, err := s.Registry.Prepare(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }
 
 // profileChange is the body of PATCH /api/users/{id}: only the fields given
@@ -246,8 +228,9 @@ func (p *profileChange) Valid() map[string]string {
 	return f
 }
 
-// handleProfileChange saves the change and queues user:sync_crm carrying only
-// the fields that changed (the CRM gets what changed, not the whole record).
+// handleProfileChange saves the change and raises user.updated in the same
+// transaction (by default user:sync_crm, carrying only the fields that
+// changed).
 func (s *Server) handleProfileChange() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -263,24 +246,9 @@ func (s *Server) handleProfileChange() http.Handler {
 		given := map[string]*string{"email": in.Email, "first_name": in.FirstName, "last_name": in.LastName, "sales_rep": in.SalesRep}
 		queued := false
 		u, err := s.Store.UpdateUser(r.Context(), id, trimmed(given), func(before, after *store.User) ([]job.Envelope, error) {
-			changed := map[string]string{}
-			if after.Email != before.Email {
-				changed["email"] = after.Email
-			}
-			if after.FirstName != before.FirstName {
-				changed["first_name"] = after.FirstName
-			}
-			if after.LastName != before.LastName {
-				changed["last_name"] = after.LastName
-			}
-			if len(changed) == 0 {
-				return nil, nil // nothing the CRM holds changed
-			}
-			queued = true
-			return s.prepare(jobs.SyncCRM{
-				UserID: after.ID, Email: before.Email, Changed: changed,
-				Contact: map[string]string{"email": after.Email, "first_name": after.FirstName, "last_name": after.LastName},
-			})
+			out, err := s.Events.Raise(jobs.UserUpdated{Before: *before, After: *after})
+			queued = len(out) > 0
+			return out, err
 		})
 		switch {
 		case errors.Is(err, store.ErrNotFound):

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,13 +74,13 @@ func (s *Server) handleOrdersPaid() http.Handler {
 			(&problem{Status: http.StatusUnprocessableEntity, Error: "validation failed", Fields: map[string]string{"id": "must be the order's numeric id"}}).send(w)
 			return
 		}
-		jobsOut, err := s.prepare(jobs.PushFulfillment{OrderID: id})
+		order := &store.Order{ID: id, Name: o.Name, Email: o.Email, Payload: string(body)}
+		jobsOut, err := s.Events.Raise(jobs.OrderPaid{Order: *order})
 		if err != nil {
-			s.Log.Error("orders/paid: prepare job", "error", err.Error())
+			s.Log.Error("orders/paid: prepare jobs", "error", err.Error())
 			(&problem{Status: http.StatusInternalServerError, Error: "internal error"}).send(w)
 			return
 		}
-		order := &store.Order{ID: id, Name: o.Name, Email: o.Email, Payload: string(body)}
 		err = s.Store.SaveOrder(r.Context(), r.Header.Get("X-Shopify-Event-Id"), order, jobsOut)
 		switch {
 		case errors.Is(err, store.ErrDuplicate):
@@ -90,9 +92,24 @@ func (s *Server) handleOrdersPaid() http.Handler {
 			return
 		}
 		s.Relay.Kick()
-		s.Log.Info("order paid", "order_id", id, "job_id", jobsOut[0].ID)
-		writeJSON(w, http.StatusOK, map[string]any{"status": "queued", "order_id": id, "job_id": jobsOut[0].ID})
+		// job_id is the first job's: the push to fulfillment by default.
+		answer := map[string]any{"status": "queued", "order_id": id}
+		if len(jobsOut) > 0 {
+			answer["job_id"] = jobsOut[0].ID
+		}
+		s.Log.Info("order paid", "order_id", id, "job_id", answer["job_id"], "jobs", len(jobsOut))
+		writeJSON(w, http.StatusOK, answer)
 	})
+}
+
+// syncTracking is the job type the reconciler looks for on a shipment.
+var syncTracking = jobs.SyncTracking{}.Kind()
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // trackingCallback is the fulfillment platform's shipped callback.
@@ -159,8 +176,13 @@ func (s *Server) handleTrackingCallback() http.Handler {
 		sh := &store.Shipment{OrderID: orderID, TrackingNumber: c.TrackingNumber, Carrier: c.Carrier, TrackingURL: c.TrackingURL, ShippedAt: c.ShippedAt}
 		var jobID string
 		err := s.Store.SaveShipment(r.Context(), sh, func(sh *store.Shipment) ([]job.Envelope, error) {
-			out, err := s.prepare(jobs.SyncTracking{ShipmentID: sh.ID, OrderID: sh.OrderID, TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, TrackingURL: sh.TrackingURL})
-			if err == nil {
+			out, err := s.Events.Raise(jobs.ShipmentShipped{Shipment: *sh})
+			// The shipment remembers its first job as its sync job (the
+			// reconciler checks it is alive): the sync goes first.
+			slices.SortStableFunc(out, func(a, b job.Envelope) int {
+				return cmp.Compare(btoi(a.Type != syncTracking), btoi(b.Type != syncTracking))
+			})
+			if len(out) > 0 {
 				jobID = out[0].ID
 			}
 			return out, err
@@ -176,6 +198,10 @@ func (s *Server) handleTrackingCallback() http.Handler {
 		}
 		s.Relay.Kick()
 		s.Log.Info("shipment reported", "order_id", orderID, "shipment_id", sh.ID, "job_id", jobID)
-		writeJSON(w, http.StatusOK, map[string]any{"status": "queued", "shipment_id": sh.ID, "job_id": jobID})
+		answer := map[string]any{"status": "queued", "shipment_id": sh.ID}
+		if jobID != "" {
+			answer["job_id"] = jobID
+		}
+		writeJSON(w, http.StatusOK, answer)
 	})
 }

@@ -1,9 +1,10 @@
-package rdb
+package sharedlimit
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/errandhq/errand/internal/rdb"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,7 +13,7 @@ import (
 // LimitHolds is when each of services' holds ends (LimitHeldUntil for many,
 // in one round trip); a service never held, or whose hold record is gone,
 // is absent. The caller compares the ends with the time.
-func (r *RDB) LimitHolds(ctx context.Context, services []string) (map[string]time.Time, error) {
+func (r *Store) LimitHolds(ctx context.Context, services []string) (map[string]time.Time, error) {
 	cmds := make([]*redis.StringCmd, len(services))
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, s := range services {
@@ -34,13 +35,13 @@ func (r *RDB) LimitHolds(ctx context.Context, services []string) (map[string]tim
 	return out, nil
 }
 
-// ThrottledField is the field of MetricsKey that counts the throttled
+// ThrottledField is the field of rdb.MetricsKey that counts the throttled
 // answers of service that held it (each LimitHold): /metrics reads it as
 // errand_service_throttled_total.
 func ThrottledField(service string) string { return "service_throttled|" + service }
 
 // countHold adds one to service's ThrottledField, in the round trip of the
-// hold (a plain HINCRBY: MetricsKey belongs to no service's slot).
-func countHold(ctx context.Context, service string) func(redis.Pipeliner) {
-	return func(p redis.Pipeliner) { p.HIncrBy(ctx, MetricsKey, ThrottledField(service), 1) }
+// hold (a plain HINCRBY: rdb.MetricsKey belongs to no service's slot).
+func countHold(ctx context.Context, p redis.Pipeliner, service string) {
+	p.HIncrBy(ctx, rdb.MetricsKey, ThrottledField(service), 1)
 }

@@ -1,4 +1,4 @@
-package rdb
+package sharedlimit
 
 import (
 	"context"
@@ -11,6 +11,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
+
+// Store reads and writes the services' limits in Redis.
+type Store struct{ c redis.UniversalClient }
+
+// New returns the limits of the errand whose Redis c is.
+func New(c redis.UniversalClient) *Store { return &Store{c: c} }
 
 // Service limits: every worker of one errand shares, per outbound service
 // (smtp, slack, tidio, …), one hash LimitKey with fields
@@ -37,20 +43,20 @@ var limitTakeLua string
 
 // limitTakeScript takes a token from service's bucket unless the service is
 // held. Its KEYS and ARGV are listed in lua/limit_take.lua.
-var limitTakeScript = newScript(limitTakeLua)
+var limitTakeScript = redis.NewScript(limitTakeLua)
 
 //go:embed lua/limit_hold.lua
 var limitHoldLua string
 
 // limitHoldScript holds service until now+wait, or keeps a later hold. Its KEYS
 // and ARGV are listed in lua/limit_hold.lua.
-var limitHoldScript = newScript(limitHoldLua)
+var limitHoldScript = redis.NewScript(limitHoldLua)
 
 // LimitTake takes one call of service from its shared bucket, which holds
 // burst calls and refills at one per per. per 0 checks only the hold. It
 // returns 0 when the call may go now, else how long to wait and whether the
 // wait is a hold (the service throttled us) rather than an empty bucket.
-func (r *RDB) LimitTake(ctx context.Context, service string, per time.Duration, burst int) (wait time.Duration, held bool, err error) {
+func (r *Store) LimitTake(ctx context.Context, service string, per time.Duration, burst int) (wait time.Duration, held bool, err error) {
 	wait, held, _, _, err = r.LimitTakeN(ctx, service, per, burst, 1, 0)
 	return wait, held, err
 }
@@ -60,7 +66,7 @@ func (r *RDB) LimitTake(ctx context.Context, service string, per time.Duration, 
 // comes within that time, it is promised to the caller (promised true), who
 // calls after wait without asking again; later callers wait behind it. A
 // held service promises nothing.
-func (r *RDB) LimitPromise(ctx context.Context, service string, per time.Duration, burst int, within time.Duration) (wait time.Duration, held, promised bool, err error) {
+func (r *Store) LimitPromise(ctx context.Context, service string, per time.Duration, burst int, within time.Duration) (wait time.Duration, held, promised bool, err error) {
 	wait, held, promised, _, err = r.LimitTakeN(ctx, service, per, burst, 1, within)
 	return wait, held, promised, err
 }
@@ -68,7 +74,7 @@ func (r *RDB) LimitPromise(ctx context.Context, service string, per time.Duratio
 // LimitTakeN is LimitPromise for a caller that would take up to n tokens at
 // once when the bucket holds them (taken says how many it got), to spend
 // them without asking Redis again.
-func (r *RDB) LimitTakeN(ctx context.Context, service string, per time.Duration, burst, n int, within time.Duration) (wait time.Duration, held, promised bool, taken int, err error) {
+func (r *Store) LimitTakeN(ctx context.Context, service string, per time.Duration, burst, n int, within time.Duration) (wait time.Duration, held, promised bool, taken int, err error) {
 	perMs := float64(per) / float64(time.Millisecond)
 	res, err := limitTakeScript.Run(ctx, r.c, []string{LimitKey(service)}, strconv.FormatFloat(perMs, 'f', -1, 64), burst, within.Milliseconds(), max(n, 1)).Int64Slice()
 	if err != nil {
@@ -85,7 +91,7 @@ func (r *RDB) LimitTakeN(ctx context.Context, service string, per time.Duration,
 // subscription. go-redis subscribes again by itself after a lost
 // connection; a hold told meanwhile is missed (the gate reads holds from
 // Redis now and then for that).
-func (r *RDB) WatchLimitHolds(ctx context.Context, subscribed func(), held func(service string, until time.Time)) error {
+func (r *Store) WatchLimitHolds(ctx context.Context, subscribed func(), held func(service string, until time.Time)) error {
 	ps := r.c.Subscribe(ctx, LimitHoldChannel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
@@ -111,10 +117,19 @@ func (r *RDB) WatchLimitHolds(ctx context.Context, subscribed func(), held func(
 
 // LimitHold holds service for wait from now (Redis's clock), keeping a later
 // hold if one is set, and returns when the hold ends.
-func (r *RDB) LimitHold(ctx context.Context, service string, wait time.Duration) (time.Time, error) {
-	call := &evalCall{script: limitHoldScript, keys: []string{LimitKey(service)}, args: []any{wait.Milliseconds(), LimitHoldChannel, service}}
-	r.runPipelined(ctx, []*evalCall{call}, countHold(ctx, service))
-	ms, err := call.cmd.Int64()
+func (r *Store) LimitHold(ctx context.Context, service string, wait time.Duration) (time.Time, error) {
+	keys, args := []string{LimitKey(service)}, []any{wait.Milliseconds(), LimitHoldChannel, service}
+	var call *redis.Cmd
+	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		countHold(ctx, p, service)
+		call = limitHoldScript.EvalSha(ctx, p, keys, args...)
+		return nil
+	})
+	if redis.HasErrorPrefix(call.Err(), "NOSCRIPT") {
+		// A restarted or failed-over Redis: only the script is sent again.
+		call = limitHoldScript.Eval(ctx, r.c, keys, args...)
+	}
+	ms, err := call.Int64()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("hold %s: %w", service, err)
 	}
@@ -123,7 +138,7 @@ func (r *RDB) LimitHold(ctx context.Context, service string, wait time.Duration)
 
 // LimitHeldUntil is when service's hold ends; zero when it was never held or
 // its hold record is gone. The caller compares it with the time.
-func (r *RDB) LimitHeldUntil(ctx context.Context, service string) (time.Time, error) {
+func (r *Store) LimitHeldUntil(ctx context.Context, service string) (time.Time, error) {
 	ms, err := r.c.HGet(ctx, LimitKey(service), "hold").Int64()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil

@@ -1,11 +1,11 @@
-package rdb_test
+package sharedlimit_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/errandhq/errand/internal/redistest"
 )
 
@@ -16,7 +16,7 @@ import (
 func TestLimitBucketAndHold(t *testing.T) {
 	ctx := context.Background()
 	rs := redistest.Start(t)
-	r := rdb.New(rs.Client())
+	r := sharedlimit.New(rs.Client())
 
 	const per = 100 * time.Millisecond // 10 per second
 	for i := range 3 {
@@ -91,7 +91,7 @@ func TestLimitPromise(t *testing.T) {
 	rs := redistest.Start(t, redistest.Cluster())
 	c := rs.ClusterClient()
 	c.AddHook(redistest.SlotCheck(t))
-	r := rdb.New(c)
+	r := sharedlimit.New(c)
 	const per = time.Second
 	if wait, _, promised, err := r.LimitPromise(ctx, "tidio", per, 1, 0); err != nil || wait != 0 || promised {
 		t.Fatalf("first call: %v %v %v", wait, promised, err)

@@ -1,4 +1,4 @@
-package rdb
+package sharedlimit
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // A service with a cost-based limit (Shopify's GraphQL Admin API: a bucket
@@ -49,7 +51,7 @@ var costTakeLua string
 
 // costTakeScript sets aside the expected cost of a call of kind op when the
 // bucket covers it. Its KEYS and ARGV are listed in lua/cost_take.lua.
-var costTakeScript = newScript(costTakeLua)
+var costTakeScript = redis.NewScript(costTakeLua)
 
 //go:embed lua/cost_spent.lua
 var costSpentLua string
@@ -57,13 +59,13 @@ var costSpentLua string
 // costSpentScript gives a call's reservation back and records what the service
 // said of its bucket in the answer. Its KEYS and ARGV are listed in
 // lua/cost_spent.lua.
-var costSpentScript = newScript(costSpentLua)
+var costSpentScript = redis.NewScript(costSpentLua)
 
 // CostTake sets aside, in service's shared cost bucket, the expected cost of
 // a call of kind op. It returns wait 0 and the reservation to pass to
 // CostSpent when the bucket covers the call (or nothing is known of it yet
 // and no other call is finding out), else how long until it will.
-func (r *RDB) CostTake(ctx context.Context, service, op string) (wait time.Duration, reservation int64, err error) {
+func (r *Store) CostTake(ctx context.Context, service, op string) (wait time.Duration, reservation int64, err error) {
 	res, err := costTakeScript.Run(ctx, r.c, []string{CostKey(service)}, op,
 		costReservationTTL.Milliseconds(), costProbeTTL.Milliseconds(), costProbeWait.Milliseconds()).Int64Slice()
 	if err != nil {
@@ -83,7 +85,7 @@ type CostFigures struct {
 // CostSpent gives reservation back to service's cost bucket and records
 // what the answer to the call of kind op said of the bucket (f nil: the call
 // got no answer). It returns the points errand now reckons are available.
-func (r *RDB) CostSpent(ctx context.Context, service, op string, reservation int64, f *CostFigures) (float64, error) {
+func (r *Store) CostSpent(ctx context.Context, service, op string, reservation int64, f *CostFigures) (float64, error) {
 	args := []any{op, reservation, 0, 0, 0, 0, 0}
 	if f != nil {
 		args = []any{op, reservation, 1, num(f.Requested), num(f.Maximum), num(f.Available), num(f.RestoreRate)}

@@ -1,11 +1,11 @@
-package rdb_test
+package sharedlimit_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/errandhq/errand/internal/rdb"
+	"github.com/errandhq/errand/internal/rdb/sharedlimit"
 	"github.com/errandhq/errand/internal/redistest"
 )
 
@@ -20,7 +20,7 @@ func TestCostBucket(t *testing.T) {
 	rs := redistest.Start(t, redistest.Cluster())
 	c := rs.ClusterClient()
 	c.AddHook(redistest.SlotCheck(t))
-	r := rdb.New(c)
+	r := sharedlimit.New(c)
 
 	take := func(op string) (time.Duration, int64) {
 		t.Helper()
@@ -40,7 +40,7 @@ func TestCostBucket(t *testing.T) {
 	}
 	// Shopify answers: bucket 1000, 50/s, 990 left after the order query
 	// (requested 300, actual 10).
-	avail, err := r.CostSpent(ctx, "shopify", "Order", 0, &rdb.CostFigures{Requested: 300, Maximum: 1000, Available: 990, RestoreRate: 50})
+	avail, err := r.CostSpent(ctx, "shopify", "Order", 0, &sharedlimit.CostFigures{Requested: 300, Maximum: 1000, Available: 990, RestoreRate: 50})
 	if err != nil || avail != 990 {
 		t.Fatalf("after the probe: %v %v", avail, err)
 	}
@@ -65,7 +65,7 @@ func TestCostBucket(t *testing.T) {
 	// The first answer: Shopify kept 10 of its 300 and says 960 are left
 	// (it has seen only this one). The two others are still in flight:
 	// errand reckons 960 − 600.
-	avail, err = r.CostSpent(ctx, "shopify", "Order", held[0], &rdb.CostFigures{Requested: 300, Maximum: 1000, Available: 960, RestoreRate: 50})
+	avail, err = r.CostSpent(ctx, "shopify", "Order", held[0], &sharedlimit.CostFigures{Requested: 300, Maximum: 1000, Available: 960, RestoreRate: 50})
 	if err != nil || avail < 360 || avail > 361 {
 		t.Fatalf("after one answer: %v %v", avail, err)
 	}
@@ -74,7 +74,7 @@ func TestCostBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A throttled answer: Shopify's word, 100, stands.
-	avail, err = r.CostSpent(ctx, "shopify", "Order", held[2], &rdb.CostFigures{Requested: 300, Maximum: 1000, Available: 100, RestoreRate: 50})
+	avail, err = r.CostSpent(ctx, "shopify", "Order", held[2], &sharedlimit.CostFigures{Requested: 300, Maximum: 1000, Available: 100, RestoreRate: 50})
 	if err != nil || avail < 100 || avail > 101 {
 		t.Fatalf("after a throttled answer: %v %v", avail, err)
 	}
