@@ -233,7 +233,7 @@ func TestFinalFailureSurvivesAnUnwritableDatabase(t *testing.T) {
 	if l, _ := db.FailedJobs(ctx, store.FailedFilter{}); len(l) != 0 {
 		t.Fatalf("the database's list before the adoption: %v", l)
 	}
-	if f := s.failedJob(info.ID); f == nil || !strings.Contains(fmt.Sprint(f["error"]), "Noop") {
+	if f := s.failedJob(info.ID); f == nil || !strings.Contains(fmt.Sprint(f["error"]), "invalid payload") {
 		t.Fatalf("errand failed list does not show the failure: %v", s.failed())
 	}
 	if l, _ := db.FailedJobs(ctx, store.FailedFilter{}); len(l) != 1 || l[0].ID != info.ID {
