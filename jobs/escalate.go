@@ -153,6 +153,9 @@ type failureView struct {
 	QueuedAt string
 	FailedAt string
 	Link     string
+	// Timeline is the dashboard's page of every job of the failure's
+	// entity (or of the job alone, when it names none).
+	Timeline string
 }
 
 // Work sends the developers one email for the failures of one window. When it
@@ -177,6 +180,7 @@ func (h *escalate) Work(ctx context.Context, d Digest) error {
 			QueuedAt: stamp(f.QueuedAt),
 			FailedAt: stamp(f.FailedAt),
 			Link:     dashboardLink(h.publicURL, h.dashboard, f.Queue, f.ID),
+			Timeline: TimelineLink(h.publicURL, h.dashboard, f.ID),
 		})
 	}
 	names := make([]string, 0, len(types))
@@ -224,4 +228,14 @@ func stamp(t time.Time) string {
 func dashboardLink(publicURL, path, queueName, id string) string {
 	return strings.TrimRight(publicURL, "/") + "/" + strings.Trim(path, "/") +
 		"/queues/" + url.PathEscape(queueName) + "/tasks/" + url.PathEscape(id)
+}
+
+// TimelineLink points at the dashboard's timeline page of job id's entity:
+// <dashboard.path>/timeline?job=<id>.
+func TimelineLink(publicURL, path, id string) string {
+	base := strings.TrimRight(publicURL, "/")
+	if p := strings.Trim(path, "/"); p != "" {
+		base += "/" + p
+	}
+	return base + "/timeline?job=" + url.QueryEscape(id)
 }

@@ -26,6 +26,9 @@ type NotifyStaff struct {
 // Kind implements job.Args.
 func (NotifyStaff) Kind() string { return "user:notify_staff" }
 
+// Entity is the user the job is for, on its timeline.
+func (p NotifyStaff) Entity() string { return job.UserEntity(p.UserID) }
+
 // Defaults implements job.Args.
 func (NotifyStaff) Defaults() job.Defaults {
 	return job.Defaults{Queue: "notifications"}

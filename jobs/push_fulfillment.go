@@ -21,6 +21,9 @@ type PushFulfillment struct {
 // Kind implements job.Args.
 func (PushFulfillment) Kind() string { return "order:push_fulfillment" }
 
+// Entity is the order the job is for, on its timeline.
+func (p PushFulfillment) Entity() string { return job.OrderEntity(p.OrderID) }
+
 // Defaults implements job.Args.
 func (PushFulfillment) Defaults() job.Defaults {
 	return job.Defaults{Queue: "fulfillment"}

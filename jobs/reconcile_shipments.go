@@ -87,6 +87,11 @@ func (h *reconcileShipments) Work(ctx context.Context, _ ReconcileShipments) err
 		if err := h.client.Enqueue(ctx, e); err != nil && !errors.Is(err, queue.ErrDuplicate) {
 			return err
 		}
+		// On the order's timeline; a history not written is no reason to
+		// queue the job again.
+		if err := h.store.RecordQueued(ctx, []job.Envelope{e}); err != nil {
+			job.Logger(ctx).Warn("reconcile: the requeued job's history not written", "job_id", id, "error", err.Error())
+		}
 		requeued++
 		job.Logger(ctx).Info("stuck shipment queued again", "shipment_id", sh.ID, "order_id", sh.OrderID, "new_job", id, "previous_job", sh.JobID)
 	}

@@ -33,6 +33,9 @@ type SyncCRM struct {
 // Kind implements job.Args.
 func (SyncCRM) Kind() string { return "user:sync_crm" }
 
+// Entity is the user the job is for, on its timeline.
+func (p SyncCRM) Entity() string { return job.UserEntity(p.UserID) }
+
 // Defaults implements job.Args.
 func (SyncCRM) Defaults() job.Defaults {
 	// One user's changes reach the CRM one at a time, in the order made: a

@@ -24,6 +24,9 @@ type SyncTracking struct {
 // Kind implements job.Args.
 func (SyncTracking) Kind() string { return "order:sync_tracking" }
 
+// Entity is the order the job is for, on its timeline.
+func (p SyncTracking) Entity() string { return job.OrderEntity(p.OrderID) }
+
 // Defaults implements job.Args.
 func (SyncTracking) Defaults() job.Defaults {
 	return job.Defaults{Queue: "shopify"}

@@ -23,6 +23,9 @@ type WelcomeEmail struct {
 // Kind implements job.Args.
 func (WelcomeEmail) Kind() string { return "user:welcome_email" }
 
+// Entity is the user the job is for, on its timeline.
+func (p WelcomeEmail) Entity() string { return job.UserEntity(p.UserID) }
+
 // Defaults implements job.Args.
 func (WelcomeEmail) Defaults() job.Defaults {
 	return job.Defaults{Queue: "emails", Delay: 5 * time.Second}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -151,121 +150,6 @@ func formatAge(d time.Duration) string {
 	}
 }
 
-func cmdFailed(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	const synopsis = "failed list [--queue Q] [--json] | failed retry ID|--all | failed forget ID | failed flush"
-	f := newFlags("failed", synopsis, stderr)
-	qname := f.String("queue", "", "only this queue (list, retry --all)")
-	asJSON := f.Bool("json", false, "print JSON (list)")
-	all := f.Bool("all", false, "retry every failed job (retry)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return f.missing("failed: give a subcommand: list, retry, forget or flush")
-	}
-	sub := pos[0]
-	pos = pos[1:]
-	needID := func() (string, error) {
-		if len(pos) == 0 && sub == "retry" {
-			return "", f.missing("failed retry: give the ID of a failed job (errand failed list shows them), or --all")
-		}
-		if len(pos) != 1 {
-			return "", f.missing("failed %s: give exactly one job ID (errand failed list shows them)", sub)
-		}
-		return pos[0], nil
-	}
-	switch sub {
-	case "list", "flush", "forget":
-	case "retry":
-		if *all && len(pos) > 0 {
-			f.Usage()
-			return usageError{errors.New("failed retry: give an ID or --all, not both")}
-		}
-		if !*all {
-			if _, err := needID(); err != nil {
-				return err
-			}
-		}
-	default:
-		fmt.Fprintf(stderr, "errand: unknown subcommand %q\nUsage: errand %s\n", sub, synopsis)
-		return usageError{fmt.Errorf("failed: unknown subcommand %q", sub)}
-	}
-	a, err := f.connect(ctx, environ)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	ins := queue.NewInspector(a.reg, a.rdb)
-	switch sub {
-	case "list":
-		list, err := ins.Failed(ctx, *qname)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			if list == nil {
-				list = []queue.FailedJob{}
-			}
-			return printJSON(stdout, list)
-		}
-		if len(list) == 0 {
-			fmt.Fprintln(stdout, "No failed jobs.")
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTYPE\tQUEUE\tATTEMPTS\tFAILED AT\tERROR")
-		for _, j := range list {
-			attempts := fmt.Sprint(j.Attempts)
-			if j.MaxAttempts > 0 {
-				attempts = fmt.Sprintf("%d/%d", j.Attempts, j.MaxAttempts)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(j.ID), termSafe(j.Type), termSafe(j.Queue), attempts,
-				j.FailedAt.Local().Format("2006-01-02 15:04:05"), oneLine(j.Error, 100))
-		}
-		return tw.Flush()
-	case "retry":
-		if *all {
-			done, err := ins.RetryAll(ctx, *qname)
-			for _, p := range done {
-				fmt.Fprintf(stdout, "%s queued again as %s\n", termSafe(p[0]), termSafe(p[1]))
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%d failed job(s) queued again.\n", len(done))
-			return nil
-		}
-		id, err := needID()
-		if err != nil {
-			return err
-		}
-		nid, err := ins.Retry(ctx, id)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s queued again as %s, with its full attempts.\n", termSafe(id), termSafe(nid))
-		return nil
-	case "forget":
-		id, err := needID()
-		if err != nil {
-			return err
-		}
-		if err := ins.Forget(ctx, id); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s removed from the failed list.\n", termSafe(id))
-		return nil
-	default: // flush
-		n, err := ins.Flush(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%d failed job(s) removed.\n", n)
-		return nil
-	}
-}
-
 // oneLine fits text from outside into one table cell: runs of white space
 // (newlines, CR, tabs) become one space, other controls are escaped
 // (termSafe), and the result is cut at max characters.
@@ -323,6 +207,15 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 	defer client.Close() // sends the workers' wake-up before exiting
 	if err := client.Enqueue(ctx, e); err != nil {
 		return err
+	}
+	// Not in the outbox's transaction: the job is in Redis already, so a
+	// history that cannot be written is said, not an error.
+	err = a.openHistory(ctx)
+	if err == nil {
+		err = a.st.RecordQueued(ctx, []job.Envelope{e})
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "errand: the job is queued, but its history could not be written: %v\n", err)
 	}
 	fmt.Fprintf(stdout, "queued %s %s on %s, due %s\n", termSafe(e.Type), termSafe(e.ID), termSafe(e.Queue), e.DueAt.Local().Format("15:04:05.000"))
 	return nil

@@ -108,6 +108,8 @@ type app struct {
 	reg  *job.Registry
 	st   store.Store // open only where handlers run
 	gate *limit.Gate // [limits], where handlers run
+	// stopHistory flushes the worker's history writer (startHistory).
+	stopHistory func()
 }
 
 // newApp connects to Redis and registers the job types, without handlers:
@@ -155,6 +157,9 @@ func (a *app) handle(ctx context.Context, takes func(queue string) bool) error {
 }
 
 func (a *app) close() {
+	if a.stopHistory != nil {
+		a.stopHistory()
+	}
 	a.gate.Close()
 	_ = a.rdb.Close()
 	if a.st != nil {

@@ -105,7 +105,7 @@ func TestMissingArgumentsAreNamed(t *testing.T) {
 		want string
 	}{
 		{[]string{"failed", "retry"}, "errand: failed retry: give the ID of a failed job (errand failed list shows them), or --all\n"},
-		{[]string{"failed"}, "errand: failed: give a subcommand: list, retry, forget or flush\n"},
+		{[]string{"failed"}, "errand: failed: give a subcommand: list, retry, forget, flush or prune\n"},
 		{[]string{"sandbox", "send-tracking"}, "errand: sandbox send-tracking: --order is required (the id of an order sent with send-order)\n"},
 		{[]string{"enqueue"}, "errand: enqueue: give exactly one job TYPE (e.g. ops:noop)\n"},
 	} {

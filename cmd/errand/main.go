@@ -42,10 +42,12 @@ Usage:
                                               end the worker (exit 0, as on SIGTERM) after N jobs, after D,
                                               or once its queues have nothing due
   errand queues [--json]                      each queue's sizes, today's counts and latency
-  errand failed list [--queue Q] [--json]     jobs that failed for good
-  errand failed retry ID|--all                queue failed jobs again, with their full attempts
+  errand failed list [--queue Q] [--json]     jobs that failed for good (kept in the database)
+  errand failed retry ID|--all                queue failed jobs again, same ids, full attempts
   errand failed forget ID                     remove one job from the failed list
   errand failed flush                         empty the failed list
+  errand failed prune --older-than D          remove the jobs that failed longer ago than D (720h)
+  errand timeline ENTITY [--json]             every job of user:42 or order:1001, each attempt
   errand enqueue TYPE --payload JSON [--delay 5s] [--queue Q]
                                               push one job by hand
   errand schedule list [--json]               each [[schedule]] entry with its last and next run
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdQueues(ctx, rest, environ, stdout, stderr)
 	case "failed":
 		return cmdFailed(ctx, rest, environ, stdout, stderr)
+	case "timeline":
+		return cmdTimeline(ctx, rest, environ, stdout, stderr)
 	case "enqueue":
 		return cmdEnqueue(ctx, rest, environ, stdout, stderr)
 	case "schedule":

@@ -14,6 +14,7 @@ import (
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/outbox"
 	"github.com/errandhq/errand/internal/queue"
+	"github.com/errandhq/errand/internal/redact"
 	"github.com/errandhq/errand/internal/store"
 	"github.com/errandhq/errand/internal/web"
 )
@@ -48,6 +49,7 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		return err
 	}
 	defer st.Close()
+	st.MaskPayloads(redact.New(cfg.Escalation.Redact))
 	if applied, err := st.Migrate(ctx); err != nil {
 		return err
 	} else if len(applied) > 0 {

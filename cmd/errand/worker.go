@@ -126,6 +126,8 @@ func (a *app) newWorker(ctx context.Context) (*queue.Worker, error) {
 	if err := a.handle(ctx, func(q string) bool { _, ok := qs.Weights[q]; return ok }); err != nil {
 		return nil, err
 	}
+	hist, stop := a.startHistory(ctx)
+	a.stopHistory = stop
 	policy := queue.NewPolicy(queue.PolicyConfig{
 		Registry: a.reg, Log: a.log,
 		Redactor: redact.New(a.cfg.Escalation.Redact),
@@ -133,6 +135,7 @@ func (a *app) newWorker(ctx context.Context) (*queue.Worker, error) {
 		Escalate: jobs.NewEscalator(a.reg, queue.NewGroups(a.reg, a.rdb)).Escalate,
 		CallBack: jobs.NewCallbacks(a.reg, queue.NewClient(a.reg, a.rdb)).Report,
 		Redis:    a.rdb,
+		History:  hist,
 	})
 	return queue.NewWorker(&cfg, a.rdb, a.log, queue.WorkerOptions{Policy: policy, Aggregate: jobs.MergeDigests})
 }

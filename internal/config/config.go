@@ -35,6 +35,7 @@ type Config struct {
 	API        API            `koanf:"api"`
 	Log        Log            `koanf:"log"`
 	Reconcile  Reconcile      `koanf:"reconcile"`
+	History    History        `koanf:"history"`
 	// Events and Schedule decide which jobs an event queues and which run
 	// periodically; see events.go.
 	Events   map[string]Event `koanf:"events"`
@@ -162,6 +163,7 @@ func Default() *Config {
 		Dashboard: Dashboard{Path: "/monitoring/", Username: "admin"},
 		API:       API{Tokens: []string{}},
 		Log:       Log{Level: "info", Format: "text"},
+		History:   DefaultHistory(),
 		Reconcile: Reconcile{Age: 15 * time.Minute, MaxRequeues: 3},
 		Events:    DefaultEvents(),
 		Schedule:  DefaultSchedule(),
@@ -255,6 +257,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
 	}
 	errs = append(errs, c.Redis.validate()...)
+	errs = append(errs, c.History.validate()...)
 	if c.Worker.Concurrency < 1 {
 		bad("worker.concurrency", "must be at least 1 (got %d)", c.Worker.Concurrency)
 	}

@@ -19,6 +19,9 @@ type Envelope struct {
 	QueuedAt time.Time `json:"queued_at"`
 	// Callback: the outcome is to be reported (see store.Callback).
 	Callback bool `json:"callback,omitempty"`
+	// Entity is the business entity the job is for ("user:42"; see
+	// Entitied), recorded in the job's history when it is saved; "" for none.
+	Entity string `json:"entity,omitempty"`
 }
 
 // Option changes how one job is queued.
@@ -52,7 +55,13 @@ func (r *Registry) Prepare(args Args, opts ...Option) (Envelope, error) {
 	if err := def.check(payload); err != nil {
 		return Envelope{}, err
 	}
-	return r.prepare(def, payload, opts)
+	e, err := r.prepare(def, payload, opts)
+	if err == nil {
+		if en, ok := args.(Entitied); ok {
+			e.Entity = en.Entity()
+		}
+	}
+	return e, err
 }
 
 // PrepareRaw builds the envelope of a job given as a type name and JSON
@@ -72,7 +81,11 @@ func (r *Registry) PrepareRaw(typ string, payload []byte, opts ...Option) (Envel
 	if err != nil {
 		return Envelope{}, err
 	}
-	return r.prepare(def, payload, opts)
+	e, err := r.prepare(def, payload, opts)
+	if err == nil {
+		e.Entity = def.Entity(payload)
+	}
+	return e, err
 }
 
 // prepare builds the envelope of a checked payload.

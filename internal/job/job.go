@@ -90,6 +90,9 @@ type Definition struct {
 	fields []string
 	// reencode checks a payload and returns it encoded from its decoded type.
 	reencode func(payload []byte) ([]byte, error)
+	// entity names the entity of a payload (see Entitied); nil for a type
+	// whose payloads name none.
+	entity func(payload []byte) string
 	// sources build the payload from events, by event name (see Sourced).
 	sources map[string]Source
 }
@@ -241,6 +244,15 @@ func Register[A Args](r *Registry, work func(ctx context.Context, args A) error)
 			return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidPayload, def.Type, err)
 		}
 		return out, nil
+	}
+	if _, ok := any(zero).(Entitied); ok {
+		def.entity = func(payload []byte) string {
+			args, err := decode[A](payload)
+			if err != nil {
+				return ""
+			}
+			return any(args).(Entitied).Entity()
+		}
 	}
 	def.fields = jsonFields(reflect.TypeFor[A]())
 	def.sources = sourcesOf[A]()

@@ -16,7 +16,6 @@ import (
 // Headers errand keeps on tasks.
 const (
 	headerQueued   = "errand-queued-ms"
-	headerRetryOf  = "errand-retry-of"
 	headerCallback = "errand-callback"
 	// headerOrder is an ordered job's ordering key (see ordered): the key
 	// it was queued under, even if [jobs] changes before it runs.

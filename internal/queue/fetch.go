@@ -375,6 +375,9 @@ func (f *fetcher) work(j *rdb.Fetched) {
 	var v *verdict
 	switch {
 	case err == nil:
+		if f.policy.history != nil {
+			f.policy.history.Done(j)
+		}
 		f.acks <- j
 	case f.jobsCtx.Err() != nil && !errors.As(err, &v):
 		// Stopped by shutdown: back to its queue, not an attempt.
@@ -387,11 +390,17 @@ func (f *fetcher) work(j *rdb.Fetched) {
 		if wait := f.policy.retryWait(j.Msg.Retried, err, task); wait > 0 {
 			at = time.Now().Add(wait)
 		}
+		if f.policy.history != nil {
+			f.policy.history.Retry(j, err.Error())
+		}
 		f.redis(func(ctx context.Context) error { return f.rdb.Retry(ctx, j, err.Error(), counts, at) })
 	}
 }
 
 func (f *fetcher) archive(j *rdb.Fetched, errMsg string) {
+	if f.policy.history != nil {
+		f.policy.history.Failed(j, errMsg) // in the database before the archive
+	}
 	f.redis(func(ctx context.Context) error { return f.rdb.Archive(ctx, j, errMsg) })
 }
 

@@ -2,23 +2,19 @@ package queue
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sort"
-	"time"
 
 	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/rdb"
 	"github.com/redis/go-redis/v9"
 )
 
-// Inspector answers `errand queues` and `errand failed …`: rdb's Inspector,
-// with what this program's registry adds — the configured queues and their
-// weights, each type's attempts, and a retry that queues the job anew.
+// Inspector answers `errand queues`: rdb's Inspector, with what this
+// program's registry adds — the configured queues and their weights. (The
+// failed list is internal/failed's.)
 type Inspector struct {
-	reg    *job.Registry
-	ins    *rdb.Inspector
-	client *Client
+	reg *job.Registry
+	ins *rdb.Inspector
 }
 
 // NewInspector returns an inspector over c.
@@ -29,7 +25,7 @@ func NewInspector(reg *job.Registry, c redis.UniversalClient) *Inspector {
 		}
 		return 0 // unbounded, or a type this program does not know
 	}
-	return &Inspector{reg: reg, ins: rdb.NewInspector(c, maxAttempts), client: NewClient(reg, c)}
+	return &Inspector{reg: reg, ins: rdb.NewInspector(c, maxAttempts)}
 }
 
 // QueueStats is one row of `errand queues`.
@@ -85,141 +81,6 @@ func (i *Inspector) Queues(ctx context.Context) ([]QueueStats, error) {
 		return out[a].Queue < out[b].Queue
 	})
 	return out, nil
-}
-
-// FailedJob is one job in the failed list.
-type FailedJob struct {
-	ID          string    `json:"id"`
-	Type        string    `json:"type"`
-	Queue       string    `json:"queue"`
-	Attempts    int       `json:"attempts"`
-	MaxAttempts int       `json:"max_attempts"`
-	Error       string    `json:"error"`
-	FailedAt    time.Time `json:"failed_at"`
-	QueuedAt    time.Time `json:"queued_at,omitempty"`
-	Payload     string    `json:"payload"`
-}
-
-func failedJob(j rdb.Job) FailedJob {
-	f := FailedJob{ID: j.ID, Type: j.Type, Queue: j.Queue, Attempts: j.Attempts, MaxAttempts: j.MaxAttempts,
-		Error: j.LastError, FailedAt: j.FailedAt, Payload: string(j.Payload)}
-	if q, ok := headerMillis(j.Headers, headerQueued); ok {
-		f.QueuedAt = q
-	}
-	return f
-}
-
-func (i *Inspector) queueNames(ctx context.Context, only string) ([]string, error) {
-	if only != "" {
-		return []string{only}, nil
-	}
-	return i.ins.Queues(ctx)
-}
-
-// Failed lists the failed jobs, oldest failure first, of one queue or all.
-func (i *Inspector) Failed(ctx context.Context, queue string) ([]FailedJob, error) {
-	qs, err := i.queueNames(ctx, queue)
-	if err != nil {
-		return nil, err
-	}
-	var out []FailedJob
-	for _, q := range qs {
-		jobs, err := i.ins.Failed(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			out = append(out, failedJob(j))
-		}
-	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].FailedAt.Before(out[b].FailedAt) })
-	return out, nil
-}
-
-// ErrNotFound is returned for an ID that is not in the failed list.
-var ErrNotFound = errors.New("no failed job with that id")
-
-func (i *Inspector) findFailed(ctx context.Context, id string) (rdb.Job, error) {
-	j, err := i.ins.FindFailed(ctx, id)
-	if errors.Is(err, rdb.ErrNotFound) {
-		return j, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	return j, err
-}
-
-// Retry queues a failed job again with its full attempts, as a new job (new
-// ID, remembering the old one), then removes it from the failed list. It
-// returns the new job's ID.
-func (i *Inspector) Retry(ctx context.Context, id string) (string, error) {
-	j, err := i.findFailed(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return i.retry(ctx, j)
-}
-
-func (i *Inspector) retry(ctx context.Context, j rdb.Job) (string, error) {
-	now := time.Now()
-	e := job.Envelope{ID: job.NewID(now), Type: j.Type, Queue: j.Queue, Payload: j.Payload, QueuedAt: now, DueAt: now}
-	t, err := i.client.task(e, map[string]string{headerRetryOf: j.ID})
-	if err != nil {
-		return "", fmt.Errorf("retry %s: %w", j.ID, err)
-	}
-	if err := i.ins.Retry(ctx, j, t); err != nil {
-		return "", err
-	}
-	return e.ID, nil
-}
-
-// RetryAll retries every failed job (of one queue, or all) that is in the
-// failed list when it starts. It returns the old → new ID pairs.
-func (i *Inspector) RetryAll(ctx context.Context, queue string) ([][2]string, error) {
-	qs, err := i.queueNames(ctx, queue)
-	if err != nil {
-		return nil, err
-	}
-	var done [][2]string
-	for _, q := range qs {
-		jobs, err := i.ins.Failed(ctx, q)
-		if err != nil {
-			return done, err
-		}
-		for _, j := range jobs {
-			nid, err := i.retry(ctx, j)
-			if err != nil {
-				return done, err
-			}
-			done = append(done, [2]string{j.ID, nid})
-		}
-	}
-	return done, nil
-}
-
-// Forget removes one job from the failed list.
-func (i *Inspector) Forget(ctx context.Context, id string) error {
-	j, err := i.findFailed(ctx, id)
-	if err != nil {
-		return err
-	}
-	return i.ins.Forget(ctx, j.Queue, j.ID)
-}
-
-// Flush empties the failed list of every queue. It returns how many jobs it
-// removed.
-func (i *Inspector) Flush(ctx context.Context) (int, error) {
-	qs, err := i.ins.Queues(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, q := range qs {
-		k, err := i.ins.Flush(ctx, q)
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // Alive reports whether the job id is still to run on queue: pending,

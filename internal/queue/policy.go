@@ -47,6 +47,7 @@ type Policy struct {
 	handle   Handler  // the middlewares around the job's Work
 	// successes decides which jobs done get a line of their own.
 	successes *worklog.Successes
+	history   Recorder // nil: no history
 }
 
 // PolicyConfig is what a Policy works with.
@@ -68,13 +69,24 @@ type PolicyConfig struct {
 	// Redis keeps the order of ordered job types (job.Defaults.OrderBy).
 	// Nil: their jobs run unordered.
 	Redis redis.UniversalClient
+	// History records each attempt's outcome; nil records none.
+	History Recorder
+}
+
+// Recorder keeps the history of attempts (internal/history). Failed returns
+// once the final failure is durable (or it gave up, saying so): the fetcher
+// archives the job after it.
+type Recorder interface {
+	Done(j *rdb.Fetched)
+	Retry(j *rdb.Fetched, errMsg string)
+	Failed(j *rdb.Fetched, errMsg string)
 }
 
 // NewPolicy returns the policy for the jobs in c.Registry.
 func NewPolicy(c PolicyConfig) *Policy {
 	p := &Policy{
 		reg: c.Registry, redact: c.Redactor, metrics: c.Metrics, log: c.Log,
-		escalate: c.Escalate, callBack: c.CallBack, now: time.Now,
+		escalate: c.Escalate, callBack: c.CallBack, now: time.Now, history: c.History,
 	}
 	if p.log == nil {
 		p.log = slog.Default()

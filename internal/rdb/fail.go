@@ -59,8 +59,8 @@ func (r *RDB) Retry(ctx context.Context, j *Fetched, errMsg string, counts bool,
 var archiveLua string
 
 // archiveScript moves a job that failed for good to the archive (errand's
-// failed list) and trims it: asynq v0.26.0's archiveCmd. Its KEYS and ARGV are
-// listed in lua/archive.lua.
+// failed list), trimmed by age only: asynq v0.26.0's archiveCmd. Its KEYS and
+// ARGV are listed in lua/archive.lua.
 var archiveScript = redis.NewScript(luaCountFailure + luaRelease + archiveLua)
 
 // Archive moves j, failed for good with errMsg, to the failed list. Its
@@ -71,7 +71,7 @@ func (r *RDB) Archive(ctx context.Context, j *Fetched, errMsg string) error {
 	keys := []string{TaskKey(q, j.ID), ActiveKey(q), LeaseKey(q), ArchivedKey(q),
 		ProcessedKey(q, now), FailedKey(q, now), ProcessedTotalKey(q), FailedTotalKey(q), TaskKeyPrefix(q), OwnersKey(q)}
 	msg := taskmsg.WithFailure(j.raw, -1, errMsg, now.Unix())
-	err := archiveScript.Run(ctx, r.c, keys, j.ID, msg, now.Unix(), now.Add(-archivedFor).Unix(), maxArchived, now.Add(statsTTL).Unix(), j.owner).Err()
+	err := archiveScript.Run(ctx, r.c, keys, j.ID, msg, now.Unix(), now.Add(-archivedFor).Unix(), now.Add(statsTTL).Unix(), j.owner).Err()
 	if err != nil {
 		return fmt.Errorf("archive %s on %s: %w", j.ID, q, err)
 	}

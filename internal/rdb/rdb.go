@@ -41,9 +41,8 @@ const (
 	LeaseDuration = 10 * time.Second
 	// statsTTL is how long a day's counters are kept (asynq's statsTTL).
 	statsTTL = 90 * 24 * time.Hour
-	// The failed list (asynq's archive) is trimmed as asynq trims it
-	// (maxArchiveSize, archivedExpirationInDays).
-	maxArchived = 10000
+	// The failed list (asynq's archive) is trimmed by age as asynq trims it
+	// (archivedExpirationInDays), not by size: the database's list keeps all.
 	archivedFor = 90 * 24 * time.Hour
 )
 

@@ -166,8 +166,13 @@ func TestMigrationsRunOnceWhenProcessesStartTogether(t *testing.T) {
 				all = append(all, applied[i]...)
 			}
 			sort.Ints(all)
-			if fmt.Sprint(all) != "[1 2 3 4]" {
-				t.Fatalf("versions applied across the processes: %v, want each of [1 2 3 4] once", all)
+			// Every version from 1 up once, however many there are now.
+			ok := len(all) >= 5
+			for i, v := range all {
+				ok = ok && v == i+1
+			}
+			if !ok {
+				t.Fatalf("versions applied across the processes: %v, want each of 1…n once", all)
 			}
 		})
 	}

@@ -160,6 +160,9 @@ func (s *sqliteStore) saveBatch(batch []*saveReq) {
 			if _, err := outbox.ExecContext(ctx, e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback); err != nil {
 				return fmt.Errorf("outbox: %w", err)
 			}
+			if err := s.queued(ctx, tx, e); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

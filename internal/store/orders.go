@@ -47,7 +47,7 @@ func (s *sqliteStore) SaveOrder(ctx context.Context, eventID string, o *Order, j
 			return fmt.Errorf("store: save order: %w", err)
 		}
 		o.CreatedAt = now
-		return insertJobs(ctx, tx, jobs)
+		return s.insertJobs(ctx, tx, jobs)
 	})
 }
 
@@ -110,7 +110,7 @@ func (s *sqliteStore) SaveShipment(ctx context.Context, sh *Shipment, build func
 				return fmt.Errorf("store: save shipment: %w", err)
 			}
 		}
-		return insertJobs(ctx, tx, jobs)
+		return s.insertJobs(ctx, tx, jobs)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/store/historysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +44,8 @@ type pgStore struct {
 	saverOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	shown historysql.Masker // masks the payloads kept in the history
 }
 
 // openPostgres connects to the database at url and checks that it answers;
@@ -223,11 +226,12 @@ func (s *pgStore) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 const pgInsertJobSQL = `INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback) VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
-// queueJobs adds the inserts of jobs to b, and the NOTIFY that wakes the
-// relays when the transaction commits.
-func queueJobs(b *pgx.Batch, jobs []job.Envelope) {
+// queueJobs adds the inserts of jobs (and of their history's "queued") to b,
+// and the NOTIFY that wakes the relays when the transaction commits.
+func (s *pgStore) queueJobs(b *pgx.Batch, jobs []job.Envelope) {
 	for _, e := range jobs {
 		b.Queue(pgInsertJobSQL, e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback)
+		s.queueQueued(b, e)
 	}
 	if len(jobs) > 0 {
 		b.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
@@ -235,12 +239,12 @@ func queueJobs(b *pgx.Batch, jobs []job.Envelope) {
 }
 
 // pgInsertJobs writes envelopes into the outbox within tx, in one round trip.
-func pgInsertJobs(ctx context.Context, tx pgx.Tx, jobs []job.Envelope) error {
+func (s *pgStore) pgInsertJobs(ctx context.Context, tx pgx.Tx, jobs []job.Envelope) error {
 	if len(jobs) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
-	queueJobs(b, jobs)
+	s.queueJobs(b, jobs)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}

@@ -46,7 +46,7 @@ func (s *pgStore) CreateUser(ctx context.Context, u *User, build func(u *User) (
 		if err != nil {
 			return err
 		}
-		return pgInsertJobs(ctx, tx, jobs)
+		return s.pgInsertJobs(ctx, tx, jobs)
 	})
 }
 
@@ -109,7 +109,7 @@ func (s *pgStore) UpdateUser(ctx context.Context, id int64, changed map[string]s
 			return err
 		}
 		after = u
-		return pgInsertJobs(ctx, tx, jobs)
+		return s.pgInsertJobs(ctx, tx, jobs)
 	})
 	return after, err
 }
@@ -135,7 +135,7 @@ func (s *pgStore) SaveOrder(ctx context.Context, eventID string, o *Order, jobs 
 			return ErrDuplicate
 		}
 		o.CreatedAt = now
-		return pgInsertJobs(ctx, tx, jobs)
+		return s.pgInsertJobs(ctx, tx, jobs)
 	})
 }
 
@@ -178,7 +178,7 @@ func (s *pgStore) SaveShipment(ctx context.Context, sh *Shipment, build func(*Sh
 				return fmt.Errorf("store: save shipment: %w", err)
 			}
 		}
-		return pgInsertJobs(ctx, tx, jobs)
+		return s.pgInsertJobs(ctx, tx, jobs)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/store/historysql"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -87,10 +88,12 @@ func (s *pgStore) saveBatch(batch []*saveReq) {
 				b.Queue(`INSERT INTO job_callbacks (job_id, url, token, created_at) VALUES ($1, $2, $3, $4)`, e.ID, j.CallbackURL, j.CallbackToken, now.UnixMilli())
 			}
 			b.Queue(pgInsertJobSQL, e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback)
+			s.queueQueued(b, e)
 			continue
 		}
 		n := new(int)
 		written[i] = n
+		hEntity, hPayload, hState := historysql.PGQueuedArgs(&s.shown, e)
 		b.Queue(`WITH k AS (
 				INSERT INTO idempotency (token_hash, key, body_hash, status, response, created_at)
 				VALUES ($1, $2, $3, $4, $5, $6)
@@ -101,10 +104,13 @@ func (s *pgStore) saveBatch(batch []*saveReq) {
 			owner AS (INSERT INTO api_jobs (job_id, token_hash, created_at) SELECT $8, $1, $6 FROM k RETURNING 1),
 			callback AS (INSERT INTO job_callbacks (job_id, url, token, created_at) SELECT $8, $9, $10, $6 FROM k WHERE $9 <> '' RETURNING 1),
 			job AS (INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback)
-				SELECT $8, $11, $12, $13::bytea, $14::bigint, $15::bigint, $16::boolean FROM k RETURNING 1)
+				SELECT $8, $11, $12, $13::bytea, $14::bigint, $15::bigint, $16::boolean FROM k RETURNING 1),
+			hist AS (INSERT INTO history_jobs (id, entity, type, queue, state, queued_at_ms, payload)
+				SELECT $8, $17, $11, $12, $19, $15::bigint, $18 FROM k RETURNING 1)
 			SELECT count(*)::int FROM k`,
 			j.TokenHash, j.Key, j.BodyHash, j.Status, j.Response, now.UnixMilli(), expired,
-			e.ID, j.CallbackURL, j.CallbackToken, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback).
+			e.ID, j.CallbackURL, j.CallbackToken, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback,
+			hEntity, hPayload, hState).
 			QueryRow(func(row pgx.Row) error { return row.Scan(n) })
 	}
 	b.Queue(`SELECT pg_notify($1, '')`, outboxChannel)

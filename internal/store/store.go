@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/errandhq/errand/internal/job"
+	"github.com/errandhq/errand/internal/store/historysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -67,6 +68,8 @@ type Store interface {
 	DeleteOutbox(ctx context.Context, ids []string) error
 	ReleaseOutbox(ctx context.Context, ids []string, reason string) error
 	OutboxBacklog(ctx context.Context) (int, time.Time, error)
+	History
+
 	// WatchOutbox calls wake whenever another process commits jobs to the
 	// outbox, until ctx ends. SQLite has no other process to hear from (the
 	// relay is kicked in-process and polls); PostgreSQL listens for the
@@ -107,6 +110,8 @@ type sqliteStore struct {
 	saverOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	shown historysql.Masker // masks the payloads kept in the history
 }
 
 // openSQLite opens the SQLite database named by url ("file:errand.db", or a
@@ -327,12 +332,16 @@ func (s *sqliteStore) exec(ctx context.Context, q string, args ...any) (sql.Resu
 
 const insertJobSQL = `INSERT INTO outbox (id, type, queue, payload, due_at_ms, queued_at_ms, callback) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
-// insertJobs writes envelopes into the outbox within tx.
-func insertJobs(ctx context.Context, tx *sql.Tx, jobs []job.Envelope) error {
+// insertJobs writes envelopes into the outbox within tx, and each job's
+// "queued" into its history.
+func (s *sqliteStore) insertJobs(ctx context.Context, tx *sql.Tx, jobs []job.Envelope) error {
 	for _, e := range jobs {
 		if _, err := tx.ExecContext(ctx, insertJobSQL,
 			e.ID, e.Type, e.Queue, e.Payload, e.DueAt.UnixMilli(), e.QueuedAt.UnixMilli(), e.Callback); err != nil {
 			return fmt.Errorf("outbox: %w", err)
+		}
+		if err := s.queued(ctx, tx, e); err != nil {
+			return err
 		}
 	}
 	return nil

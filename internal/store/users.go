@@ -52,7 +52,7 @@ func (s *sqliteStore) CreateUser(ctx context.Context, u *User, build func(u *Use
 		if err != nil {
 			return err
 		}
-		return insertJobs(ctx, tx, jobs)
+		return s.insertJobs(ctx, tx, jobs)
 	})
 }
 
@@ -132,7 +132,7 @@ func (s *sqliteStore) UpdateUser(ctx context.Context, id int64, changed map[stri
 			return err
 		}
 		after = &u
-		return insertJobs(ctx, tx, jobs)
+		return s.insertJobs(ctx, tx, jobs)
 	})
 	return after, err
 }

@@ -322,6 +322,15 @@ func (s *Server) handleJobStatus() http.Handler {
 			return
 		}
 		j, err := ins.Job(r.Context(), id, slices.Sorted(maps.Keys(s.Registry.Queues()))...)
+		if errors.Is(err, rdb.ErrNotFound) {
+			// A job Redis lost (FLUSHALL) that failed for good is still on
+			// the database's failed list.
+			if f, ferr := s.Store.FailedJob(r.Context(), id); ferr == nil {
+				writeJSON(w, http.StatusOK, jobStatus{ID: f.ID, Type: f.Type, Queue: f.Queue, State: rdb.StateFailed,
+					Attempts: f.Attempts, MaxAttempts: f.MaxAttempts, LastError: f.Error})
+				return
+			}
+		}
 		switch {
 		case errors.Is(err, rdb.ErrNotFound):
 			notFound.send(w)

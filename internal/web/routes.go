@@ -27,6 +27,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 	mux.Handle("POST /webhooks/fulfillment/tracking", s.handleTrackingCallback())
 	mux.Handle("POST /api/jobs", s.requireToken(s.handleEnqueue()))
 	mux.Handle("GET /api/jobs/{id}", s.requireToken(s.handleJobStatus()))
+	mux.Handle("GET /api/timeline", s.requireToken(s.handleTimeline()))
 
 	mux.Handle("GET /healthz", handleHealth())
 	mux.Handle("GET /readyz", s.handleReady())
@@ -52,7 +53,7 @@ func (s *Server) routes() (http.Handler, func() error) {
 		// The dashboard still works, with asynqmon's own labels.
 		s.Log.Error(err.Error())
 	}
-	guarded := s.dashboardAuth(view)
+	guarded := s.dashboardAuth(s.withTimeline(path, view))
 	mux.Handle(path+"/", guarded)
 	mux.Handle(path, http.RedirectHandler(path+"/", http.StatusMovedPermanently))
 
