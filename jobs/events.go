@@ -1,8 +1,7 @@
 package jobs
 
 import (
-	"strconv"
-
+	"github.com/errandhq/errand/internal/job"
 	"github.com/errandhq/errand/internal/store"
 )
 
@@ -31,10 +30,7 @@ func (OrderPaid) Event() string       { return "order.paid" }
 func (ShipmentShipped) Event() string { return "shipment.shipped" }
 
 // Entity implements job.Event.
-func (e UserRegistered) Entity() string  { return userEntity(e.User.ID) }
-func (e UserUpdated) Entity() string     { return userEntity(e.After.ID) }
-func (e OrderPaid) Entity() string       { return orderEntity(e.Order.ID) }
-func (e ShipmentShipped) Entity() string { return orderEntity(e.Shipment.OrderID) }
-
-func userEntity(id int64) string  { return "user:" + strconv.FormatInt(id, 10) }
-func orderEntity(id int64) string { return "order:" + strconv.FormatInt(id, 10) }
+func (e UserRegistered) Entity() string  { return job.UserEntity(e.User.ID) }
+func (e UserUpdated) Entity() string     { return job.UserEntity(e.After.ID) }
+func (e OrderPaid) Entity() string       { return job.OrderEntity(e.Order.ID) }
+func (e ShipmentShipped) Entity() string { return job.OrderEntity(e.Shipment.OrderID) }
