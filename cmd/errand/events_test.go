@@ -18,6 +18,7 @@ import (
 // registration still greets the user and tells the rep, and nothing is sent
 // to the CRM, or queued for it.
 func TestEventWithATypeRemovedQueuesNothingOfIt(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: welcomeAtOnce + `
 [events."user.registered"]
 jobs = ["user:welcome_email", "user:notify_staff"]
@@ -105,6 +106,7 @@ jobs = ["user:welcome_email", "user:notify_staff", "user:sync_crm", "test:welcom
 // A bad [events] or [[schedule]] stops the command at start with one line
 // naming the key, and changes nothing: serve creates no database.
 func TestBadEventsOrScheduleConfigRefusesToStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	dbFile := filepath.Join(dir, "errand.db")
 	base := "[database]\nurl = \"file:" + dbFile + "\"\n[http]\naddr = \"127.0.0.1:0\"\n"

@@ -22,6 +22,7 @@ import (
 // GET /api/timeline and the dashboard's timeline page all show it, oldest
 // first, each attempt with its time and error.
 func TestTimelineOfARegistrationWithOneFailedAttempt(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: fastRetries + apiTOML})
 	s.smtp.RejectTemporarily(451, "4.3.0 mailbox busy, try again later")
 	status, user := s.post("/api/users", registration("ada@shop.test"), nil)
@@ -203,6 +204,7 @@ func TestTwelveThousandFailuresAllListedAndSurviveFlushAll(t *testing.T) {
 // in Redis, and the list's next read adopts it from there. The escalation
 // email links the failure to its timeline.
 func TestFinalFailureSurvivesAnUnwritableDatabase(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{})
 	ctx := context.Background()
 	db := s.db()
@@ -257,6 +259,7 @@ func TestFinalFailureSurvivesAnUnwritableDatabase(t *testing.T) {
 // which every Debian has), and nothing when stderr is not one, or with
 // --json.
 func TestLongFailedCommandsShowProgressOnATerminal(t *testing.T) {
+	t.Parallel()
 	const n = 1200
 	bin := errandBinary(t)
 	s := startStack(t, stackOptions{})
@@ -312,6 +315,7 @@ func TestLongFailedCommandsShowProgressOnATerminal(t *testing.T) {
 // `errand failed flush` empties both the database's list and Redis's
 // archive (the dashboard's failed view).
 func TestFailedFlushEmptiesBothLists(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{})
 	for range 3 {
 		if _, err := s.foreignClient().Enqueue(asynq.NewTask("ops:noop", []byte(`"not an object"`)), asynq.Queue("default")); err != nil {
@@ -335,6 +339,7 @@ func TestFailedFlushEmptiesBothLists(t *testing.T) {
 // database's failed list; `errand failed retry` queues it from there under
 // the same id, and the same status URL then reports it completed.
 func TestAPIJobFailedForGoodKeepsItsIDAcrossFlushAllAndRetry(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{toml: welcomeAtOnce + apiTOML})
 	s.smtp.RejectPermanently(550, "5.1.1 mailbox unavailable")
 	code, acc, _ := s.api("POST", "/api/jobs", firstToken,
@@ -383,6 +388,7 @@ func TestAPIJobFailedForGoodKeepsItsIDAcrossFlushAllAndRetry(t *testing.T) {
 // "Did order 4400000002's tracking reach Shopify?": the order's timeline
 // holds the fulfillment push and the tracking sync, each completed.
 func TestTimelineOfAnOrder(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{})
 	s.sandbox.Shopify.AutoCreateOrders(true)
 	if out, err := s.cli("sandbox", "send-order", "--order", "4400000002", "--to", s.base); err != nil || !strings.Contains(out, "200 OK") {

@@ -83,6 +83,7 @@ func (s *stack) recipients() map[string]int {
 // left running or waiting for a lease to end, and the next worker (with
 // --stop-when-empty) delivers every other email once.
 func TestWorkerMaxJobsStopsMidBatchLosingNothing(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce})
 	s.smtp.SetLatency(100 * time.Millisecond) // jobs overlap: the fetcher takes batches
 	const n = 30
@@ -131,6 +132,7 @@ func TestWorkerMaxJobsStopsMidBatchLosingNothing(t *testing.T) {
 // hour ahead and a retry an hour ahead stay where they are, and the worker
 // exits 0 once the rest is done. With nothing queued at all it exits at once.
 func TestWorkerStopWhenEmptyLeavesJobsDueLater(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, toml: `
 [jobs."user:welcome_email"]
 delay = "0s"
@@ -202,6 +204,7 @@ func TestWorkerMaxTimeLetsTheRunningJobFinish(t *testing.T) {
 // A bad value for a lifetime flag is one line naming the flag and the value,
 // and nothing starts.
 func TestWorkerLifetimeFlagsRefuseBadValues(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true})
 	for _, args := range [][]string{
 		{"--max-jobs", "0"}, {"--max-jobs", "-3"}, {"--max-jobs", "ten"}, {"--max-jobs", "1.5"},
@@ -231,6 +234,7 @@ var summaryLine = regexp.MustCompile(`msg="jobs done, too many for a line each[^
 // while few are done a second; while thousands are, the log says how many
 // in a summary line instead of a line each, and every job is accounted for.
 func TestWorkerLogShowsSuccessesAtInfo(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce})
 	info := []string{"ERRAND_LOG__LEVEL=info"}
 	s.welcomeEmails(3)
