@@ -187,11 +187,7 @@ func cmdEnqueue(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if !json.Valid([]byte(*payload)) {
 		return fmt.Errorf("enqueue: --payload is not valid JSON")
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr)
+	a, err := f.open(environ)
 	if err != nil {
 		return err
 	}

@@ -215,14 +215,20 @@ func redactErr(err error) string {
 	return strings.TrimSpace(err.Error())
 }
 
-// connect loads the configuration and connects to Redis, for the commands
-// that only inspect or queue (queues, failed).
-func (f *flags) connect(ctx context.Context, environ []string) (*app, error) {
+// open loads the configuration and builds the app on it (the caller closes
+// it).
+func (f *flags) open(environ []string) (*app, error) {
 	cfg, err := f.load(environ)
 	if err != nil {
 		return nil, err
 	}
-	a, err := newApp(cfg, f.stderr)
+	return newApp(cfg, f.stderr)
+}
+
+// connect opens the app and connects to Redis, for the commands that only
+// inspect or queue (queues, failed).
+func (f *flags) connect(ctx context.Context, environ []string) (*app, error) {
+	a, err := f.open(environ)
 	if err != nil {
 		return nil, err
 	}

@@ -36,15 +36,12 @@ func cmdSchedule(ctx context.Context, args, environ []string, stdout, stderr io.
 		f.Usage()
 		return usageError{fmt.Errorf("schedule: want the subcommand list")}
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr)
+	a, err := f.open(environ)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	cfg := a.cfg
 	// A bad entry is told before Redis is asked anything.
 	entries, err := schedule.Parse(cfg.Schedule, a.reg)
 	if err != nil {

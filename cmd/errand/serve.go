@@ -28,15 +28,12 @@ func cmdServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr)
+	a, err := f.open(environ)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	cfg := a.cfg
 	// [events] names job types: one unknown, or not built from its event,
 	// stops serve here rather than failing each request.
 	events, err := job.NewEvents(a.reg, cfg.Events)

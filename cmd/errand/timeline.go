@@ -59,11 +59,7 @@ func cmdTimeline(ctx context.Context, args, environ []string, stdout, stderr io.
 	if !job.ValidEntity(entity) {
 		return fmt.Errorf("timeline: %q is not an entity: give a kind and an id, e.g. user:42 or order:1001", termSafe(entity))
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr)
+	a, err := f.open(environ)
 	if err != nil {
 		return err
 	}

@@ -36,15 +36,12 @@ func cmdWorker(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	cfg, err := f.load(environ)
-	if err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stderr)
+	a, err := f.open(environ)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	cfg := a.cfg
 	entries, err := schedule.Parse(cfg.Schedule, a.reg)
 	if err != nil {
 		return err

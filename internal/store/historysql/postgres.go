@@ -130,15 +130,7 @@ func PGFailedJobs(ctx context.Context, pool *pgxpool.Pool, f FailedFilter) ([]Fa
 		return nil, err
 	}
 	defer rows.Close()
-	var out []FailedJob
-	for rows.Next() {
-		j, err := scanFailed(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return collectFailed(rows)
 }
 
 // PGGetFailed returns one job of the failed list, or ErrNotFound.

@@ -166,15 +166,7 @@ func FailedJobs(ctx context.Context, db *sql.DB, f FailedFilter) ([]FailedJob, e
 		return nil, err
 	}
 	defer rows.Close()
-	var out []FailedJob
-	for rows.Next() {
-		j, err := scanFailed(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return collectFailed(rows)
 }
 
 // GetFailed returns one job of the failed list, or ErrNotFound.

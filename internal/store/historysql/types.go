@@ -242,3 +242,23 @@ func lastStates(attempts []Attempt) []stateGroup {
 	}
 	return groups
 }
+
+// rows is what database/sql's and pgx's query results share.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// collectFailed reads every failed job of rows.
+func collectFailed(rows rows) ([]FailedJob, error) {
+	var out []FailedJob
+	for rows.Next() {
+		j, err := scanFailed(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
