@@ -267,8 +267,11 @@ concurrency = 2
 
 	// `supervisorctl stop` with jobs in flight: the workers exit gracefully
 	// (exit status 0, not supervisord's SIGKILL), and nothing is lost.
+	// Two workers of concurrency 2 send about 13 emails a second: 100 take
+	// over 7 s, so the stop below (supervisorctl can take seconds to start on
+	// a loaded machine) still comes while most are queued.
 	s.smtp.SetLatency(300 * time.Millisecond)
-	const n = 30
+	const n = 100
 	for i := range n {
 		s.enqueue("user:welcome_email", fmt.Sprintf(`{"user_id":%d,"email":"s%d@shop.test","first_name":"S"}`, 100+i, i))
 	}

@@ -117,6 +117,7 @@ func TestTimelineOfARegistrationWithOneFailedAttempt(t *testing.T) {
 // `errand failed retry --all` queues every job from the database, under its
 // own id, and they run again.
 func TestTwelveThousandFailuresAllListedAndSurviveFlushAll(t *testing.T) {
+	t.Parallel()
 	const n = 12000
 	s := startStack(t, stackOptions{serves: 1, workers: 1, workerArgs: []string{"--concurrency", "64"}})
 	start := time.Now()

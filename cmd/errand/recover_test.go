@@ -117,8 +117,9 @@ func TestNewWorkersNeverTakeALivingWorkersJob(t *testing.T) {
 // frozen worker wakes and finishes the job, it records nothing for it: the
 // job stays the other worker's, running, and is not run a third time.
 func TestFrozenWorkerThatLostItsJobRecordsNothing(t *testing.T) {
-	t.Setenv("ERRAND_SMTP__TIMEOUT", "60s") // the slow SMTP server below is not a failure
-	s, w1, _ := slowJobInFlight(t, 20*time.Second, "")
+	t.Parallel()
+	// [smtp] timeout 60s: the slow SMTP server below is not a failure.
+	s, w1, _ := slowJobInFlightOn(t, 20*time.Second, stackOptions{smtpTimeout: "60s"})
 	queue, id, leaseEnds := s.leased()
 	if err := w1.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -113,6 +114,7 @@ type stackOptions struct {
 	workerArgs  []string // extra flags for `errand worker`
 	noWorker    bool
 	dashboardPW string
+	smtpTimeout string                          // [smtp] timeout; default 5s
 	notifyKind  string                          // [notify] kind; "slack" when empty
 	wrapFakes   func(http.Handler) http.Handler // wraps the sandbox's handler, e.g. to set its clock
 	redis       []redistest.Option              // options of the redis-server
@@ -186,7 +188,7 @@ poll_only = %v
 host = "127.0.0.1"
 port = %d
 from = "Acme Shop <shop@acme.test>"
-timeout = "5s"
+timeout = %q
 [escalation]
 to = [%q]
 window = "2s"
@@ -194,7 +196,7 @@ window = "2s"
 password = %q
 [log]
 level = "debug"
-`, s.redisTOML(), httpAddr, s.base, s.dbURL, o.pollOnly, s.smtp.Port(), escalationTo, o.dashboardPW) +
+`, s.redisTOML(), httpAddr, s.base, s.dbURL, o.pollOnly, s.smtp.Port(), cmp.Or(o.smtpTimeout, "5s"), escalationTo, o.dashboardPW) +
 		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
 	s.config = filepath.Join(s.dir, "config.toml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
@@ -1053,8 +1055,16 @@ func errandBinary(t *testing.T) string {
 // built binary's worker until that email is being sent.
 func slowJobInFlight(t *testing.T, latency time.Duration, toml string) (*stack, *exec.Cmd, *syncBuffer) {
 	t.Helper()
+	return slowJobInFlightOn(t, latency, stackOptions{toml: toml})
+}
+
+// slowJobInFlightOn is slowJobInFlight on a stack of o (welcomeAtOnce is
+// prepended to o.toml, and no worker is started with the stack).
+func slowJobInFlightOn(t *testing.T, latency time.Duration, o stackOptions) (*stack, *exec.Cmd, *syncBuffer) {
+	t.Helper()
 	bin := errandBinary(t)
-	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + toml})
+	o.noWorker, o.toml = true, welcomeAtOnce+o.toml
+	s := startStack(t, o)
 	s.smtp.SetLatency(latency)
 	s.enqueue("user:welcome_email", `{"user_id":1,"email":"slow@shop.test","first_name":"S"}`)
 	w, log := startBinary(t, bin, "worker", "--config", s.config)
