@@ -82,9 +82,18 @@ func (s *stack) recipients() map[string]int {
 // of 4 for N = 10): the worker exits 0, nothing past N is leased, no job is
 // left running or waiting for a lease to end, and the next worker (with
 // --stop-when-empty) delivers every other email once.
+// yearlyReconciler replaces the default schedule, whose reconciler job every
+// 5 minutes would count among the jobs a worker takes (--max-jobs) or logs
+// when a run crosses its tick.
+const yearlyReconciler = `
+[[schedule]]
+type = "ops:reconcile_shipments"
+cron = "0 0 1 1 *"
+`
+
 func TestWorkerMaxJobsStopsMidBatchLosingNothing(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce})
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + yearlyReconciler})
 	s.smtp.SetLatency(100 * time.Millisecond) // jobs overlap: the fetcher takes batches
 	const n = 30
 	s.welcomeEmails(n)
@@ -235,7 +244,7 @@ var summaryLine = regexp.MustCompile(`msg="jobs done, too many for a line each[^
 // in a summary line instead of a line each, and every job is accounted for.
 func TestWorkerLogShowsSuccessesAtInfo(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce})
+	s := startStack(t, stackOptions{noWorker: true, toml: welcomeAtOnce + yearlyReconciler})
 	info := []string{"ERRAND_LOG__LEVEL=info"}
 	s.welcomeEmails(3)
 	w := s.runWorkerToEnd(60*time.Second, info, "--stop-when-empty")

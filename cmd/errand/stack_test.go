@@ -306,14 +306,21 @@ func (s *stack) startWorker(log *syncBuffer, args ...string) {
 
 func (s *stack) waitHealthy() {
 	s.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// A serve starts in well under a second; the bound leaves room for a
+	// machine running many race-enabled tests at once, and a slow start is
+	// logged so its cause can be read.
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if r, err := s.send("GET", "/healthz", nil, nil); err == nil && r.status == 200 {
+			if took := time.Since(start); took > 5*time.Second {
+				s.t.Logf("errand serve took %s to answer /healthz; log:\n%s", took.Round(time.Millisecond), s.serve.String())
+			}
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("errand serve did not answer /healthz; log:\n%s", s.serve.String())
+	s.t.Fatalf("errand serve did not answer /healthz within 30 s; log:\n%s", s.serve.String())
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
