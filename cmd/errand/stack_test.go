@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +62,13 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+// Reset empties the buffer.
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
 }
 
 func (b *syncBuffer) String() string {
@@ -159,7 +168,6 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		s.dbURL = pgtest.URL(t)
 	}
 	httpAddr := freeAddr(t)
-	s.base = "http://" + httpAddr
 	// The services errand calls, faked on their real wire formats and
 	// checking the credentials errand is given. The listener comes first, so
 	// the one testServices value can carry its URL.
@@ -177,7 +185,10 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	fakes.Config.Handler = fakesHandler
 	fakes.Start()
 	t.Cleanup(fakes.Close)
-	cfg := fmt.Sprintf(`
+	// writeConfig writes the configuration with errand serve on httpAddr.
+	writeConfig := func(httpAddr string) {
+		s.base = "http://" + httpAddr
+		cfg := fmt.Sprintf(`
 %s[http]
 addr = %q
 public_url = %q
@@ -197,22 +208,19 @@ password = %q
 [log]
 level = "debug"
 `, s.redisTOML(), httpAddr, s.base, s.dbURL, o.pollOnly, s.smtp.Port(), cmp.Or(o.smtpTimeout, "5s"), escalationTo, o.dashboardPW) +
-		servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
-	s.config = filepath.Join(s.dir, "config.toml")
-	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+			servicesTOML(t, s.services) + withAPIKeys(o.toml, apiKeys(o))
+		s.config = filepath.Join(s.dir, "config.toml")
+		if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeConfig(httpAddr)
 	if o.configOnly {
 		return s
 	}
 	if o.serves > 0 || o.workers > 0 {
 		s.startProcesses(httpAddr, o)
 		return s
-	}
-	s.start("serve", s.serve)
-	s.waitHealthy()
-	if !o.noWorker {
-		s.startWorker(s.worker, o.workerArgs...)
 	}
 	t.Cleanup(func() {
 		for i := len(s.stopped) - 1; i >= 0; i-- {
@@ -223,6 +231,26 @@ level = "debug"
 			t.Logf("worker log:\n%s", s.worker.String())
 		}
 	})
+	// The port freeAddr found free can be taken before serve binds it (by
+	// another test's server, or as the local port of a connection): serve
+	// then stops at once, and starts again on another port.
+	for attempt := 1; ; attempt++ {
+		p := s.start("serve", s.serve)
+		err := s.waitHealthy(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatalf("errand serve: %v; log:\n%s", err, s.serve.String())
+		}
+		t.Logf("errand serve could not listen on %s (%v): another port", s.base, err)
+		s.stopped = s.stopped[:len(s.stopped)-1] // it has stopped
+		s.serve.Reset()
+		writeConfig(freeAddr(t))
+	}
+	if !o.noWorker {
+		s.startWorker(s.worker, o.workerArgs...)
+	}
 	return s
 }
 
@@ -275,24 +303,33 @@ func (s *stack) startProcesses(httpAddr string, o stackOptions) {
 	}
 }
 
+// proc is an errand command running in this process: done is closed when
+// it has returned err.
+type proc struct {
+	done chan struct{}
+	err  error
+}
+
 // start runs an errand command in this process until the test ends.
-func (s *stack) start(cmd string, log *syncBuffer, args ...string) {
+func (s *stack) start(cmd string, log *syncBuffer, args ...string) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	p := &proc{done: make(chan struct{})}
 	go func() {
-		done <- run(ctx, append([]string{cmd, "--config", s.config}, args...), nil, log, log)
+		p.err = run(ctx, append([]string{cmd, "--config", s.config}, args...), nil, log, log)
+		close(p.done)
 	}()
 	s.stopped = append(s.stopped, func() {
 		cancel()
 		select {
-		case err := <-done:
-			if err != nil {
-				s.t.Errorf("errand %s: %v", cmd, err)
+		case <-p.done:
+			if p.err != nil {
+				s.t.Errorf("errand %s: %v", cmd, p.err)
 			}
 		case <-time.After(40 * time.Second):
 			s.t.Errorf("errand %s did not stop", cmd)
 		}
 	})
+	return p
 }
 
 // startWorker runs `errand worker` in this process, logging to log, and
@@ -304,7 +341,19 @@ func (s *stack) startWorker(log *syncBuffer, args ...string) {
 	s.waitFor(15*time.Second, "the worker to start", func() bool { return len(log.lines("worker started")) > 0 })
 }
 
-func (s *stack) waitHealthy() {
+// healthy says whether base answers /healthz with 200, asking with a
+// deadline: whatever holds a taken port may never answer.
+func healthy(base string) bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	r, err := c.Get(base + "/healthz")
+	if err != nil {
+		return false
+	}
+	r.Body.Close()
+	return r.StatusCode == http.StatusOK
+}
+
+func (s *stack) waitHealthy(p *proc) error {
 	s.t.Helper()
 	// A serve starts in well under a second; the bound leaves room for a
 	// machine running many race-enabled tests at once, and a slow start is
@@ -312,15 +361,21 @@ func (s *stack) waitHealthy() {
 	start := time.Now()
 	deadline := start.Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if r, err := s.send("GET", "/healthz", nil, nil); err == nil && r.status == 200 {
+		select {
+		case <-p.done:
+			return fmt.Errorf("stopped before it answered /healthz: %w", p.err)
+		default:
+		}
+		// Its own line first: another test's serve may hold a taken port.
+		if len(s.serve.lines("msg=serving", "addr="+strings.TrimPrefix(s.base, "http://"))) > 0 && healthy(s.base) {
 			if took := time.Since(start); took > 5*time.Second {
 				s.t.Logf("errand serve took %s to answer /healthz; log:\n%s", took.Round(time.Millisecond), s.serve.String())
 			}
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("errand serve did not answer /healthz within 30 s; log:\n%s", s.serve.String())
+	return errors.New("no answer to /healthz within 30 s")
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
